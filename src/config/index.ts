@@ -1,0 +1,2 @@
+export { loadConfig, parseConfig, type LoadConfigOptions } from './load.js';
+export { configSchema, configJsonSchema, ALLOWED_ALGORITHMS, type Config, type ConfigInput, type IssuerConfig } from './schema.js';

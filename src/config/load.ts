@@ -1,0 +1,78 @@
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { PortcullisError } from '../lib/errors.js';
+import { configSchema, type Config } from './schema.js';
+
+export interface LoadConfigOptions {
+  /** Path of the YAML file; falls back to env `PORTCULLIS_CONFIG`; none means all defaults. */
+  file?: string | undefined;
+  /** Environment to read overrides from (injected for tests). */
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Environment variables that override keys of the file. Only this module reads the environment. */
+const ENV_OVERRIDES: ReadonlyArray<[string, string[]]> = [
+  ['PORTCULLIS_MODE', ['mode']],
+  ['PORTCULLIS_GRPC_ADDRESS', ['grpc', 'address']],
+  ['PORTCULLIS_LOG_LEVEL', ['log', 'level']],
+  ['PORTCULLIS_POLICIES_DIR', ['policies', 'dir']],
+];
+
+/** Loads, validates and freezes the configuration; throws ERR_CONFIG_INVALID naming every bad key path. */
+export function loadConfig(options: LoadConfigOptions = {}): Readonly<Config> {
+  const env = options.env ?? process.env;
+  const file = options.file ?? env.PORTCULLIS_CONFIG;
+  const raw = file ? readYaml(file) : {};
+  for (const [name, path] of ENV_OVERRIDES) {
+    const value = env[name];
+    if (value !== undefined && value !== '') setPath(raw, path, value);
+  }
+  return parseConfig(raw, file ?? '(defaults)');
+}
+
+export function parseConfig(raw: unknown, source = '(inline)'): Readonly<Config> {
+  const result = configSchema.safeParse(raw);
+  if (!result.success) {
+    const lines = result.error.issues.map((i) => `  ${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`);
+    throw new PortcullisError('ERR_CONFIG_INVALID', `invalid configuration in ${source}:\n${lines.join('\n')}`);
+  }
+  return deepFreeze(result.data);
+}
+
+function readYaml(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (cause) {
+    throw new PortcullisError('ERR_CONFIG_INVALID', `cannot read config file ${file}: ${(cause as Error).message}`, { cause });
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text, { prettyErrors: true });
+  } catch (cause) {
+    throw new PortcullisError('ERR_CONFIG_INVALID', `config file ${file} is not valid YAML: ${(cause as Error).message}`, { cause });
+  }
+  if (doc === null || doc === undefined) return {};
+  if (typeof doc !== 'object' || Array.isArray(doc)) {
+    throw new PortcullisError('ERR_CONFIG_INVALID', `config file ${file} must hold a mapping at the top level`);
+  }
+  return doc as Record<string, unknown>;
+}
+
+function setPath(target: Record<string, unknown>, path: string[], value: unknown): void {
+  let node = target;
+  for (const key of path.slice(0, -1)) {
+    const next = node[key];
+    if (typeof next !== 'object' || next === null || Array.isArray(next)) node[key] = {};
+    node = node[key] as Record<string, unknown>;
+  }
+  node[path[path.length - 1]!] = value;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}

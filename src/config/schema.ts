@@ -1,0 +1,128 @@
+import { z } from 'zod';
+
+/**
+ * The whole configuration, declared once. Every key has a default and a doc line
+ * (`describe`); `portcullis config schema` prints this as JSON Schema and the README's
+ * reference is checked against it by a test.
+ */
+
+const hostPort = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'must be host:port (IPv6 in brackets)');
+
+export const ALLOWED_ALGORITHMS = [
+  'ES256',
+  'ES384',
+  'ES512',
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'EdDSA',
+  'Ed25519',
+] as const;
+
+const jwksSchema = z
+  .object({
+    refresh_min_seconds: z.number().int().positive().default(60).describe('Lower bound for the background refresh interval; Cache-Control max-age below it is raised to it.'),
+    refresh_max_seconds: z.number().int().positive().default(3600).describe('Upper bound for the background refresh interval; also used when the response has no Cache-Control max-age.'),
+    cooldown_seconds: z.number().int().nonnegative().default(30).describe('At most one refetch per this many seconds when a token names an unknown kid.'),
+    stale_seconds: z.number().int().nonnegative().default(86400).describe('How long the last good keys keep serving after the endpoint starts failing.'),
+    fetch_timeout_ms: z.number().int().positive().default(5000).describe('Timeout of one JWKS or discovery HTTP request.'),
+    request_budget_ms: z.number().int().positive().default(250).describe('The longest a Check waits for a JWKS fetch it triggered (first load or unknown kid); past it the Check is denied and the fetch completes in the background.'),
+    max_bytes: z.number().int().positive().default(512 * 1024).describe('Largest JWKS or discovery document accepted.'),
+  })
+  .strict()
+  .prefault({});
+
+const issuerSchema = z
+  .object({
+    issuer: z.string().min(1).describe('The exact `iss` value tokens of this issuer carry; selects the issuer for a token.'),
+    jwks_uri: z.url().optional().describe('JWKS endpoint. Either this or `discovery: true`.'),
+    discovery: z.boolean().default(false).describe('Read `jwks_uri` from `<issuer>/.well-known/openid-configuration`.'),
+    audiences: z.array(z.string().min(1)).default([]).describe('Accepted `aud` values; a token must carry one of them. Empty accepts any audience.'),
+    algorithms: z.array(z.enum(ALLOWED_ALGORITHMS)).min(1).default(['ES256', 'RS256', 'EdDSA']).describe('Allow-list of JWS algorithms. `none` and HMAC are never accepted.'),
+    clock_skew_seconds: z.number().int().nonnegative().max(300).default(30).describe('Tolerance for `exp`, `nbf` and `iat`.'),
+    required_typ: z.string().optional().describe('When set, the JWT header `typ` must equal it (e.g. `at+jwt`, RFC 9068).'),
+    roles_claim: z.string().min(1).default('roles').describe('Dotted path of the claim that holds the roles (e.g. `realm_access.roles`).'),
+    scope_claim: z.string().min(1).default('scope').describe('Claim holding the scopes (space-separated string or array).'),
+    jwks: jwksSchema.describe('JWKS cache behaviour for this issuer.'),
+  })
+  .strict()
+  .refine((i) => Boolean(i.jwks_uri) !== i.discovery, {
+    message: 'set exactly one of `jwks_uri` or `discovery: true`',
+    path: ['jwks_uri'],
+  });
+
+export const configSchema = z
+  .object({
+    mode: z.enum(['development', 'production']).default('development').describe('`production` refuses unsafe defaults (the development issuer).'),
+    grpc: z
+      .object({
+        address: hostPort.default('127.0.0.1:9191').describe('Listen address of the gRPC server (Envoy ext_authz, health). Env `PORTCULLIS_GRPC_ADDRESS`.'),
+        max_receive_message_bytes: z.number().int().positive().default(4 * 1024 * 1024).describe('Largest accepted gRPC message (a CheckRequest with a body can be large).'),
+        warmup_checks: z.number().int().nonnegative().default(200).describe('Synthetic decisions run after each policy load before reporting SERVING (the WASM engine is slow on its first calls).'),
+      })
+      .strict()
+      .prefault({})
+      .describe('gRPC listener.'),
+    log: z
+      .object({
+        level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info').describe('Log level. Env `PORTCULLIS_LOG_LEVEL`.'),
+      })
+      .strict()
+      .prefault({})
+      .describe('Logging.'),
+    policies: z
+      .object({
+        dir: z.string().min(1).default('./policies').describe('Folder with `schema.cedarschema`, `*.cedar`, `routes.yaml`, `entities.json`. Env `PORTCULLIS_POLICIES_DIR`.'),
+      })
+      .strict()
+      .prefault({})
+      .describe('Policy folder.'),
+    issuers: z.array(issuerSchema).default([]).describe('Trusted token issuers.'),
+    dev_issuer: z
+      .object({
+        enabled: z.boolean().default(true).describe('Trust a local development issuer whose key is generated on first start (refused in `mode: production`). `portcullis token mint` signs with it.'),
+        issuer: z.string().min(1).default('urn:portcullis:dev').describe('`iss` of development tokens.'),
+        audience: z.string().min(1).default('portcullis').describe('`aud` of development tokens.'),
+        key_file: z.string().min(1).default('./data/dev-issuer-key.json').describe('Where the development signing key (private JWK) is kept.'),
+      })
+      .strict()
+      .prefault({})
+      .describe('Development issuer, for trying Portcullis by hand.'),
+    token_cache: z
+      .object({
+        max_entries: z.number().int().nonnegative().default(10000).describe('Verified tokens kept in memory (0 disables the cache). An entry never outlives the token `exp`.'),
+      })
+      .strict()
+      .prefault({})
+      .describe('Verified-token cache.'),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.mode === 'production' && c.dev_issuer.enabled) {
+      ctx.addIssue({ code: 'custom', path: ['dev_issuer', 'enabled'], message: 'the development issuer is refused in mode: production (set dev_issuer.enabled: false)' });
+    }
+    const seen = new Set<string>();
+    c.issuers.forEach((i, n) => {
+      if (seen.has(i.issuer)) ctx.addIssue({ code: 'custom', path: ['issuers', n, 'issuer'], message: `duplicate issuer ${i.issuer}` });
+      seen.add(i.issuer);
+      if (i.jwks.refresh_min_seconds > i.jwks.refresh_max_seconds) {
+        ctx.addIssue({ code: 'custom', path: ['issuers', n, 'jwks', 'refresh_min_seconds'], message: 'must not exceed refresh_max_seconds' });
+      }
+    });
+    if (c.dev_issuer.enabled && seen.has(c.dev_issuer.issuer)) {
+      ctx.addIssue({ code: 'custom', path: ['dev_issuer', 'issuer'], message: 'collides with a configured issuer' });
+    }
+  });
+
+export type ConfigInput = z.input<typeof configSchema>;
+export type Config = z.output<typeof configSchema>;
+export type IssuerConfig = Config['issuers'][number];
+
+export function configJsonSchema(): unknown {
+  return z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' });
+}
