@@ -1,0 +1,52 @@
+import { PortcullisError } from '../lib/errors.js';
+import { cedar, describeCedarErrors, uidKey, type EntityJson } from './cedar.js';
+import { closure } from './schema.js';
+
+/** Static entities from entities.json, with each entity's ancestors resolved once at load. */
+export interface EntityStore {
+  get(type: string, id: string): EntityJson | undefined;
+  /** The entity and every static ancestor of it, for a request's entity list. */
+  withAncestors(type: string, id: string): readonly EntityJson[];
+  readonly size: number;
+}
+
+export function parseEntities(file: string, text: string, schemaText: string | undefined): EntityStore {
+  let list: unknown;
+  try {
+    list = JSON.parse(text);
+  } catch (cause) {
+    throw new PortcullisError('ERR_ENTITIES_INVALID', `${file}: not valid JSON: ${(cause as Error).message}`, { cause });
+  }
+  if (!Array.isArray(list)) throw new PortcullisError('ERR_ENTITIES_INVALID', `${file}: must hold a JSON array of entities`);
+  const answer = cedar.checkParseEntities({ entities: list as EntityJson[], schema: schemaText ?? null });
+  if (answer.type === 'failure') {
+    throw new PortcullisError('ERR_ENTITIES_INVALID', describeCedarErrors(file, text, answer.errors).join('\n'));
+  }
+  return createEntityStore(list as EntityJson[]);
+}
+
+export function createEntityStore(list: readonly EntityJson[]): EntityStore {
+  const byKey = new Map<string, EntityJson>();
+  const parents = new Map<string, string[]>();
+  for (const e of list) {
+    const uid = plainUid(e.uid);
+    const key = uidKey(uid.type, uid.id);
+    byKey.set(key, e);
+    parents.set(key, e.parents.map((p) => { const u = plainUid(p); return uidKey(u.type, u.id); }));
+  }
+  const ancestors = closure(parents);
+  const expanded = new Map<string, readonly EntityJson[]>();
+  for (const key of byKey.keys()) {
+    const chain = [key, ...(ancestors.get(key) ?? [])].flatMap((k) => byKey.get(k) ?? []);
+    expanded.set(key, Object.freeze(chain));
+  }
+  return {
+    get: (type, id) => byKey.get(uidKey(type, id)),
+    withAncestors: (type, id) => expanded.get(uidKey(type, id)) ?? [],
+    size: byKey.size,
+  };
+}
+
+function plainUid(uid: EntityJson['uid']): { type: string; id: string } {
+  return '__entity' in uid ? uid.__entity : uid;
+}

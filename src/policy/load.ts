@@ -1,0 +1,74 @@
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { PortcullisError } from '../lib/errors.js';
+import { parseEntities, createEntityStore, type EntityStore } from './entities.js';
+import { checkPolicies, parsePolicyFile, type PolicyRecord } from './policy_set.js';
+import { parseRoutes, type RouteTable } from './routes.js';
+import { parseSchema, type SchemaInfo } from './schema.js';
+import { selectSlice, sliceKey, ACTION_TYPE } from './slices.js';
+import { uidKey } from './cedar.js';
+
+/** A fully loaded and validated policy folder; nothing of it touches disk afterwards. */
+export interface PolicyBundle {
+  dir: string;
+  policies: readonly PolicyRecord[];
+  schema: SchemaInfo | undefined;
+  routes: RouteTable;
+  entities: EntityStore;
+  /** Slice key -> ids of the policies in that slice, for every (action, resource type) the routes name. */
+  slices: ReadonlyMap<string, readonly string[]>;
+}
+
+const SCHEMA_FILE = 'schema.cedarschema';
+const ROUTES_FILE = 'routes.yaml';
+const ENTITIES_FILE = 'entities.json';
+
+/** Reads and validates a policy folder completely; throws ERR_POLICY_LOAD / ERR_ROUTES_INVALID / ERR_ENTITIES_INVALID. */
+export function loadPolicyBundle(dirInput: string): PolicyBundle {
+  const dir = resolve(dirInput);
+  const files = listFolder(dir);
+  const read = (name: string) => readFileSync(join(dir, name), 'utf8');
+
+  const schema = files.includes(SCHEMA_FILE) ? parseSchema(SCHEMA_FILE, read(SCHEMA_FILE)) : undefined;
+  const sources = new Map<string, string>();
+  const policies: PolicyRecord[] = [];
+  for (const name of files.filter((f) => f.endsWith('.cedar')).sort()) {
+    const text = read(name);
+    sources.set(name, text);
+    policies.push(...parsePolicyFile(name, text));
+  }
+  checkPolicies(policies, schema?.text, sources);
+
+  if (!files.includes(ROUTES_FILE)) throw new PortcullisError('ERR_ROUTES_INVALID', `${join(dir, ROUTES_FILE)}: missing (every request is mapped through it)`);
+  const routes = parseRoutes(ROUTES_FILE, read(ROUTES_FILE));
+  checkRoutesAgainstSchema(routes, schema);
+  const entities = files.includes(ENTITIES_FILE) ? parseEntities(ENTITIES_FILE, read(ENTITIES_FILE), schema?.text) : createEntityStore([]);
+
+  const actionAncestors = schema?.actionAncestors ?? new Map();
+  const slices = new Map<string, readonly string[]>();
+  for (const target of [...routes.routes, ...(routes.fallback ? [routes.fallback] : [])]) {
+    const key = sliceKey(target.action, target.resourceType);
+    if (!slices.has(key)) slices.set(key, selectSlice(policies, target.action, target.resourceType, actionAncestors).map((p) => p.id));
+  }
+  return { dir, policies, schema, routes, entities, slices };
+}
+
+function listFolder(dir: string): string[] {
+  try {
+    if (!statSync(dir).isDirectory()) throw new Error('not a directory');
+    return readdirSync(dir);
+  } catch (cause) {
+    throw new PortcullisError('ERR_POLICY_LOAD', `cannot read policy folder ${dir}: ${(cause as Error).message}`, { cause });
+  }
+}
+
+function checkRoutesAgainstSchema(routes: RouteTable, schema: SchemaInfo | undefined): void {
+  if (!schema) return;
+  const problems: string[] = [];
+  const targets = [...routes.routes.map((r) => ({ at: `routes.${r.index}`, r })), ...(routes.fallback ? [{ at: 'default', r: routes.fallback }] : [])];
+  for (const { at, r } of targets) {
+    if (!schema.actions.has(uidKey(ACTION_TYPE, r.action))) problems.push(`${ROUTES_FILE}: ${at}.action: unknown action "${r.action}" (not in ${SCHEMA_FILE})`);
+    if (!schema.attributes.has(r.resourceType)) problems.push(`${ROUTES_FILE}: ${at}.resource.type: unknown entity type "${r.resourceType}" (not in ${SCHEMA_FILE})`);
+  }
+  if (problems.length) throw new PortcullisError('ERR_ROUTES_INVALID', problems.join('\n'));
+}
