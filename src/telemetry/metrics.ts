@@ -1,0 +1,33 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Latency buckets (seconds) fit for sub-millisecond decisions and slow outliers alike. */
+const FAST_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
+const FETCH_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+const POLICY_COUNT_BUCKETS = [0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000];
+
+/**
+ * The metric catalog, declared once. Labels are bounded sets: configured issuer names,
+ * resource types from routes.yaml, fixed reason enums. Never user ids, tokens or raw paths.
+ */
+export function createMetrics(registry: Registry = new Registry(), options: { defaultMetrics?: boolean } = {}) {
+  if (options.defaultMetrics) collectDefaultMetrics({ register: registry });
+  const r = [registry];
+  return {
+    registry,
+    authzDecisions: new Counter({ name: 'auth_authz_decisions_total', help: 'Authorization decisions', labelNames: ['permitted', 'resource_type', 'source'] as const, registers: r }),
+    authzLatency: new Histogram({ name: 'auth_authz_latency_seconds', help: 'Time to answer one check, from parsed request to decision', labelNames: ['source'] as const, buckets: FAST_BUCKETS, registers: r }),
+    policiesEvaluated: new Histogram({ name: 'auth_authz_policies_evaluated', help: 'Policies in the slice evaluated for one decision', buckets: POLICY_COUNT_BUCKETS, registers: r }),
+    authzDenied: new Counter({ name: 'auth_authz_denied_total', help: 'Denied checks by reason', labelNames: ['reason'] as const, registers: r }),
+    authzErrors: new Counter({ name: 'auth_authz_errors_total', help: 'Checks that failed internally (answered with a gRPC error status)', labelNames: ['code'] as const, registers: r }),
+    tokenVerifyLatency: new Histogram({ name: 'auth_token_verify_latency_seconds', help: 'Token verification time (cache misses)', labelNames: ['issuer'] as const, buckets: FAST_BUCKETS, registers: r }),
+    tokenCacheHits: new Counter({ name: 'auth_token_cache_hits_total', help: 'Tokens answered from the verified-token cache', registers: r }),
+    tokenRejected: new Counter({ name: 'auth_token_rejected_total', help: 'Rejected tokens by reason', labelNames: ['reason'] as const, registers: r }),
+    jwksFetchDuration: new Histogram({ name: 'auth_jwks_fetch_duration_seconds', help: 'JWKS (and discovery) fetch time', labelNames: ['issuer'] as const, buckets: FETCH_BUCKETS, registers: r }),
+    jwksFetchErrors: new Counter({ name: 'auth_jwks_fetch_errors_total', help: 'Failed JWKS fetches', labelNames: ['issuer', 'reason'] as const, registers: r }),
+    jwksKeys: new Gauge({ name: 'auth_jwks_keys', help: 'Usable keys held for the issuer', labelNames: ['issuer'] as const, registers: r }),
+    jwksUnknownKidRefetch: new Counter({ name: 'auth_jwks_unknown_kid_refetch_total', help: 'JWKS refetches triggered by an unknown kid', labelNames: ['issuer'] as const, registers: r }),
+    policyReloads: new Counter({ name: 'auth_policy_reload_total', help: 'Policy set loads', labelNames: ['result'] as const, registers: r }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

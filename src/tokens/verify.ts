@@ -1,0 +1,148 @@
+import { createHash } from 'node:crypto';
+import { decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTPayload, type JWSHeaderParameters } from 'jose';
+import { LRUCache } from 'lru-cache';
+import type { Clock } from '../lib/clock.js';
+import { PortcullisError, type ErrorCode } from '../lib/errors.js';
+import type { Metrics } from '../telemetry/metrics.js';
+import type { KeySource, VerifyKey } from './key_source.js';
+import { principalFromClaims, type ClaimMapping, type Principal } from './principal.js';
+
+/** The verification rules of one trusted issuer. */
+export interface IssuerPolicy extends ClaimMapping {
+  issuer: string;
+  audiences: readonly string[];
+  algorithms: readonly string[];
+  clock_skew_seconds: number;
+  required_typ?: string | undefined;
+}
+
+export interface TrustedIssuer {
+  policy: IssuerPolicy;
+  keys: KeySource;
+}
+
+export interface TokenVerifierOptions {
+  issuers: readonly TrustedIssuer[];
+  clock: Clock;
+  metrics: Metrics;
+  /** Verified tokens kept; 0 disables the cache. */
+  cacheMaxEntries: number;
+}
+
+export interface TokenVerifier {
+  verify(token: string): Promise<Principal>;
+  issuers(): readonly TrustedIssuer[];
+}
+
+/** Longest token accepted before any parsing. */
+export const MAX_TOKEN_LENGTH = 16 * 1024;
+const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+
+/** Short descriptions safe to send to clients (`error_description`). */
+export const TOKEN_ERROR_DESCRIPTIONS: Partial<Record<ErrorCode, string>> = {
+  ERR_TOKEN_MALFORMED: 'malformed token',
+  ERR_TOKEN_UNKNOWN_ISSUER: 'untrusted issuer',
+  ERR_TOKEN_ALG_NOT_ALLOWED: 'algorithm not allowed',
+  ERR_TOKEN_KEY_NOT_FOUND: 'signing key not found',
+  ERR_KEYS_UNAVAILABLE: 'signing keys unavailable',
+  ERR_TOKEN_SIGNATURE: 'invalid signature',
+  ERR_TOKEN_EXPIRED: 'token expired',
+  ERR_TOKEN_NOT_YET_VALID: 'token not yet valid',
+  ERR_TOKEN_CLAIM: 'invalid token claims',
+};
+
+export function createTokenVerifier({ issuers, clock, metrics, cacheMaxEntries }: TokenVerifierOptions): TokenVerifier {
+  const byIssuer = new Map(issuers.map((i) => [i.policy.issuer, i]));
+  const cache = cacheMaxEntries > 0 ? new LRUCache<string, Principal>({ max: cacheMaxEntries, perf: { now: () => clock.now() }, ttlAutopurge: false }) : undefined;
+
+  async function verifyUncached(token: string, key: string): Promise<Principal> {
+    if (token.length > MAX_TOKEN_LENGTH || !COMPACT_JWS.test(token)) throw fail('ERR_TOKEN_MALFORMED', 'not a compact JWS');
+    let header: JWSHeaderParameters;
+    let unverified: JWTPayload;
+    try {
+      header = decodeProtectedHeader(token);
+      unverified = decodeJwt(token);
+    } catch (cause) {
+      throw fail('ERR_TOKEN_MALFORMED', 'undecodable header or payload', cause);
+    }
+    const trusted = typeof unverified.iss === 'string' ? byIssuer.get(unverified.iss) : undefined;
+    if (!trusted) throw fail('ERR_TOKEN_UNKNOWN_ISSUER', 'iss names no trusted issuer');
+    const { policy } = trusted;
+    if (typeof header.alg !== 'string' || !policy.algorithms.includes(header.alg)) throw fail('ERR_TOKEN_ALG_NOT_ALLOWED', 'alg not in the issuer allow-list');
+
+    const end = metrics.tokenVerifyLatency.startTimer({ issuer: policy.issuer });
+    try {
+      const candidates = await trusted.keys.keysFor(header);
+      const payload = await verifyWithAny(token, candidates, policy, clock);
+      if (typeof payload.sub !== 'string' || payload.sub === '') throw fail('ERR_TOKEN_CLAIM', 'sub must be a non-empty string');
+      if (typeof payload.iat === 'number' && payload.iat * 1000 > clock.now() + policy.clock_skew_seconds * 1000) {
+        throw fail('ERR_TOKEN_CLAIM', 'iat is in the future');
+      }
+      const principal = principalFromClaims(payload as Record<string, unknown>, policy.issuer, policy);
+      const ttl = principal.expiresAt - clock.now();
+      if (cache && ttl > 0) cache.set(key, principal, { ttl });
+      return principal;
+    } finally {
+      end();
+    }
+  }
+
+  return {
+    async verify(token: string): Promise<Principal> {
+      const key = cache ? createHash('sha256').update(token).digest('base64url') : '';
+      const hit = cache?.get(key);
+      if (hit) {
+        metrics.tokenCacheHits.inc();
+        return hit;
+      }
+      try {
+        return await verifyUncached(token, key);
+      } catch (err) {
+        const mapped = err instanceof PortcullisError ? err : fail('ERR_TOKEN_INVALID', 'verification failed', err);
+        metrics.tokenRejected.inc({ reason: mapped.code });
+        throw mapped;
+      }
+    },
+    issuers: () => issuers,
+  };
+}
+
+async function verifyWithAny(token: string, keys: readonly VerifyKey[], policy: IssuerPolicy, clock: Clock): Promise<JWTPayload> {
+  let last: unknown;
+  for (const key of keys) {
+    try {
+      const { payload } = await jwtVerify(token, key as Parameters<typeof jwtVerify>[1], {
+        issuer: policy.issuer,
+        audience: policy.audiences.length ? [...policy.audiences] : undefined,
+        algorithms: [...policy.algorithms],
+        clockTolerance: policy.clock_skew_seconds,
+        currentDate: new Date(clock.now()),
+        typ: policy.required_typ,
+        requiredClaims: ['exp', 'sub'],
+      });
+      return payload;
+    } catch (err) {
+      last = err;
+      if (!(err instanceof errors.JWSSignatureVerificationFailed)) break;
+    }
+  }
+  throw mapJoseError(last);
+}
+
+function mapJoseError(err: unknown): PortcullisError {
+  if (err instanceof PortcullisError) return err;
+  if (err instanceof errors.JWTExpired) return fail('ERR_TOKEN_EXPIRED', 'exp is past', err);
+  if (err instanceof errors.JWTClaimValidationFailed) {
+    return err.claim === 'nbf' ? fail('ERR_TOKEN_NOT_YET_VALID', 'nbf is in the future', err) : fail('ERR_TOKEN_CLAIM', `claim ${err.claim} failed: ${err.reason}`, err);
+  }
+  if (err instanceof errors.JWSSignatureVerificationFailed) return fail('ERR_TOKEN_SIGNATURE', 'signature verification failed', err);
+  if (err instanceof errors.JOSEAlgNotAllowed) return fail('ERR_TOKEN_ALG_NOT_ALLOWED', 'alg not allowed', err);
+  if (err instanceof errors.JWSInvalid || err instanceof errors.JWTInvalid || err instanceof errors.JOSENotSupported) {
+    return fail('ERR_TOKEN_MALFORMED', (err as Error).message, err);
+  }
+  return fail('ERR_TOKEN_INVALID', 'verification failed', err);
+}
+
+function fail(code: ErrorCode, message: string, cause?: unknown): PortcullisError {
+  return new PortcullisError(code, message, { cause });
+}
