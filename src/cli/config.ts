@@ -1,0 +1,24 @@
+import type { Command } from 'commander';
+import { configJsonSchema, loadConfig } from '../config/index.js';
+import { exitWith } from './fail.js';
+
+export function registerConfig(program: Command): void {
+  const config = program.command('config').description('configuration tools');
+  config
+    .command('schema')
+    .description('print the configuration JSON Schema (every key, default and doc line)')
+    .action(() => {
+      process.stdout.write(`${JSON.stringify(configJsonSchema(), null, 2)}\n`);
+    });
+  config
+    .command('check')
+    .description('validate a configuration file and print the effective configuration')
+    .option('-c, --config <file>', 'YAML config file (env PORTCULLIS_CONFIG)')
+    .action((opts: { config?: string }) => {
+      try {
+        process.stdout.write(`${JSON.stringify(loadConfig({ file: opts.config }), null, 2)}\n`);
+      } catch (err) {
+        exitWith(err);
+      }
+    });
+}

@@ -1,0 +1,8 @@
+import { isPortcullisError } from '../lib/errors.js';
+
+/** Exit codes: 1 runtime failure (or a denied check), 2 bad configuration or usage. */
+export function exitWith(err: unknown): never {
+  const message = err instanceof Error ? err.message : String(err);
+  process.stderr.write(`portcullis: ${message}\n`);
+  process.exit(isPortcullisError(err, 'ERR_CONFIG_INVALID') ? 2 : 1);
+}

@@ -1,0 +1,18 @@
+#!/usr/bin/env node
+import { Command } from 'commander';
+import { registerServe } from './serve.js';
+import { registerToken } from './token.js';
+import { registerCheck } from './check.js';
+import { registerConfig } from './config.js';
+
+const program = new Command()
+  .name('portcullis')
+  .description('Policy-engine-centric authorization sidecar: Envoy ext_authz, JWT validation, Cedar policies')
+  .showHelpAfterError();
+
+registerServe(program);
+registerCheck(program);
+registerToken(program);
+registerConfig(program);
+
+await program.parseAsync(process.argv);

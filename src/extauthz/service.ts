@@ -1,0 +1,51 @@
+import { status as Status, type ServiceDefinition, type UntypedServiceImplementation, type sendUnaryData } from '@grpc/grpc-js';
+import { CheckRequestSchema, CheckResponseSchema, type CheckResponse } from '../gen/envoy/service/auth/v3/external_auth_pb.js';
+import { decode, rawRequestMethod } from '../grpc/codec.js';
+import { isPortcullisError } from '../lib/errors.js';
+import type { Decider } from '../pipeline/index.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { Metrics } from '../telemetry/metrics.js';
+import { toAuthzInput } from './check_request.js';
+import { toCheckResponse } from './check_response.js';
+
+export const AUTHORIZATION_CHECK_PATH = '/envoy.service.auth.v3.Authorization/Check';
+
+export interface ExtAuthzServiceOptions {
+  decide: Decider;
+  metrics: Metrics;
+  logger: Logger;
+}
+
+/**
+ * envoy.service.auth.v3.Authorization: decode, map to AuthzInput, decide, render. Internal failures
+ * answer with a gRPC error status (UNAVAILABLE before the first policy load, INTERNAL otherwise),
+ * so Envoy's `failure_mode_allow` decides; the detailed reason goes to logs and metrics only.
+ */
+export function createExtAuthzService({ decide, metrics, logger }: ExtAuthzServiceOptions): { definition: ServiceDefinition; implementation: UntypedServiceImplementation } {
+  const definition: ServiceDefinition = { Check: rawRequestMethod(AUTHORIZATION_CHECK_PATH, CheckResponseSchema) };
+  const implementation: UntypedServiceImplementation = {
+    Check(call: { request: Buffer }, callback: sendUnaryData<CheckResponse>) {
+      const request = decode(CheckRequestSchema, call.request);
+      if (!request) {
+        metrics.authzErrors.inc({ code: 'ERR_MALFORMED_REQUEST' });
+        callback({ code: Status.INVALID_ARGUMENT, details: 'malformed CheckRequest' });
+        return;
+      }
+      const input = toAuthzInput(request);
+      decide(input).then(
+        (decision) => callback(null, toCheckResponse(decision, input)),
+        (err: unknown) => {
+          const code = isPortcullisError(err) ? err.code : 'ERR_INTERNAL';
+          metrics.authzErrors.inc({ code });
+          logger.error({ err, code, request_id: input.requestId }, 'check failed');
+          callback(
+            code === 'ERR_POLICY_NOT_LOADED'
+              ? { code: Status.UNAVAILABLE, details: 'policies not loaded' }
+              : { code: Status.INTERNAL, details: 'internal error' },
+          );
+        },
+      );
+    },
+  };
+  return { definition, implementation };
+}

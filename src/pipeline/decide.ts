@@ -1,0 +1,115 @@
+import { randomUUID } from 'node:crypto';
+import type { Clock } from '../lib/clock.js';
+import { PortcullisError, isPortcullisError } from '../lib/errors.js';
+import { matchRoute, type ActivePolicySet } from '../policy/index.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { Metrics } from '../telemetry/metrics.js';
+import { TOKEN_ERROR_DESCRIPTIONS, extractCredential, type Principal, type TokenVerifier } from '../tokens/index.js';
+import { buildContext, principalEntitiesFor, requestEntities, PRINCIPAL_TYPE } from './entities.js';
+import { parseRequestPath } from './request_path.js';
+import type { AuthzInput, Decision, Deny, DenyReason } from './types.js';
+
+export interface DeciderOptions {
+  verifier: TokenVerifier;
+  /** The live policy set, or undefined before the first successful load. */
+  policies: () => ActivePolicySet | undefined;
+  clock: Clock;
+  metrics: Metrics;
+  logger: Logger;
+  realm?: string;
+}
+
+export type Decider = (input: AuthzInput) => Promise<Decision>;
+
+type Pending<T> = T extends unknown ? Omit<T, 'decisionId'> : never;
+type Authn = { principal: Principal | undefined } | { deny: Pending<Deny> };
+
+/**
+ * The decision pipeline: parse path -> authenticate -> route -> build entities -> evaluate.
+ * Denials are values; internal failures (no policy set, engine error) throw a PortcullisError
+ * so the protocol layer answers with an error status and never an allow.
+ */
+export function createDecider({ verifier, policies, clock, metrics, logger, realm = 'portcullis' }: DeciderOptions): Decider {
+  const challenge = `Bearer realm="${realm}"`;
+
+  async function authenticate(input: AuthzInput): Promise<Authn> {
+    const credential = extractCredential(input.headers.get('authorization'));
+    if (credential.kind === 'none') return { principal: undefined };
+    if (credential.kind === 'invalid') return { deny: invalidToken('ERR_TOKEN_MALFORMED', 'invalid authorization header') };
+    try {
+      return { principal: await verifier.verify(credential.token) };
+    } catch (err) {
+      if (!isPortcullisError(err)) throw err;
+      return { deny: invalidToken(err.code, TOKEN_ERROR_DESCRIPTIONS[err.code] ?? 'invalid token') };
+    }
+  }
+
+  function invalidToken(code: string, description: string): Pending<Deny> {
+    return deny(401, 'invalid_token', code, description, `${challenge}, error="invalid_token", error_description="${description}"`);
+  }
+
+  function decide(input: AuthzInput, path: string, segments: string[], principal: Principal | undefined): Pending<Decision> {
+    const active = policies();
+    if (!active) throw new PortcullisError('ERR_POLICY_NOT_LOADED', 'no policy set is loaded');
+    const match = matchRoute(active.bundle.routes, input.method, segments);
+    if (!match) return deny(403, 'forbidden', 'ERR_NO_ROUTE', 'no route matches the request');
+    const { route } = match;
+    if (!principal && !route.anonymous) {
+      return { ...deny(401, 'unauthenticated', 'ERR_NO_CREDENTIAL', 'authentication required', challenge), action: route.action, resourceType: route.resourceType };
+    }
+    const who = principalEntitiesFor(principal, active);
+    const result = active.evaluate({
+      principal: principal ? { type: PRINCIPAL_TYPE, id: principal.subject } : { type: PRINCIPAL_TYPE, id: 'anonymous' },
+      action: route.action,
+      resource: { type: route.resourceType, id: match.resourceId },
+      context: buildContext(input, path, principal, clock.now()),
+      entities: requestEntities(who, route.resourceType, match.resourceId, active),
+    });
+    const common = { reasons: result.reasons, policiesChecked: result.policiesChecked, errors: result.errors, principal, action: route.action, resourceType: route.resourceType };
+    if (result.allow) return { allow: true, status: 200, ...common };
+    return { ...deny(403, 'forbidden', 'ERR_POLICY_DENIED', 'forbidden'), ...common };
+  }
+
+  return async function check(input: AuthzInput): Promise<Decision> {
+    const started = performance.now();
+    const decisionId = randomUUID();
+    const parsed = parseRequestPath(input.path);
+    let decision: Decision;
+    if (!parsed.ok) {
+      decision = { decisionId, ...deny(400, 'bad_request', 'ERR_BAD_REQUEST', parsed.detail) };
+    } else {
+      const authn = await authenticate(input);
+      decision = { decisionId, ...('deny' in authn ? authn.deny : decide(input, parsed.path, parsed.segments, authn.principal)) };
+    }
+    record(decision, input, performance.now() - started);
+    return decision;
+  };
+
+  function record(d: Decision, input: AuthzInput, ms: number): void {
+    metrics.authzLatency.observe({ source: input.source }, ms / 1000);
+    metrics.authzDecisions.inc({ permitted: String(d.allow), resource_type: d.resourceType ?? 'none', source: input.source });
+    metrics.policiesEvaluated.observe(d.policiesChecked);
+    const line = {
+      decision_id: d.decisionId,
+      request_id: input.requestId,
+      source: input.source,
+      allow: d.allow,
+      status: d.status,
+      action: d.action,
+      resource_type: d.resourceType,
+      policies_checked: d.policiesChecked,
+      determining_policies: d.reasons,
+      errors: d.errors.length ? d.errors : undefined,
+    };
+    if (d.allow) {
+      logger.debug(line, 'allowed');
+    } else {
+      metrics.authzDenied.inc({ reason: d.reason });
+      logger.info({ ...line, reason: d.reason, code: d.code }, 'denied');
+    }
+  }
+}
+
+function deny(status: Deny['status'], reason: DenyReason, code: string, description: string, challenge?: string): Pending<Deny> {
+  return { allow: false, status, reason, code, description, challenge, reasons: [], policiesChecked: 0, errors: [], principal: undefined, action: undefined, resourceType: undefined };
+}

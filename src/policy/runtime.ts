@@ -1,0 +1,46 @@
+import { errorMessage } from '../lib/errors.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { Metrics } from '../telemetry/metrics.js';
+import { createPolicyEngine, type ActivePolicySet } from './engine.js';
+import { loadPolicyBundle } from './load.js';
+import { warmUp } from './warmup.js';
+
+export interface PolicyRuntime {
+  /** The live set; undefined until the first load succeeds. */
+  current(): ActivePolicySet | undefined;
+  /**
+   * Loads the folder, validates it completely, warms it up and swaps it in atomically.
+   * On failure the last good set keeps serving and the error is returned.
+   */
+  reload(): { ok: true; policies: number } | { ok: false; error: string };
+}
+
+export interface PolicyRuntimeOptions {
+  dir: string;
+  warmupChecks: number;
+  logger: Logger;
+  metrics: Metrics;
+}
+
+export function createPolicyRuntime({ dir, warmupChecks, logger, metrics }: PolicyRuntimeOptions): PolicyRuntime {
+  const engine = createPolicyEngine();
+  let active: ActivePolicySet | undefined;
+  return {
+    current: () => active,
+    reload() {
+      try {
+        const next = engine.install(loadPolicyBundle(dir));
+        warmUp(next, warmupChecks);
+        active = next;
+        metrics.policyReloads.inc({ result: 'success' });
+        logger.info({ dir: next.bundle.dir, policies: next.bundle.policies.length, slices: next.bundle.slices.size, generation: next.generation }, 'policies loaded');
+        return { ok: true, policies: next.bundle.policies.length };
+      } catch (err) {
+        metrics.policyReloads.inc({ result: 'failure' });
+        const error = errorMessage(err);
+        logger.error({ dir, error }, active ? 'policy reload rejected; the last good set keeps serving' : 'policy load failed');
+        return { ok: false, error };
+      }
+    },
+  };
+}

@@ -1,0 +1,74 @@
+import type { Config } from './config/index.js';
+import { createExtAuthzService } from './extauthz/service.js';
+import { createHealthService, Serving, type HealthState } from './grpc/health.js';
+import { startGrpcServer } from './grpc/server.js';
+import { systemClock, type Clock } from './lib/clock.js';
+import { PortcullisError } from './lib/errors.js';
+import { createDecider } from './pipeline/index.js';
+import { createPolicyRuntime, type PolicyRuntime } from './policy/index.js';
+import { createLogger, type Logger } from './telemetry/logger.js';
+import { createMetrics, type Metrics } from './telemetry/metrics.js';
+import { createLocalKeySource, createRemoteKeySource, createTokenVerifier, loadDevIssuer, type TrustedIssuer } from './tokens/index.js';
+
+export interface ServerDeps {
+  logger?: Logger;
+  clock?: Clock;
+  metrics?: Metrics;
+}
+
+export interface PortcullisServer {
+  grpcPort: number;
+  policies: PolicyRuntime;
+  health: HealthState;
+  metrics: Metrics;
+  /** Reloads policies/ (SIGHUP); the last good set keeps serving on failure. */
+  reloadPolicies(): ReturnType<PolicyRuntime['reload']>;
+  close(): Promise<void>;
+}
+
+/** The composition root: builds every part from config and starts the listeners. */
+export async function startServer(config: Readonly<Config>, deps: ServerDeps = {}): Promise<PortcullisServer> {
+  const logger = deps.logger ?? createLogger(config.log.level);
+  const clock = deps.clock ?? systemClock;
+  const metrics = deps.metrics ?? createMetrics(undefined, { defaultMetrics: true });
+
+  const issuers = await trustedIssuers(config, { logger, clock, metrics });
+  const verifier = createTokenVerifier({ issuers, clock, metrics, cacheMaxEntries: config.token_cache.max_entries });
+
+  const policies = createPolicyRuntime({ dir: config.policies.dir, warmupChecks: config.grpc.warmup_checks, logger, metrics });
+  const first = policies.reload();
+  if (!first.ok) throw new PortcullisError('ERR_POLICY_LOAD', `cannot start: ${first.error}`);
+
+  const decide = createDecider({ verifier, policies: policies.current, clock, metrics, logger });
+  const health = createHealthService();
+  const grpc = await startGrpcServer(config.grpc.address, [createExtAuthzService({ decide, metrics, logger }), health], config.grpc.max_receive_message_bytes);
+  for (const i of issuers) i.keys.start();
+  health.state.set(Serving.SERVING);
+  logger.info({ grpc: `${config.grpc.address.replace(/:\d+$/, '')}:${grpc.port}`, issuers: issuers.map((i) => i.policy.issuer), mode: config.mode }, 'portcullis serving');
+
+  return {
+    grpcPort: grpc.port,
+    policies,
+    health: health.state,
+    metrics,
+    reloadPolicies: () => policies.reload(),
+    async close() {
+      health.state.set(Serving.NOT_SERVING);
+      await grpc.close();
+      for (const i of issuers) i.keys.stop();
+    },
+  };
+}
+
+async function trustedIssuers(config: Readonly<Config>, deps: Required<ServerDeps>): Promise<TrustedIssuer[]> {
+  const list: TrustedIssuer[] = config.issuers.map((policy) => ({ policy, keys: createRemoteKeySource(policy, deps) }));
+  if (config.dev_issuer.enabled) {
+    const dev = await loadDevIssuer({ issuer: config.dev_issuer.issuer, audience: config.dev_issuer.audience, keyFile: config.dev_issuer.key_file, clock: deps.clock });
+    deps.logger.warn({ issuer: dev.issuer, key_file: config.dev_issuer.key_file }, 'development issuer enabled: tokens minted with its local key are trusted (refused in mode: production)');
+    list.push({
+      policy: { issuer: dev.issuer, audiences: [dev.audience], algorithms: ['ES256'], clock_skew_seconds: 30, required_typ: 'at+jwt', roles_claim: 'roles', scope_claim: 'scope' },
+      keys: createLocalKeySource({ keys: [dev.publicJwk] }),
+    });
+  }
+  return list;
+}
