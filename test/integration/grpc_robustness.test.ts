@@ -1,0 +1,111 @@
+import { Client, credentials, status, type ServiceError } from '@grpc/grpc-js';
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createCheckClient, httpCheckRequest } from '../../src/extauthz/client.js';
+import { createExtAuthzService } from '../../src/extauthz/service.js';
+import { HealthCheckRequestSchema, HealthCheckResponseSchema, HealthCheckResponse_ServingStatus as Serving } from '../../src/gen/grpc/health/v1/health_pb.js';
+import { startGrpcServer } from '../../src/grpc/server.js';
+import { systemClock } from '../../src/lib/clock.js';
+import { createDecider } from '../../src/pipeline/index.js';
+import { createLogger } from '../../src/telemetry/logger.js';
+import { createMetrics } from '../../src/telemetry/metrics.js';
+import { createTokenVerifier } from '../../src/tokens/index.js';
+import { healthCheck, metricValue, startSidecar, type Sidecar } from '../helpers/sidecar.js';
+
+let sidecar: Sidecar;
+
+beforeAll(async () => {
+  sidecar = await startSidecar({});
+});
+
+afterAll(async () => {
+  await sidecar?.close();
+});
+
+describe('malformed input on the wire', () => {
+  it.each([
+    ['truncated varint', Uint8Array.from([0x0a, 0xff])],
+    ['length beyond the buffer', Uint8Array.from([0x0a, 0x7f, 0x01])],
+    ['invalid wire type', Uint8Array.from([0x0f, 0x00])],
+    ['random bytes', Uint8Array.from({ length: 256 }, (_, i) => (i * 7919 + 13) % 256)],
+  ])('answers %s with INVALID_ARGUMENT and keeps serving', async (_name, bytes) => {
+    const err = (await sidecar.client.checkRaw(bytes).catch((e: unknown) => e)) as ServiceError;
+    expect(err.code).toBe(status.INVALID_ARGUMENT);
+    expect(err.details).toBe('malformed CheckRequest');
+    const ok = await sidecar.client.check(httpCheckRequest('GET', '/public/x'));
+    expect(ok.httpResponse.case).toBe('okResponse');
+  });
+
+  it('counts malformed requests by code', async () => {
+    expect(await metricValue(sidecar.metrics, 'auth_authz_errors_total', { code: 'ERR_MALFORMED_REQUEST' })).toBeGreaterThanOrEqual(4);
+  });
+
+  it('answers an empty CheckRequest with 400, not a crash', async () => {
+    const res = await sidecar.client.checkRaw(new Uint8Array());
+    expect(res.httpResponse.case).toBe('deniedResponse');
+    if (res.httpResponse.case === 'deniedResponse') expect(res.httpResponse.value.status?.code).toBe(400);
+  });
+
+  it('rejects a message larger than grpc.max_receive_message_bytes with RESOURCE_EXHAUSTED', async () => {
+    const small = await startSidecar({ grpc: { max_receive_message_bytes: 4096 } });
+    try {
+      const err = (await small.client.check(httpCheckRequest('GET', '/public/x', { 'x-big': 'a'.repeat(10_000) })).catch((e: unknown) => e)) as ServiceError;
+      expect(err.code).toBe(status.RESOURCE_EXHAUSTED);
+      expect((await small.client.check(httpCheckRequest('GET', '/public/x'))).httpResponse.case).toBe('okResponse');
+    } finally {
+      await small.close();
+    }
+  });
+});
+
+describe('internal failures', () => {
+  it('answers UNAVAILABLE (so failure_mode_allow decides) when no policy set is loaded, never an allow', async () => {
+    const metrics = createMetrics();
+    const logger = createLogger('silent');
+    const decide = createDecider({ verifier: createTokenVerifier({ issuers: [], clock: systemClock, metrics, cacheMaxEntries: 0 }), policies: () => undefined, clock: systemClock, metrics, logger });
+    const grpc = await startGrpcServer('127.0.0.1:0', [createExtAuthzService({ decide, metrics, logger })], 1 << 20);
+    const client = createCheckClient(`127.0.0.1:${grpc.port}`);
+    try {
+      const err = (await client.check(httpCheckRequest('GET', '/public/x')).catch((e: unknown) => e)) as ServiceError;
+      expect(err.code).toBe(status.UNAVAILABLE);
+      expect(err.details).toBe('policies not loaded');
+      expect(await metricValue(metrics, 'auth_authz_errors_total', { code: 'ERR_POLICY_NOT_LOADED' })).toBe(1);
+    } finally {
+      client.close();
+      await grpc.close();
+    }
+  });
+});
+
+describe('grpc.health.v1', () => {
+  it('reports SERVING for the server and the Authorization service once policies are loaded', async () => {
+    expect((await healthCheck(sidecar.address)).status).toBe(Serving.SERVING);
+    expect((await healthCheck(sidecar.address, 'envoy.service.auth.v3.Authorization')).status).toBe(Serving.SERVING);
+  });
+
+  it('answers NOT_FOUND for an unknown service', async () => {
+    const err = (await healthCheck(sidecar.address, 'nope.Service').catch((e: unknown) => e)) as ServiceError;
+    expect(err.code).toBe(status.NOT_FOUND);
+  });
+
+  it('streams status changes to Watch and reports NOT_SERVING while shutting down', async () => {
+    const other = await startSidecar({});
+    const client = new Client(other.address, credentials.createInsecure());
+    const seen: Serving[] = [];
+    const stream = client.makeServerStreamRequest(
+      '/grpc.health.v1.Health/Watch',
+      (m: Uint8Array) => Buffer.from(m),
+      (b: Buffer) => fromBinary(HealthCheckResponseSchema, b),
+      toBinary(HealthCheckRequestSchema, create(HealthCheckRequestSchema, { service: '' })),
+    );
+    stream.on('data', (m: { status: Serving }) => seen.push(m.status));
+    stream.on('error', () => {});
+    await expect.poll(() => seen.length).toBe(1);
+    expect(seen[0]).toBe(Serving.SERVING);
+    other.server.health.set(Serving.NOT_SERVING);
+    await expect.poll(() => seen.at(-1)).toBe(Serving.NOT_SERVING);
+    stream.cancel();
+    client.close();
+    await other.close();
+  });
+});
