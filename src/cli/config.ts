@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { configJsonSchema, loadConfig } from '../config/index.js';
+import { configJsonSchema, configReferenceMarkdown, loadConfig } from '../config/index.js';
 import { exitWith } from './fail.js';
 
 export function registerConfig(program: Command): void {
@@ -9,6 +9,12 @@ export function registerConfig(program: Command): void {
     .description('print the configuration JSON Schema (every key, default and doc line)')
     .action(() => {
       process.stdout.write(`${JSON.stringify(configJsonSchema(), null, 2)}\n`);
+    });
+  config
+    .command('reference')
+    .description('print the configuration reference as a Markdown table')
+    .action(() => {
+      process.stdout.write(`${configReferenceMarkdown()}\n`);
     });
   config
     .command('check')

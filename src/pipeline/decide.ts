@@ -3,7 +3,7 @@ import type { Clock } from '../lib/clock.js';
 import { PortcullisError, isPortcullisError } from '../lib/errors.js';
 import { matchRoute, type ActivePolicySet } from '../policy/index.js';
 import type { Logger } from '../telemetry/logger.js';
-import type { Metrics } from '../telemetry/metrics.js';
+import { childCache, type Metrics } from '../telemetry/metrics.js';
 import { TOKEN_ERROR_DESCRIPTIONS, extractCredential, type Principal, type TokenVerifier } from '../tokens/index.js';
 import { buildContext, principalEntitiesFor, requestEntities, PRINCIPAL_TYPE } from './entities.js';
 import { parseRequestPath } from './request_path.js';
@@ -31,6 +31,9 @@ type Authn = { principal: Principal | undefined } | { deny: Pending<Deny> };
  */
 export function createDecider({ verifier, policies, clock, metrics, logger, realm = 'portcullis' }: DeciderOptions): Decider {
   const challenge = `Bearer realm="${realm}"`;
+  const latency = childCache((source) => metrics.authzLatency.labels(source));
+  const decisions = childCache((permitted, resourceType, source) => metrics.authzDecisions.labels(permitted, resourceType, source));
+  const denials = childCache((reason) => metrics.authzDenied.labels(reason));
 
   async function authenticate(input: AuthzInput): Promise<Authn> {
     const credential = extractCredential(input.headers.get('authorization'));
@@ -86,8 +89,8 @@ export function createDecider({ verifier, policies, clock, metrics, logger, real
   };
 
   function record(d: Decision, input: AuthzInput, ms: number): void {
-    metrics.authzLatency.observe({ source: input.source }, ms / 1000);
-    metrics.authzDecisions.inc({ permitted: String(d.allow), resource_type: d.resourceType ?? 'none', source: input.source });
+    latency(input.source).observe(ms / 1000);
+    decisions(String(d.allow), d.resourceType ?? 'none', input.source).inc();
     metrics.policiesEvaluated.observe(d.policiesChecked);
     const line = {
       decision_id: d.decisionId,
@@ -104,7 +107,7 @@ export function createDecider({ verifier, policies, clock, metrics, logger, real
     if (d.allow) {
       logger.debug(line, 'allowed');
     } else {
-      metrics.authzDenied.inc({ reason: d.reason });
+      denials(d.reason).inc();
       logger.info({ ...line, reason: d.reason, code: d.code }, 'denied');
     }
   }

@@ -32,6 +32,8 @@ export interface ActivePolicySet {
 interface PreparsedSlice {
   id: string | undefined;
   size: number;
+  /** Context attributes to pass, or undefined for the whole context. */
+  contextKeys: readonly string[] | undefined;
 }
 
 /**
@@ -47,17 +49,17 @@ export function createPolicyEngine() {
       const gen = generation;
       const prefix = `g${gen % 2}`;
       const texts = new Map(bundle.policies.map((p) => [p.id, p.text]));
-      const sets = new Map<string, PreparsedSlice>();
+      const sets = new Map<string, string>();
       const slices = new Map<string, PreparsedSlice>();
-      for (const [key, ids] of bundle.slices) {
+      for (const [key, { ids, contextKeys }] of bundle.slices) {
         const setKey = ids.join('\u0000');
-        let slice = sets.get(setKey);
-        if (!slice) {
-          slice = { id: ids.length ? `${prefix}:${sets.size}` : undefined, size: ids.length };
-          if (slice.id) preparse(slice.id, ids, texts);
-          sets.set(setKey, slice);
+        let id = sets.get(setKey);
+        if (id === undefined && ids.length) {
+          id = `${prefix}:${sets.size}`;
+          preparse(id, ids, texts);
+          sets.set(setKey, id);
         }
-        slices.set(key, slice);
+        slices.set(key, { id, size: ids.length, contextKeys: contextKeys === 'all' ? undefined : [...contextKeys] });
       }
       return {
         bundle,
@@ -87,7 +89,7 @@ function evaluate(slices: ReadonlyMap<string, PreparsedSlice>, request: CedarReq
     principal: request.principal,
     action: { type: ACTION_TYPE, id: request.action },
     resource: request.resource,
-    context: request.context,
+    context: slice.contextKeys ? pick(request.context, slice.contextKeys) : request.context,
     entities: request.entities,
     preparsedPolicySetId: slice.id,
   });
@@ -101,4 +103,10 @@ function evaluate(slices: ReadonlyMap<string, PreparsedSlice>, request: CedarReq
     errors: diagnostics.errors.map((e) => `${e.policyId}: ${e.error.message}`),
     policiesChecked: slice.size,
   };
+}
+
+function pick(context: CedarContext, keys: readonly string[]): CedarContext {
+  const out: CedarContext = {};
+  for (const k of keys) if (k in context) out[k] = context[k]!;
+  return out;
 }

@@ -5,7 +5,7 @@ import { closure } from './schema.js';
 /** Static entities from entities.json, with each entity's ancestors resolved once at load. */
 export interface EntityStore {
   get(type: string, id: string): EntityJson | undefined;
-  /** The entity and every static ancestor of it, for a request's entity list. */
+  /** The entity and every static ancestor of it, for a request's entity list (empty entities left out). */
   withAncestors(type: string, id: string): readonly EntityJson[];
   readonly size: number;
 }
@@ -37,7 +37,9 @@ export function createEntityStore(list: readonly EntityJson[]): EntityStore {
   const ancestors = closure(parents);
   const expanded = new Map<string, readonly EntityJson[]>();
   for (const key of byKey.keys()) {
-    const chain = [key, ...(ancestors.get(key) ?? [])].flatMap((k) => byKey.get(k) ?? []);
+    // Entities with no attributes, parents or tags are left out: Cedar treats a missing entity
+    // exactly like an empty one, and every entity passed costs time in the engine.
+    const chain = [key, ...(ancestors.get(key) ?? [])].flatMap((k) => byKey.get(k) ?? []).filter((e) => !isEmptyEntity(e));
     expanded.set(key, Object.freeze(chain));
   }
   return {
@@ -49,4 +51,8 @@ export function createEntityStore(list: readonly EntityJson[]): EntityStore {
 
 function plainUid(uid: EntityJson['uid']): { type: string; id: string } {
   return '__entity' in uid ? uid.__entity : uid;
+}
+
+export function isEmptyEntity(e: EntityJson): boolean {
+  return e.parents.length === 0 && Object.keys(e.attrs).length === 0 && (!e.tags || Object.keys(e.tags).length === 0);
 }

@@ -7,16 +7,23 @@ import { parseRoutes, type RouteTable } from './routes.js';
 import { parseSchema, type SchemaInfo } from './schema.js';
 import { selectSlice, sliceKey, ACTION_TYPE } from './slices.js';
 import { uidKey } from './cedar.js';
+import { unionContextKeys, type ContextKeys } from './context_usage.js';
 
 /** A fully loaded and validated policy folder; nothing of it touches disk afterwards. */
+export interface PolicySlice {
+  ids: readonly string[];
+  /** Context attributes any policy of the slice reads; only these are passed to the engine. */
+  contextKeys: ContextKeys;
+}
+
 export interface PolicyBundle {
   dir: string;
   policies: readonly PolicyRecord[];
   schema: SchemaInfo | undefined;
   routes: RouteTable;
   entities: EntityStore;
-  /** Slice key -> ids of the policies in that slice, for every (action, resource type) the routes name. */
-  slices: ReadonlyMap<string, readonly string[]>;
+  /** Slice key -> the policies in that slice, for every (action, resource type) the routes name. */
+  slices: ReadonlyMap<string, PolicySlice>;
 }
 
 const SCHEMA_FILE = 'schema.cedarschema';
@@ -45,10 +52,12 @@ export function loadPolicyBundle(dirInput: string): PolicyBundle {
   const entities = files.includes(ENTITIES_FILE) ? parseEntities(ENTITIES_FILE, read(ENTITIES_FILE), schema?.text) : createEntityStore([]);
 
   const actionAncestors = schema?.actionAncestors ?? new Map();
-  const slices = new Map<string, readonly string[]>();
+  const slices = new Map<string, PolicySlice>();
   for (const target of [...routes.routes, ...(routes.fallback ? [routes.fallback] : [])]) {
     const key = sliceKey(target.action, target.resourceType);
-    if (!slices.has(key)) slices.set(key, selectSlice(policies, target.action, target.resourceType, actionAncestors).map((p) => p.id));
+    if (slices.has(key)) continue;
+    const selected = selectSlice(policies, target.action, target.resourceType, actionAncestors);
+    slices.set(key, { ids: selected.map((p) => p.id), contextKeys: unionContextKeys(selected.map((p) => p.contextKeys)) });
   }
   return { dir, policies, schema, routes, entities, slices };
 }

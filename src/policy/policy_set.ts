@@ -1,5 +1,6 @@
 import { PortcullisError } from '../lib/errors.js';
 import { cedar, describeCedarErrors, lineCol, type PolicyJson } from './cedar.js';
+import { contextKeysOf, type ContextKeys } from './context_usage.js';
 
 /** One static policy as loaded from a `.cedar` file. */
 export interface PolicyRecord {
@@ -12,6 +13,8 @@ export interface PolicyRecord {
   /** Offset of the policy text inside its file, to place validator errors. */
   offset: number;
   scope: Pick<PolicyJson, 'effect' | 'principal' | 'action' | 'resource'>;
+  /** Context attributes the policy reads. */
+  contextKeys: ContextKeys;
 }
 
 /** Splits one `.cedar` file into policies; throws ERR_POLICY_LOAD with `file:line:col` problems. */
@@ -28,7 +31,7 @@ export function parsePolicyFile(file: string, text: string): PolicyRecord[] {
     cursor = found === -1 ? cursor : found + policyText.length;
     const json = cedar.policyToJson(policyText);
     if (json.type === 'failure') throw new PortcullisError('ERR_POLICY_LOAD', describeCedarErrors(file, text, json.errors, offset).join('\n'));
-    const { effect, principal, action, resource, annotations } = json.json;
+    const { effect, principal, action, resource, annotations, conditions } = json.json;
     return {
       id: annotations?.id ?? `${file}#${n}`,
       text: policyText,
@@ -36,6 +39,7 @@ export function parsePolicyFile(file: string, text: string): PolicyRecord[] {
       position: lineCol(text, offset),
       offset,
       scope: { effect, principal, action, resource },
+      contextKeys: contextKeysOf(conditions),
     };
   });
 }

@@ -31,3 +31,20 @@ export function createMetrics(registry: Registry = new Registry(), options: { de
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+/**
+ * Memoizes labelled children of a metric: prom-client hashes the label object on every call,
+ * which costs microseconds on the decision path. Label sets are bounded, so the map is too.
+ */
+export function childCache<T>(make: (...values: string[]) => T): (...values: string[]) => T {
+  const children = new Map<string, T>();
+  return (...values: string[]) => {
+    const key = values.join('\u0000');
+    let child = children.get(key);
+    if (!child) {
+      child = make(...values);
+      children.set(key, child);
+    }
+    return child;
+  };
+}

@@ -1,0 +1,125 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync, cpSync, existsSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EXAMPLE_POLICIES } from '../helpers/sidecar.js';
+
+/** The built entry point users run (`npm ci` builds it through `prepare`; `npm test` rebuilds it). */
+const BIN = new URL('../../dist/cli/main.js', import.meta.url).pathname;
+
+function run(args: string[], env: Record<string, string> = {}) {
+  return spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 20_000 });
+}
+
+let work: string;
+
+beforeAll(() => {
+  if (!existsSync(BIN)) throw new Error(`${BIN} is missing: run npm run build (npm test does)`);
+  work = mkdtempSync(join(tmpdir(), 'pc-cli-'));
+});
+
+describe('configuration errors', () => {
+  it('refuses to start on an invalid config, naming every bad key, with exit code 2', () => {
+    const file = join(work, 'bad.yaml');
+    writeFileSync(file, 'grpc:\n  address: "not an address"\nlog:\n  level: loud\nissuers:\n  - issuer: https://idp.example\n');
+    const r = run(['serve', '--config', file]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain(`invalid configuration in ${file}`);
+    expect(r.stderr).toContain('grpc.address: must be host:port');
+    expect(r.stderr).toContain('log.level');
+    expect(r.stderr).toContain('issuers.0.jwks_uri: set exactly one of `jwks_uri` or `discovery: true`');
+  });
+
+  it('reports unknown keys and unparseable YAML', () => {
+    const typo = join(work, 'typo.yaml');
+    writeFileSync(typo, 'grcp:\n  address: 127.0.0.1:1\n');
+    const r1 = run(['config', 'check', '--config', typo]);
+    expect(r1.status).toBe(2);
+    expect(r1.stderr).toMatch(/Unrecognized key.*grcp/);
+    const broken = join(work, 'broken.yaml');
+    writeFileSync(broken, 'grpc: [unclosed\n');
+    const r2 = run(['config', 'check'], { PORTCULLIS_CONFIG: broken });
+    expect(r2.status).toBe(2);
+    expect(r2.stderr).toContain(`config file ${broken} is not valid YAML`);
+  });
+
+  it('refuses the development issuer in production mode', () => {
+    const r = run(['config', 'check'], { PORTCULLIS_MODE: 'production' });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('dev_issuer.enabled: the development issuer is refused in mode: production');
+  });
+
+  it('refuses to start on a broken policy folder with a file:line:col message and exit code 1', () => {
+    const dir = join(work, 'broken-policies');
+    cpSync(EXAMPLE_POLICIES, dir, { recursive: true });
+    writeFileSync(join(dir, 'rbac.cedar'), '@id("x")\npermit (principal, action, resource) when { 1 + };\n');
+    const r = run(['serve'], { PORTCULLIS_POLICIES_DIR: dir, PORTCULLIS_GRPC_ADDRESS: '127.0.0.1:0', PORTCULLIS_LOG_LEVEL: 'silent' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/cannot start: rbac\.cedar:2:\d+ /);
+  });
+});
+
+describe('serve, token mint and check', () => {
+  let server: ChildProcess;
+  let address = '';
+  let config = '';
+  const logs: string[] = [];
+
+  beforeAll(async () => {
+    config = join(work, 'dev.yaml');
+    writeFileSync(config, `grpc:\n  address: 127.0.0.1:0\n  warmup_checks: 10\npolicies:\n  dir: ${EXAMPLE_POLICIES}\ndev_issuer:\n  key_file: ${join(work, 'data', 'dev-key.json')}\n`);
+    server = spawn(process.execPath, [BIN, 'serve', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+    server.stdout!.on('data', (b: Buffer) => logs.push(...String(b).split('\n').filter(Boolean)));
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`server did not start: ${logs.join('\n')}`)), 15_000);
+      server.stdout!.on('data', () => {
+        const line = logs.map((l) => JSON.parse(l) as { msg: string; grpc?: string }).find((l) => l.msg === 'portcullis serving');
+        if (line?.grpc) {
+          address = line.grpc;
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+  });
+
+  afterAll(() => {
+    if (server.exitCode === null) server.kill('SIGKILL');
+  });
+
+  it('generates the development key with owner-only permissions', () => {
+    const key = join(work, 'data', 'dev-key.json');
+    expect(existsSync(key)).toBe(true);
+    expect(statSync(key).mode & 0o777).toBe(0o600);
+  });
+
+  it('mints a token that the running sidecar accepts, and check exits 0 on allow and 1 on deny', () => {
+    const mint = run(['token', 'mint', '--sub', 'vic', '--roles', 'viewer', '--config', config]);
+    expect(mint.status).toBe(0);
+    const jwt = mint.stdout.trim();
+    expect(jwt.split('.')).toHaveLength(3);
+    const allowed = run(['check', 'GET', '/documents/d1', '--address', address, '--token', jwt]);
+    expect(allowed.status).toBe(0);
+    expect(JSON.parse(allowed.stdout)).toMatchObject({ allowed: true, upstream_headers: { 'x-portcullis-subject': 'vic' } });
+    const denied = run(['check', 'DELETE', '/documents/d1', '--address', address, '--token', jwt]);
+    expect(denied.status).toBe(1);
+    expect(JSON.parse(denied.stdout)).toMatchObject({ allowed: false, http_status: 403, body: { error: 'forbidden' } });
+  });
+
+  it('drains and exits 0 on SIGTERM', async () => {
+    const exited = new Promise<number | null>((resolve) => server.on('exit', (code) => resolve(code)));
+    server.kill('SIGTERM');
+    expect(await exited).toBe(0);
+  });
+});
+
+describe('config schema', () => {
+  it('prints a JSON Schema with a description for every key', () => {
+    const r = run(['config', 'schema']);
+    expect(r.status).toBe(0);
+    const schema = JSON.parse(r.stdout) as { properties: Record<string, { description?: string }> };
+    expect(Object.keys(schema.properties).sort()).toEqual(['dev_issuer', 'grpc', 'issuers', 'log', 'mode', 'policies', 'token_cache']);
+    for (const [key, value] of Object.entries(schema.properties)) expect(value.description, key).toBeTruthy();
+  });
+});
