@@ -4,6 +4,7 @@ import { registerServe } from './serve.js';
 import { registerToken } from './token.js';
 import { registerCheck } from './check.js';
 import { registerConfig } from './config.js';
+import { registerHealth } from './health.js';
 
 const program = new Command()
   .name('portcullis')
@@ -14,5 +15,6 @@ registerServe(program);
 registerCheck(program);
 registerToken(program);
 registerConfig(program);
+registerHealth(program);
 
 await program.parseAsync(process.argv);

@@ -1,9 +1,8 @@
-import { Client, credentials, type ServiceError } from '@grpc/grpc-js';
-import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { Writable } from 'node:stream';
 import { parseConfig, type ConfigInput } from '../../src/config/index.js';
 import { createCheckClient, type CheckClient } from '../../src/extauthz/client.js';
-import { HealthCheckRequestSchema, HealthCheckResponseSchema, type HealthCheckResponse } from '../../src/gen/grpc/health/v1/health_pb.js';
+import type { HealthCheckResponse_ServingStatus } from '../../src/gen/grpc/health/v1/health_pb.js';
+import { checkHealth } from '../../src/grpc/health_client.js';
 import type { Clock } from '../../src/lib/clock.js';
 import { startServer, type PortcullisServer } from '../../src/server.js';
 import { createLogger } from '../../src/telemetry/logger.js';
@@ -53,21 +52,8 @@ export async function startSidecar(config: ConfigInput, clock?: Clock): Promise<
   };
 }
 
-export function healthCheck(address: string, service = ''): Promise<HealthCheckResponse> {
-  const client = new Client(address, credentials.createInsecure());
-  return new Promise<HealthCheckResponse>((resolve, reject) => {
-    client.makeUnaryRequest(
-      '/grpc.health.v1.Health/Check',
-      (m: Uint8Array) => Buffer.from(m),
-      (b: Buffer) => fromBinary(HealthCheckResponseSchema, b),
-      toBinary(HealthCheckRequestSchema, create(HealthCheckRequestSchema, { service })),
-      { deadline: Date.now() + 3000 },
-      (err: ServiceError | null, res?: HealthCheckResponse) => {
-        client.close();
-        return err ? reject(err) : resolve(res!);
-      },
-    );
-  });
+export async function healthCheck(address: string, service = ''): Promise<{ status: HealthCheckResponse_ServingStatus }> {
+  return { status: await checkHealth(address, service) };
 }
 
 /** Reads a counter/gauge value, or a histogram's `_count` / `_sum`, summed over matching labels. */

@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync, cpSync, existsSync, statSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, cpSync, existsSync, statSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -64,11 +64,14 @@ describe('serve, token mint and check', () => {
   let server: ChildProcess;
   let address = '';
   let config = '';
+  let policies = '';
   const logs: string[] = [];
 
   beforeAll(async () => {
     config = join(work, 'dev.yaml');
-    writeFileSync(config, `grpc:\n  address: 127.0.0.1:0\n  warmup_checks: 10\npolicies:\n  dir: ${EXAMPLE_POLICIES}\ndev_issuer:\n  key_file: ${join(work, 'data', 'dev-key.json')}\n`);
+    policies = join(work, 'live-policies');
+    cpSync(EXAMPLE_POLICIES, policies, { recursive: true });
+    writeFileSync(config, `grpc:\n  address: 127.0.0.1:0\n  warmup_checks: 10\npolicies:\n  dir: ${policies}\ndev_issuer:\n  key_file: ${join(work, 'data', 'dev-key.json')}\n`);
     server = spawn(process.execPath, [BIN, 'serve', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
     server.stdout!.on('data', (b: Buffer) => logs.push(...String(b).split('\n').filter(Boolean)));
     await new Promise<void>((resolve, reject) => {
@@ -105,6 +108,38 @@ describe('serve, token mint and check', () => {
     const denied = run(['check', 'DELETE', '/documents/d1', '--address', address, '--token', jwt]);
     expect(denied.status).toBe(1);
     expect(JSON.parse(denied.stdout)).toMatchObject({ allowed: false, http_status: 403, body: { error: 'forbidden' } });
+  });
+
+  it('follows the README walk-through: MFA token may delete, no token gets 401, health is SERVING', () => {
+    const mfa = run(['token', 'mint', '--sub', 'alice', '--mfa', '--config', config]).stdout.trim();
+    expect(run(['check', 'DELETE', '/documents/d1', '--address', address, '--token', mfa]).status).toBe(0);
+    const anonymous = run(['check', 'GET', '/documents/d1', '--address', address]);
+    expect(anonymous.status).toBe(1);
+    expect(JSON.parse(anonymous.stdout)).toMatchObject({ http_status: 401, headers: { 'www-authenticate': 'Bearer realm="portcullis"' } });
+    const health = run(['health', '--address', address]);
+    expect(health.status).toBe(0);
+    expect(health.stdout.trim()).toBe('SERVING');
+  });
+
+  it('reloads policies on SIGHUP and keeps the last good set when the new one is broken', async () => {
+    const viewer = run(['token', 'mint', '--sub', 'vic', '--roles', 'viewer', '--config', config]).stdout.trim();
+    const canList = () => run(['check', 'GET', '/documents', '--address', address, '--token', viewer]).status;
+    expect(canList()).toBe(0);
+    const rbac = join(policies, 'rbac.cedar');
+    const original = readFileSync(rbac, 'utf8');
+    writeFileSync(rbac, original.replace('action in [Action::"read", Action::"list"]', 'action in [Action::"read"]'));
+    const loaded = () => logs.filter((l) => l.includes('"policies loaded"')).length;
+    const before = loaded();
+    server.kill('SIGHUP');
+    await expect.poll(loaded, { timeout: 10_000 }).toBe(before + 1);
+    expect(canList()).toBe(1);
+    writeFileSync(rbac, 'permit (principal, action, resource) when { 1 + };');
+    server.kill('SIGHUP');
+    await expect.poll(() => logs.some((l) => l.includes('policy reload rejected')), { timeout: 10_000 }).toBe(true);
+    expect(logs.find((l) => l.includes('policy reload rejected'))).toMatch(/rbac\.cedar:1:\d+/);
+    expect(canList()).toBe(1); // still the last good set
+    expect(run(['check', 'GET', '/documents/d1', '--address', address, '--token', viewer]).status).toBe(0);
+    writeFileSync(rbac, original);
   });
 
   it('drains and exits 0 on SIGTERM', async () => {
