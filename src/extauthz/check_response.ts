@@ -38,7 +38,7 @@ function allowResponse(d: Decision, input: AuthzInput): CheckResponse {
   };
   return create(CheckResponseSchema, {
     status: { code: GRPC_OK },
-    httpResponse: { case: 'okResponse', value: { headers: set.map(([k, v]) => header(k, v, true)), headersToRemove } },
+    httpResponse: { case: 'okResponse', value: { headers: set.map(([k, v]) => header(k, v)), headersToRemove } },
     dynamicMetadata: metadata,
   });
 }
@@ -46,8 +46,8 @@ function allowResponse(d: Decision, input: AuthzInput): CheckResponse {
 function denyResponse(d: Deny): CheckResponse {
   const body: Record<string, string> = { error: d.reason, decision_id: d.decisionId };
   if (d.status !== 403) body.error_description = d.description;
-  const headers = [header('content-type', 'application/json', true)];
-  if (d.challenge) headers.push(header('www-authenticate', d.challenge, true));
+  const headers = [header('content-type', 'application/json')];
+  if (d.challenge) headers.push(header('www-authenticate', d.challenge));
   return create(CheckResponseSchema, {
     status: { code: d.status === 400 ? GRPC_INVALID_ARGUMENT : d.status === 401 ? GRPC_UNAUTHENTICATED : GRPC_PERMISSION_DENIED, message: d.reason },
     httpResponse: {
@@ -58,11 +58,12 @@ function denyResponse(d: Deny): CheckResponse {
   });
 }
 
-function header(key: string, value: string, overwrite: boolean): HeaderValueOption {
+/** A header that replaces any header of the same name (Envoy's OVERWRITE_IF_EXISTS_OR_ADD). */
+function header(key: string, value: string): HeaderValueOption {
   return {
     $typeName: 'envoy.config.core.v3.HeaderValueOption',
     header: { $typeName: 'envoy.config.core.v3.HeaderValue', key, value, rawValue: new Uint8Array() },
-    appendAction: overwrite ? HeaderValueOption_HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD : HeaderValueOption_HeaderAppendAction.APPEND_IF_EXISTS_OR_ADD,
+    appendAction: HeaderValueOption_HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD,
     keepEmptyValue: false,
   };
 }

@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../lib/clock.js';
 import { PortcullisError, isPortcullisError } from '../lib/errors.js';
-import { matchRoute, type ActivePolicySet } from '../policy/index.js';
+import { ANONYMOUS_ID, PRINCIPAL_TYPE, matchRoute, type ActivePolicySet } from '../policy/index.js';
 import type { Logger } from '../telemetry/logger.js';
 import { childCache, type Metrics } from '../telemetry/metrics.js';
 import { TOKEN_ERROR_DESCRIPTIONS, extractCredential, type Principal, type TokenVerifier } from '../tokens/index.js';
-import { buildContext, principalEntitiesFor, requestEntities, PRINCIPAL_TYPE } from './entities.js';
+import { buildContext, principalEntitiesFor, requestEntities } from './entities.js';
 import { parseRequestPath } from './request_path.js';
 import type { AuthzInput, Decision, Deny, DenyReason } from './types.js';
 
@@ -62,7 +62,7 @@ export function createDecider({ verifier, policies, clock, metrics, logger, real
     }
     const who = principalEntitiesFor(principal, active);
     const result = active.evaluate({
-      principal: principal ? { type: PRINCIPAL_TYPE, id: principal.subject } : { type: PRINCIPAL_TYPE, id: 'anonymous' },
+      principal: { type: PRINCIPAL_TYPE, id: principal ? principal.subject : ANONYMOUS_ID },
       action: route.action,
       resource: { type: route.resourceType, id: match.resourceId },
       context: buildContext(input, path, principal, clock.now()),

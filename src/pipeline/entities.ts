@@ -1,12 +1,9 @@
 import { isIP } from 'node:net';
-import { isEmptyEntity, type ActivePolicySet, type CedarContext, type EntityJson } from '../policy/index.js';
+import { isEmptyEntity, PRINCIPAL_TYPE, ROLE_TYPE, type ActivePolicySet, type CedarContext, type EntityJson } from '../policy/index.js';
 import type { Principal } from '../tokens/index.js';
 import { toCedarRecord } from './cedar_values.js';
 import type { AuthzInput } from './types.js';
 
-export const PRINCIPAL_TYPE = 'User';
-export const ROLE_TYPE = 'Role';
-export const ANONYMOUS_ID = 'anonymous';
 
 /** Principal entities depend on the token and the bundle's schema only: built once per pair. */
 const principalEntities = new WeakMap<Principal, PrincipalEntities>();

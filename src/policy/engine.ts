@@ -1,7 +1,8 @@
 import { PortcullisError } from '../lib/errors.js';
 import { cedar, type CedarContext, type EntityJson } from './cedar.js';
 import type { PolicyBundle } from './load.js';
-import { ACTION_TYPE, sliceKey } from './slices.js';
+import { sliceKey } from './slices.js';
+import { ACTION_TYPE } from './vocabulary.js';
 
 /** One Cedar question, already in Cedar's JSON shapes. */
 export interface CedarRequest {

@@ -5,7 +5,8 @@ import { parseEntities, createEntityStore, type EntityStore } from './entities.j
 import { checkPolicies, parsePolicyFile, type PolicyRecord } from './policy_set.js';
 import { parseRoutes, type RouteTable } from './routes.js';
 import { parseSchema, type SchemaInfo } from './schema.js';
-import { selectSlice, sliceKey, ACTION_TYPE } from './slices.js';
+import { selectSlice, sliceKey } from './slices.js';
+import { ACTION_TYPE } from './vocabulary.js';
 import { uidKey } from './cedar.js';
 import { unionContextKeys, type ContextKeys } from './context_usage.js';
 

@@ -1,8 +1,7 @@
 import { uidKey, type EntityUidJson, type PolicyJson } from './cedar.js';
 import type { PolicyRecord } from './policy_set.js';
+import { ACTION_TYPE } from './vocabulary.js';
 
-/** The Cedar entity type of actions. */
-export const ACTION_TYPE = 'Action';
 
 export function sliceKey(action: string, resourceType: string): string {
   return `${uidKey(ACTION_TYPE, action)}|${resourceType}`;

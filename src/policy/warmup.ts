@@ -1,4 +1,5 @@
 import type { ActivePolicySet } from './engine.js';
+import { PRINCIPAL_TYPE, ROLE_TYPE } from './vocabulary.js';
 
 /**
  * cedar-wasm's first calls are 10-100x slower than steady state; run synthetic decisions
@@ -26,11 +27,11 @@ export function warmUp(active: ActivePolicySet, checks: number): void {
   for (let i = 0; i < checks; i++) {
     const t = targets[i % targets.length]!;
     active.evaluate({
-      principal: { type: 'User', id: 'warmup' },
+      principal: { type: PRINCIPAL_TYPE, id: 'warmup' },
       action: t.action,
       resource: { type: t.resourceType, id: 'warmup' },
       context,
-      entities: [{ uid: { type: 'User', id: 'warmup' }, attrs: {}, parents: [{ type: 'Role', id: 'warmup' }] }],
+      entities: [{ uid: { type: PRINCIPAL_TYPE, id: 'warmup' }, attrs: {}, parents: [{ type: ROLE_TYPE, id: 'warmup' }] }],
     });
   }
 }

@@ -56,7 +56,7 @@ export function createTokenVerifier({ issuers, clock, metrics, cacheMaxEntries }
   const cache = cacheMaxEntries > 0 ? new LRUCache<string, Principal>({ max: cacheMaxEntries, perf: { now: () => clock.now() }, ttlAutopurge: false }) : undefined;
 
   async function verifyUncached(token: string, key: string): Promise<Principal> {
-    if (token.length > MAX_TOKEN_LENGTH || !COMPACT_JWS.test(token)) throw fail('ERR_TOKEN_MALFORMED', 'not a compact JWS');
+    if (!COMPACT_JWS.test(token)) throw fail('ERR_TOKEN_MALFORMED', 'not a compact JWS');
     let header: JWSHeaderParameters;
     let unverified: JWTPayload;
     try {
@@ -89,6 +89,10 @@ export function createTokenVerifier({ issuers, clock, metrics, cacheMaxEntries }
 
   return {
     async verify(token: string): Promise<Principal> {
+      if (token.length > MAX_TOKEN_LENGTH) {
+        metrics.tokenRejected.inc({ reason: 'ERR_TOKEN_MALFORMED' });
+        throw fail('ERR_TOKEN_MALFORMED', 'token too long');
+      }
       const key = cache ? createHash('sha256').update(token).digest('base64url') : '';
       const hit = cache?.get(key);
       if (hit) {
