@@ -97,7 +97,7 @@ export function createRemoteKeySource(issuer: IssuerConfig, { clock, metrics, lo
 
   /** Starts (or joins) a fetch and waits for it at most the request budget. */
   async function fetchWithinBudget(force: boolean): Promise<KeySetEntry | undefined> {
-    const pending = cache.fetch(ENTRY, force ? { forceRefresh: true, allowStale: false } : {}).catch(() => undefined);
+    const pending = cache.fetch(ENTRY, { forceRefresh: force, allowStale: false }).catch(() => undefined);
     let budget: NodeJS.Timeout | undefined;
     const timeout = new Promise<undefined>((res) => {
       budget = setTimeout(() => res(undefined), cfg.request_budget_ms);
