@@ -10,7 +10,9 @@ import { createDecider } from '../../src/pipeline/index.js';
 import { createLogger } from '../../src/telemetry/logger.js';
 import { createMetrics } from '../../src/telemetry/metrics.js';
 import { createTokenVerifier } from '../../src/tokens/index.js';
-import { healthCheck, metricValue, startSidecar, type Sidecar } from '../helpers/sidecar.js';
+import { EXAMPLE_POLICIES, healthCheck, metricValue, startSidecar, type Sidecar } from '../helpers/sidecar.js';
+import { PortcullisError } from '../../src/lib/errors.js';
+import { loadPolicyBundle, type ActivePolicySet } from '../../src/policy/index.js';
 
 let sidecar: Sidecar;
 
@@ -70,6 +72,33 @@ describe('internal failures', () => {
       expect(err.code).toBe(status.UNAVAILABLE);
       expect(err.details).toBe('policies not loaded');
       expect(await metricValue(metrics, 'auth_authz_errors_total', { code: 'ERR_POLICY_NOT_LOADED' })).toBe(1);
+    } finally {
+      client.close();
+      await grpc.close();
+    }
+  });
+
+  it('answers INTERNAL with a generic message when the engine fails, and logs the detail', async () => {
+    const metrics = createMetrics();
+    const lines: string[] = [];
+    const logger = createLogger('info', { write: (l: string) => void lines.push(l) });
+    const bundle = loadPolicyBundle(EXAMPLE_POLICIES);
+    const broken: ActivePolicySet = {
+      bundle,
+      generation: 1,
+      evaluate: () => {
+        throw new PortcullisError('ERR_POLICY_EVAL', 'cedar evaluation failed: wasm trap');
+      },
+    };
+    const decide = createDecider({ verifier: createTokenVerifier({ issuers: [], clock: systemClock, metrics, cacheMaxEntries: 0 }), policies: () => broken, clock: systemClock, metrics, logger });
+    const grpc = await startGrpcServer('127.0.0.1:0', [createExtAuthzService({ decide, metrics, logger })], 1 << 20);
+    const client = createCheckClient(`127.0.0.1:${grpc.port}`);
+    try {
+      const err = (await client.check(httpCheckRequest('GET', '/public/x')).catch((e: unknown) => e)) as ServiceError;
+      expect(err.code).toBe(status.INTERNAL);
+      expect(err.details).toBe('internal error');
+      expect(await metricValue(metrics, 'auth_authz_errors_total', { code: 'ERR_POLICY_EVAL' })).toBe(1);
+      expect(lines.join('')).toContain('wasm trap');
     } finally {
       client.close();
       await grpc.close();
