@@ -7,7 +7,7 @@
  *   npm run build && npx tsx bench/quick_check.ts [--requests 5000] [--concurrency 8]
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createCheckClient, httpCheckRequest } from '../src/extauthz/client.js';
@@ -73,4 +73,5 @@ try {
 } finally {
   client.close();
   child.kill('SIGTERM');
+  rmSync(work, { recursive: true, force: true });
 }

@@ -1,9 +1,9 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync, cpSync, existsSync, statSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync, cpSync, existsSync, statSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXAMPLE_POLICIES } from '../helpers/sidecar.js';
+import { tempDir } from '../helpers/temp_dir.js';
 
 /** The built entry point users run (`npm ci` builds it through `prepare`; `npm test` rebuilds it). */
 const BIN = new URL('../../dist/cli/main.js', import.meta.url).pathname;
@@ -16,7 +16,7 @@ let work: string;
 
 beforeAll(() => {
   if (!existsSync(BIN)) throw new Error(`${BIN} is missing: run npm run build (npm test does)`);
-  work = mkdtempSync(join(tmpdir(), 'pc-cli-'));
+  work = tempDir('pc-cli');
 });
 
 describe('configuration errors', () => {

@@ -3,6 +3,7 @@ import type { CheckResponse } from '../../src/gen/envoy/service/auth/v3/external
 import { httpCheckRequest } from '../../src/extauthz/client.js';
 import { makeKey, signToken, startJwksServer, type JwksServer, type SigningKey } from '../helpers/jwks_server.js';
 import { metricValue, startSidecar, type Sidecar } from '../helpers/sidecar.js';
+import { catchAllRoutes, tempDir } from '../helpers/temp_dir.js';
 
 let idp: JwksServer;
 let key: SigningKey;
@@ -203,19 +204,14 @@ describe('request mapping', () => {
 
   it('passes source ip, host, peer principal and context_extensions to policies via the Cedar context', async () => {
     // A policy folder whose only rule reads the context fields the mapping fills.
-    const { mkdtempSync, writeFileSync } = await import('node:fs');
-    const { tmpdir } = await import('node:os');
-    const { join } = await import('node:path');
-    const dir = mkdtempSync(join(tmpdir(), 'pc-ctx-'));
-    writeFileSync(join(dir, 'routes.yaml'), 'routes:\n  - match: { path: "/**" }\n    action: call\n    resource: { type: Svc, id: any }\n    anonymous: true\n');
-    writeFileSync(
-      join(dir, 'ctx.cedar'),
-      `@id("ctx") permit(principal, action, resource) when {
+    const dir = tempDir('pc-ctx', {
+      'routes.yaml': catchAllRoutes(true),
+      'ctx.cedar': `@id("ctx") permit(principal, action, resource) when {
         context.ip.isInRange(ip("10.0.0.0/8")) && context.host == "svc.internal" && context.scheme == "https" &&
         context.peer_principal == "spiffe://cluster.local/ns/a/sa/b" && context.request_id == "rid-7" &&
         context.context_extensions.tenant == "t1" && context.method == "POST" && context.path == "/x y" && !context.authenticated
       };`,
-    );
+    });
     const other = await startSidecar({ policies: { dir } });
     try {
       const base = {

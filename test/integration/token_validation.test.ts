@@ -6,6 +6,7 @@ import { httpCheckRequest } from '../../src/extauthz/client.js';
 import type { ConfigInput } from '../../src/config/index.js';
 import { makeKey, signToken, startJwksServer, type JwksServer, type SigningKey } from '../helpers/jwks_server.js';
 import { metricValue, startSidecar, type Sidecar } from '../helpers/sidecar.js';
+import { catchAllRoutes, tempDir } from '../helpers/temp_dir.js';
 
 type IssuerInput = NonNullable<ConfigInput['issuers']>[number];
 
@@ -213,14 +214,12 @@ describe('issuer claim mapping', () => {
   });
 
   it('does not let claims smuggle Cedar entity or extension escapes into principal attributes', async () => {
-    const { mkdtempSync, writeFileSync } = await import('node:fs');
-    const { tmpdir } = await import('node:os');
-    const { join } = await import('node:path');
-    const dir = mkdtempSync(join(tmpdir(), 'pc-smuggle-'));
     // No schema: every claim becomes an attribute. The rule allows only a principal whose
     // `manager` attribute IS the entity User::"alice" - a string claim can never satisfy it.
-    writeFileSync(join(dir, 'routes.yaml'), 'routes:\n  - match: { path: "/**" }\n    action: call\n    resource: { type: Svc, id: any }\n');
-    writeFileSync(join(dir, 'p.cedar'), '@id("mgr") permit(principal, action, resource) when { principal has manager && principal.manager == User::"alice" };');
+    const dir = tempDir('pc-smuggle', {
+      'routes.yaml': catchAllRoutes(false),
+      'p.cedar': '@id("mgr") permit(principal, action, resource) when { principal has manager && principal.manager == User::"alice" };',
+    });
     const idp = await startJwksServer();
     const key = await makeKey('k1');
     idp.keys = [key.publicJwk];
