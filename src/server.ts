@@ -35,7 +35,7 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
   const issuers = await trustedIssuers(config, { logger, clock, metrics });
   const verifier = createTokenVerifier({ issuers, clock, metrics, cacheMaxEntries: config.token_cache.max_entries });
 
-  const policies = createPolicyRuntime({ dir: config.policies.dir, warmupChecks: config.grpc.warmup_checks, logger, metrics });
+  const policies = createPolicyRuntime({ dir: config.policies.dir, warmupChecks: config.grpc.warmup_checks, decisionCacheSize: config.policies.decision_cache_size, logger, metrics });
   const first = policies.reload();
   if (!first.ok) throw new PortcullisError('ERR_POLICY_LOAD', `cannot start: ${first.error}`);
 

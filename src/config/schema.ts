@@ -78,6 +78,7 @@ export const configSchema = z
     policies: z
       .object({
         dir: z.string().min(1).default('./policies').describe('Folder with `schema.cedarschema`, `*.cedar`, `routes.yaml`, `entities.json`. Env `PORTCULLIS_POLICIES_DIR`.'),
+        decision_cache_size: z.number().int().nonnegative().default(10000).describe('Decisions cached per loaded policy set, keyed on every input the evaluated slice can read (principal and its entities, action, resource, the context attributes its policies reference); 0 disables. Emptied on every reload.'),
       })
       .strict()
       .prefault({})

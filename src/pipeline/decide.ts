@@ -34,6 +34,7 @@ export function createDecider({ verifier, policies, clock, metrics, logger, real
   const latency = childCache((source) => metrics.authzLatency.labels(source));
   const decisions = childCache((permitted, resourceType, source) => metrics.authzDecisions.labels(permitted, resourceType, source));
   const denials = childCache((reason) => metrics.authzDenied.labels(reason));
+  const decisionCacheHits = metrics.decisionCacheHits;
 
   async function authenticate(input: AuthzInput): Promise<Authn> {
     const credential = extractCredential(input.headers.get('authorization'));
@@ -67,7 +68,9 @@ export function createDecider({ verifier, policies, clock, metrics, logger, real
       resource: { type: route.resourceType, id: match.resourceId },
       context: buildContext(input, path, principal, clock.now()),
       entities: requestEntities(who, route.resourceType, match.resourceId, active),
+      cacheKey: who.cacheKey,
     });
+    if (result.cached) decisionCacheHits.inc();
     const common = { reasons: result.reasons, policiesChecked: result.policiesChecked, errors: result.errors, principal, action: route.action, resourceType: route.resourceType };
     if (result.allow) return { allow: true, status: 200, ...common };
     return { ...deny(403, 'forbidden', 'ERR_POLICY_DENIED', 'forbidden'), ...common };

@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { isEmptyEntity, PRINCIPAL_TYPE, ROLE_TYPE, type ActivePolicySet, type CedarContext, type EntityJson } from '../policy/index.js';
+import { ANONYMOUS_ID, isEmptyEntity, PRINCIPAL_TYPE, ROLE_TYPE, type ActivePolicySet, type CedarContext, type EntityJson } from '../policy/index.js';
 import type { Principal } from '../tokens/index.js';
 import { toCedarRecord } from './cedar_values.js';
 import type { AuthzInput } from './types.js';
@@ -13,10 +13,12 @@ export interface PrincipalEntities {
   entities: EntityJson[];
   /** `type\0id` of each entity, so resource entities already present are not passed twice. */
   keys: ReadonlySet<string>;
+  /** The principal's id and entities as one string: its part of the decision-cache key. */
+  cacheKey: string;
 }
 
 /** The anonymous principal has no attributes or parents, so no entity needs to be passed for it. */
-const ANONYMOUS: PrincipalEntities = { generation: -1, entities: [], keys: new Set() };
+const ANONYMOUS: PrincipalEntities = { generation: -1, entities: [], keys: new Set(), cacheKey: `${PRINCIPAL_TYPE}\0${ANONYMOUS_ID}\0anonymous` };
 
 export function entityKey(e: EntityJson): string {
   const uid = '__entity' in e.uid ? e.uid.__entity : e.uid;
@@ -41,7 +43,7 @@ export function principalEntitiesFor(principal: Principal | undefined, active: A
   const seen = new Set<EntityJson>();
   for (const role of principal.roles) for (const e of bundle.entities.withAncestors(ROLE_TYPE, role)) seen.add(e);
   const entities = isEmptyEntity(user) ? [...seen] : [user, ...seen];
-  const built = { generation: active.generation, entities, keys: new Set(entities.map(entityKey)) };
+  const built = { generation: active.generation, entities, keys: new Set(entities.map(entityKey)), cacheKey: `${PRINCIPAL_TYPE}\0${principal.subject}\0${JSON.stringify(entities)}` };
   principalEntities.set(principal, built);
   return built;
 }

@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache';
 import { PortcullisError } from '../lib/errors.js';
 import { cedar, type CedarContext, type EntityJson } from './cedar.js';
 import type { PolicyBundle } from './load.js';
@@ -11,6 +12,12 @@ export interface CedarRequest {
   resource: { type: string; id: string };
   context: CedarContext;
   entities: EntityJson[];
+  /**
+   * Identifies the principal and everything `entities` holds besides the resource's static
+   * entities (which the bundle fixes). When given, the decision is cached under it together with
+   * the action, the resource and the context attributes the slice reads.
+   */
+  cacheKey?: string;
 }
 
 export interface EvaluationResult {
@@ -19,8 +26,15 @@ export interface EvaluationResult {
   reasons: string[];
   /** Policy evaluation errors (`<policy id>: <message>`); a policy that errors does not apply. */
   errors: string[];
-  /** Size of the slice evaluated. */
+  /** Size of the policy slice the decision is based on. */
   policiesChecked: number;
+  /** Answered from the decision cache (no engine call). */
+  cached: boolean;
+}
+
+export interface PolicyEngineOptions {
+  /** Decisions cached per installed bundle; 0 disables the cache. */
+  decisionCacheSize: number;
 }
 
 /** A policy bundle whose slices are preparsed inside cedar-wasm, ready to evaluate. */
@@ -42,7 +56,7 @@ interface PreparsedSlice {
  * between two generations: a new bundle is preparsed beside the live one and only replaces
  * it once every slice parsed. Memory stays bounded by twice the largest bundle.
  */
-export function createPolicyEngine() {
+export function createPolicyEngine({ decisionCacheSize }: PolicyEngineOptions = { decisionCacheSize: 0 }) {
   let generation = 0;
   return {
     install(bundle: PolicyBundle): ActivePolicySet {
@@ -62,10 +76,12 @@ export function createPolicyEngine() {
         }
         slices.set(key, { id, size: ids.length, contextKeys: contextKeys === 'all' ? undefined : [...contextKeys] });
       }
+      // A fresh cache per bundle: a reload can never answer from decisions of the old set.
+      const cache = decisionCacheSize > 0 ? new LRUCache<string, EvaluationResult>({ max: decisionCacheSize }) : undefined;
       return {
         bundle,
         generation: gen,
-        evaluate: (request) => evaluate(slices, request),
+        evaluate: (request) => evaluate(slices, request, cache),
       };
     },
   };
@@ -82,17 +98,33 @@ function preparse(id: string, ids: readonly string[], texts: ReadonlyMap<string,
   }
 }
 
-function evaluate(slices: ReadonlyMap<string, PreparsedSlice>, request: CedarRequest): EvaluationResult {
+const NO_POLICIES: EvaluationResult = Object.freeze({ allow: false, reasons: [], errors: [], policiesChecked: 0, cached: false });
+
+function evaluate(slices: ReadonlyMap<string, PreparsedSlice>, request: CedarRequest, cache: LRUCache<string, EvaluationResult> | undefined): EvaluationResult {
   const slice = slices.get(sliceKey(request.action, request.resource.type));
   if (!slice) throw new PortcullisError('ERR_POLICY_EVAL', `no policy slice for action "${request.action}" on ${request.resource.type}`);
-  if (!slice.id) return { allow: false, reasons: [], errors: [], policiesChecked: 0 };
+  if (!slice.id) return NO_POLICIES;
+  const context = slice.contextKeys ? pick(request.context, slice.contextKeys) : request.context;
+  // The key holds every input the slice can read: action and resource type (the slice), resource
+  // id (its static entities), the principal and its entities, and the context values it reads.
+  const key = cache && request.cacheKey !== undefined ? `${request.action}\0${request.resource.type}\0${request.resource.id}\0${request.cacheKey}\0${JSON.stringify(context)}` : undefined;
+  if (key !== undefined) {
+    const hit = cache!.get(key);
+    if (hit) return hit;
+  }
+  const result = authorize(slice, slice.id, request, context);
+  if (key !== undefined) cache!.set(key, { ...result, cached: true });
+  return result;
+}
+
+function authorize(slice: PreparsedSlice, id: string, request: CedarRequest, context: CedarContext): EvaluationResult {
   const answer = cedar.statefulIsAuthorized({
     principal: request.principal,
     action: { type: ACTION_TYPE, id: request.action },
     resource: request.resource,
-    context: slice.contextKeys ? pick(request.context, slice.contextKeys) : request.context,
+    context,
     entities: request.entities,
-    preparsedPolicySetId: slice.id,
+    preparsedPolicySetId: id,
   });
   if (answer.type === 'failure') {
     throw new PortcullisError('ERR_POLICY_EVAL', `cedar evaluation failed: ${answer.errors.map((e) => e.message).join('; ')}`);
@@ -103,6 +135,7 @@ function evaluate(slices: ReadonlyMap<string, PreparsedSlice>, request: CedarReq
     reasons: diagnostics.reason,
     errors: diagnostics.errors.map((e) => `${e.policyId}: ${e.error.message}`),
     policiesChecked: slice.size,
+    cached: false,
   };
 }
 

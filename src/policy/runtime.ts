@@ -18,12 +18,13 @@ export interface PolicyRuntime {
 export interface PolicyRuntimeOptions {
   dir: string;
   warmupChecks: number;
+  decisionCacheSize: number;
   logger: Logger;
   metrics: Metrics;
 }
 
-export function createPolicyRuntime({ dir, warmupChecks, logger, metrics }: PolicyRuntimeOptions): PolicyRuntime {
-  const engine = createPolicyEngine();
+export function createPolicyRuntime({ dir, warmupChecks, decisionCacheSize, logger, metrics }: PolicyRuntimeOptions): PolicyRuntime {
+  const engine = createPolicyEngine({ decisionCacheSize });
   let active: ActivePolicySet | undefined;
   return {
     current: () => active,

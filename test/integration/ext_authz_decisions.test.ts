@@ -247,3 +247,30 @@ describe('decision telemetry', () => {
     expect(JSON.stringify(sidecar.logs)).not.toContain(jwt.split('.')[2]);
   });
 });
+
+describe('decision cache', () => {
+  it('answers repeated identical requests from the cache and keys on every input the slice reads', async () => {
+    const dir = tempDir('pc-dcache', {
+      'routes.yaml': catchAllRoutes(true),
+      'p.cedar': '@id("host-a") permit(principal, action, resource) when { context.host == "a" };\n@id("bob") permit(principal == User::"bob", action, resource);',
+    });
+    const other = await startSidecar({ policies: { dir }, issuers: [{ issuer: idp.issuer, jwks_uri: idp.jwksUri, audiences: ['api'] }] });
+    try {
+      const ask = async (host: string, auth?: string) => {
+        const res = await other.client.check(httpCheckRequest('GET', '/x', auth ? { authorization: auth } : {}, { host }));
+        return res.httpResponse.case === 'okResponse';
+      };
+      const hits = () => metricValue(other.metrics, 'auth_authz_decision_cache_hits_total');
+      expect(await ask('a')).toBe(true);
+      expect(await hits()).toBe(0);
+      expect(await ask('a')).toBe(true);
+      expect(await hits()).toBe(1);
+      expect(await ask('b')).toBe(false); // the slice reads context.host: a different host is a different key
+      expect(await ask('b', `Bearer ${await token('bob', [])}`)).toBe(true); // a different principal too
+      expect(await ask('b', `Bearer ${await token('carol', [])}`)).toBe(false);
+      expect(await hits()).toBe(1);
+    } finally {
+      await other.close();
+    }
+  });
+});

@@ -1,0 +1,124 @@
+/**
+ * Load generator worker: one grpc-js client sending pre-serialized requests to one method.
+ * Open loop: request i is due at start + i / rate whether or not earlier ones answered, and its
+ * latency counts from when it was due (no coordinated omission). Closed loop: `concurrency`
+ * requests in flight, each sent when the previous one answered.
+ */
+import { Client, credentials, type ServiceError } from '@grpc/grpc-js';
+import * as hdr from 'hdr-histogram-js';
+import { parentPort, workerData } from 'node:worker_threads';
+import { fromBinary } from '@bufbuild/protobuf';
+import { CheckResponseSchema } from '../../src/gen/envoy/service/auth/v3/external_auth_pb.js';
+
+export interface WorkerJob {
+  address: string;
+  path: string;
+  requests: Uint8Array[];
+  /** `allow`: a CheckResponse that is not an ok_response counts as an error. */
+  expect: 'allow' | 'any';
+  mode: 'open' | 'closed';
+  rate: number;
+  concurrency: number;
+  durationMs: number;
+  /** Open loop: more requests than this in flight counts the rest as errors instead of queueing forever. */
+  maxInFlight: number;
+}
+
+export interface WorkerResult {
+  histogram: string;
+  sent: number;
+  completed: number;
+  errors: number;
+  errorSamples: string[];
+  elapsedMs: number;
+}
+
+const job = workerData as WorkerJob;
+const histogram = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 });
+const client = new Client(job.address, credentials.createInsecure(), { 'grpc.max_receive_message_length': 4 << 20 });
+let sent = 0;
+let completed = 0;
+let errors = 0;
+let inFlight = 0;
+const errorSamples: string[] = [];
+
+function fail(message: string): void {
+  errors++;
+  if (errorSamples.length < 5) errorSamples.push(message);
+}
+
+function send(dueNs: bigint, done: () => void): void {
+  const bytes = job.requests[sent % job.requests.length]!;
+  sent++;
+  inFlight++;
+  client.makeUnaryRequest(
+    job.path,
+    (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength),
+    (b: Buffer) => b,
+    bytes,
+    { deadline: Date.now() + 10_000 },
+    (err: ServiceError | null, res?: Buffer) => {
+      inFlight--;
+      const micros = Number((process.hrtime.bigint() - dueNs) / 1000n);
+      if (err) fail(`${err.code} ${err.details}`);
+      else if (job.expect === 'allow' && !isAllow(res!)) fail('expected an allow');
+      else {
+        completed++;
+        histogram.recordValue(Math.max(1, micros));
+      }
+      done();
+    },
+  );
+}
+
+function isAllow(bytes: Buffer): boolean {
+  const res = fromBinary(CheckResponseSchema, bytes);
+  return (res.status?.code ?? 0) === 0 && res.httpResponse.case === 'okResponse';
+}
+
+async function openLoop(): Promise<void> {
+  const start = process.hrtime.bigint();
+  const intervalNs = BigInt(Math.round(1e9 / job.rate));
+  const total = Math.floor((job.rate * job.durationMs) / 1000);
+  let next = 0;
+  await new Promise<void>((resolve) => {
+    const tick = () => {
+      const now = process.hrtime.bigint();
+      while (next < total && start + BigInt(next) * intervalNs <= now) {
+        const due = start + BigInt(next) * intervalNs;
+        next++;
+        if (inFlight >= job.maxInFlight) {
+          fail('generator backlog: more than maxInFlight requests outstanding');
+          continue;
+        }
+        send(due, () => {});
+      }
+      if (next < total) setImmediate(tick);
+      else resolve();
+    };
+    tick();
+  });
+  await drain();
+}
+
+async function closedLoop(): Promise<void> {
+  const end = Date.now() + job.durationMs;
+  await Promise.all(
+    Array.from({ length: job.concurrency }, () => new Promise<void>((resolve) => {
+      const loop = () => (Date.now() < end ? send(process.hrtime.bigint(), loop) : resolve());
+      loop();
+    })),
+  );
+}
+
+async function drain(): Promise<void> {
+  const limit = Date.now() + 15_000;
+  while (inFlight > 0 && Date.now() < limit) await new Promise((r) => setTimeout(r, 5));
+  if (inFlight > 0) fail(`${inFlight} requests still in flight at the end`);
+}
+
+const started = Date.now();
+await (job.mode === 'open' ? openLoop() : closedLoop());
+client.close();
+const result: WorkerResult = { histogram: hdr.encodeIntoCompressedBase64(histogram), sent, completed, errors, errorSamples, elapsedMs: Date.now() - started };
+parentPort!.postMessage(result);

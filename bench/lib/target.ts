@@ -1,0 +1,82 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { cpuSeconds, peakRssMb } from './process_stats.js';
+
+const ROOT = new URL('../../', import.meta.url).pathname;
+
+export interface Target {
+  name: string;
+  address: string;
+  pid: number;
+  /** Folder for this target's files (config, keys, policies); removed on stop. */
+  dir: string;
+  cpuSeconds(): number;
+  peakRssMb(): number;
+  stop(): Promise<void>;
+}
+
+/** The built Portcullis (`dist/`), serving with the given YAML config (its grpc.address is forced to a free port). */
+export async function startPortcullis(configYaml: (dir: string) => string): Promise<Target> {
+  const dir = mkdtempSync(join(tmpdir(), 'pc-bench-'));
+  const file = join(dir, 'bench.yaml');
+  writeFileSync(file, configYaml(dir));
+  return launch('portcullis', dir, [join(ROOT, 'dist/cli/main.js'), 'serve', '--config', file], 'portcullis serving', { PORTCULLIS_GRPC_ADDRESS: '127.0.0.1:0' });
+}
+
+/** The no-op floor server. */
+export async function startFloor(): Promise<Target> {
+  const dir = mkdtempSync(join(tmpdir(), 'pc-bench-'));
+  return launch('floor', dir, ['--import', 'tsx', join(ROOT, 'bench/servers/floor.ts')], 'floor serving', {});
+}
+
+async function launch(name: string, dir: string, args: string[], ready: string, env: Record<string, string>): Promise<Target> {
+  const child: ChildProcess = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  let stderr = '';
+  child.stderr!.on('data', (b: Buffer) => (stderr += String(b)).length > 20_000 && (stderr = stderr.slice(-10_000)));
+  const address = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${name} did not start in 30 s: ${stderr}`)), 30_000);
+    let buffered = '';
+    child.stdout!.on('data', (b: Buffer) => {
+      buffered += String(b);
+      const lines = buffered.split('\n');
+      buffered = lines.pop() ?? '';
+      for (const line of lines) {
+        try {
+          const l = JSON.parse(line) as { msg?: string; grpc?: string };
+          if (l.msg === ready && l.grpc) {
+            clearTimeout(timer);
+            resolve(l.grpc);
+          }
+        } catch {
+          /* not a JSON line */
+        }
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`${name} exited with ${code}: ${stderr}`)));
+  });
+  const pid = child.pid!;
+  return {
+    name,
+    address,
+    pid,
+    dir,
+    cpuSeconds: () => cpuSeconds(pid),
+    peakRssMb: () => peakRssMb(pid),
+    stop: () =>
+      new Promise<void>((resolve) => {
+        const done = () => {
+          rmSync(dir, { recursive: true, force: true });
+          resolve();
+        };
+        if (child.exitCode !== null) return done();
+        const kill = setTimeout(() => child.kill('SIGKILL'), 5000);
+        child.once('exit', () => {
+          clearTimeout(kill);
+          done();
+        });
+        child.kill('SIGTERM');
+      }),
+  };
+}

@@ -1,0 +1,144 @@
+/**
+ * `npm run bench [-- --profile quick|full|smoke] [--scenario NAME ...] [--hardware NAME] [--out DIR]`
+ *
+ * Starts each scenario's server from the built code on loopback, warms it up, measures open-loop
+ * rates and closed-loop max throughput with a bounded load, stops it; writes
+ * `<out>/<timestamp>.{json,md,svg}` and exits 1 when a budget is exceeded or a phase had errors.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { evaluateBudgets, loadBudgets } from './lib/budgets.js';
+import { AUTHORIZATION_CHECK_PATH } from '../src/extauthz/service.js';
+import { createCheckClient } from '../src/extauthz/client.js';
+import { runNodeLoad, type LoadResult, type LoadSpec } from './lib/load_grpc.js';
+import { h2loadAvailable, runH2load } from './lib/load_h2load.js';
+import { markdown, svgChart, type BenchReport, type PhaseResult } from './lib/report.js';
+import { SCENARIOS, type PhaseKind } from './scenarios.js';
+
+interface Profile {
+  warmupMs: number;
+  phaseMs: number;
+  rates: number[];
+  maxConcurrency: number;
+}
+
+const PROFILES: Record<string, Profile> = {
+  smoke: { warmupMs: 300, phaseMs: 700, rates: [200], maxConcurrency: 4 },
+  quick: { warmupMs: 2000, phaseMs: 4000, rates: [1000, 2500, 5000], maxConcurrency: 32 },
+  full: { warmupMs: 5000, phaseMs: 15000, rates: [1000, 2500, 5000], maxConcurrency: 32 },
+};
+
+const args = process.argv.slice(2);
+const option = (name: string) => {
+  const i = args.indexOf(`--${name}`);
+  return i === -1 ? undefined : args[i + 1];
+};
+const options = (name: string) => args.flatMap((a, i) => (a === `--${name}` && args[i + 1] ? [args[i + 1]!] : []));
+
+const profileName = option('profile') ?? 'quick';
+const profile = PROFILES[profileName];
+if (!profile) fatal(`unknown profile "${profileName}" (${Object.keys(PROFILES).join(', ')})`);
+const wanted = options('scenario');
+for (const w of wanted) if (!SCENARIOS.some((s) => s.name === w)) fatal(`unknown scenario "${w}" (${SCENARIOS.map((s) => s.name).join(', ')})`);
+const scenarios = SCENARIOS.filter((s) => wanted.length === 0 || wanted.includes(s.name));
+const outDir = option('out') ?? new URL('./results', import.meta.url).pathname;
+const budgets = loadBudgets(new URL('./budgets.yaml', import.meta.url).pathname);
+const hardware = option('hardware');
+const generatorChoice = option('generator') ?? 'auto';
+if (!['auto', 'node', 'h2load'].includes(generatorChoice)) fatal(`unknown generator "${generatorChoice}" (auto, node, h2load)`);
+const useH2load = generatorChoice === 'h2load' || (generatorChoice === 'auto' && h2loadAvailable());
+if (generatorChoice === 'h2load' && !h2loadAvailable()) fatal('h2load is not installed (Debian package nghttp2-client)');
+/** h2load when available (its C client leaves the cores to the server); the Node generator otherwise and for multi-request pools. */
+const load = (spec: LoadSpec): Promise<LoadResult> => (useH2load && spec.requests.length === 1 ? runH2load(spec) : runNodeLoad(spec));
+
+function phasesFor(kind: PhaseKind): Array<{ label: string; mode: 'open' | 'closed'; rate?: number; concurrency?: number }> {
+  const max = { label: 'max', mode: 'closed' as const, concurrency: profile!.maxConcurrency };
+  const open = (rate: number) => ({ label: `open-${rate}`, mode: 'open' as const, rate });
+  if (kind === 'max') return [max];
+  if (kind === 'open-1000+max') return [open(profile!.rates[0]!), max];
+  return [...profile!.rates.map(open), max];
+}
+
+const results: PhaseResult[] = [];
+const notes: string[] = [];
+for (const scenario of scenarios) {
+  for (const variant of scenario.variants) {
+    process.stderr.write(`bench: ${scenario.name}/${variant.name}\n`);
+    const run = await variant.start();
+    if (run.note) notes.push(`${scenario.name}/${variant.name}: ${run.note}`);
+    try {
+      const base = { address: run.target.address, path: AUTHORIZATION_CHECK_PATH, requests: run.requests, expect: 'allow' as const };
+      await verifySample(run.target.address, run.requests[0]!);
+      await load({ ...base, mode: 'closed', concurrency: 8, durationMs: profile!.warmupMs });
+      for (const phase of phasesFor(scenario.phases)) {
+        const cpu0 = run.target.cpuSeconds();
+        const r = await load({ ...base, mode: phase.mode, rate: phase.rate, concurrency: phase.concurrency, durationMs: profile!.phaseMs });
+        const cpu = run.target.cpuSeconds() - cpu0;
+        const result: PhaseResult = {
+          scenario: scenario.name,
+          variant: variant.name,
+          phase: phase.label,
+          mode: phase.mode,
+          targetRate: phase.rate,
+          concurrency: phase.concurrency,
+          ...r,
+          cpuPer1000: r.requests ? Math.round((cpu / r.requests) * 1000 * 1000) / 1000 : 0,
+          peakRssMb: run.target.peakRssMb(),
+        };
+        results.push(result);
+        process.stderr.write(`  ${phase.label}: ${r.rate} req/s p50 ${r.p50} p99 ${r.p99} p99.9 ${r.p999} ms errors ${r.errors}${r.errorSamples.length ? ` (${r.errorSamples[0]})` : ''}\n`);
+      }
+    } finally {
+      await run.target.stop();
+      await run.cleanup?.();
+    }
+  }
+}
+
+const lookup = (ref: string): number | undefined => {
+  const [path, field] = ref.split('.') as [string, keyof PhaseResult];
+  const [scenario, variant, phase] = path.split('/');
+  const hit = results.find((r) => r.scenario === scenario && r.variant === variant && r.phase === phase);
+  const value = hit?.[field];
+  return typeof value === 'number' ? value : undefined;
+};
+const report: BenchReport = {
+  timestamp: new Date().toISOString(),
+  profile: profileName,
+  generator: useH2load ? 'h2load (h2c, 1 connection)' : 'node (worker thread, grpc-js, hdr-histogram-js)',
+  machine: { cpus: cpus().length, model: cpus()[0]?.model ?? 'unknown', node: process.version, platform: `${process.platform}-${process.arch}` },
+  results,
+  budgets: evaluateBudgets(budgets, hardware, lookup),
+  notes,
+};
+
+mkdirSync(outDir, { recursive: true });
+const stem = join(outDir, report.timestamp.replace(/[:.]/g, '-'));
+writeFileSync(`${stem}.json`, `${JSON.stringify(report, null, 2)}\n`);
+writeFileSync(`${stem}.md`, markdown(report));
+writeFileSync(`${stem}.svg`, svgChart(report));
+process.stdout.write(markdown(report));
+process.stdout.write(`\nbench: wrote ${stem}.json, .md and .svg\n`);
+
+const failed = report.budgets.filter((b) => b.status === 'fail');
+const withErrors = results.filter((r) => r.errors > 0);
+for (const b of failed) process.stderr.write(`bench: budget exceeded: ${b.name} (${b.value}, limit ${b.limit})\n`);
+for (const r of withErrors) process.stderr.write(`bench: ${r.errors} errors in ${r.scenario}/${r.variant}/${r.phase}: ${r.errorSamples.join('; ')}\n`);
+process.exit(failed.length || withErrors.length ? 1 : 0);
+
+/** Every load is checked through a real gRPC client first: the expected answer is an allow. */
+async function verifySample(address: string, bytes: Uint8Array): Promise<void> {
+  const client = createCheckClient(address);
+  try {
+    const res = await client.checkRaw(bytes);
+    if (res.httpResponse.case !== 'okResponse') fatal(`the scenario request is not allowed: ${JSON.stringify(res.httpResponse.value)}`);
+  } finally {
+    client.close();
+  }
+}
+
+function fatal(message: string): never {
+  process.stderr.write(`bench: ${message}\n`);
+  process.exit(2);
+}

@@ -1,0 +1,94 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { systemClock } from '../src/lib/clock.js';
+import { loadDevIssuer } from '../src/tokens/index.js';
+import { tenantPolicyFiles, tenantRequest } from './lib/policy_sets.js';
+import { checkBytes, startBenchIssuer } from './lib/requests.js';
+import { startFloor, startPortcullis, type Target } from './lib/target.js';
+
+const EXAMPLE_POLICIES = new URL('../policies', import.meta.url).pathname;
+
+export type PhaseKind = 'rates' | 'max' | 'open-1000+max';
+
+export interface Variant {
+  name: string;
+  start(): Promise<{ target: Target; requests: Uint8Array[]; note?: string; cleanup?: () => Promise<void> }>;
+}
+
+export interface Scenario {
+  name: string;
+  description: string;
+  phases: PhaseKind;
+  variants: Variant[];
+}
+
+const devConfig = (dir: string, policiesDir = EXAMPLE_POLICIES, extra = '') =>
+  `log:\n  level: info\npolicies:\n  dir: ${policiesDir}\ndev_issuer:\n  key_file: ${join(dir, 'dev-key.json')}\n${extra}`;
+
+async function devToken(target: Target, sub: string, roles: string[]): Promise<string> {
+  const dev = await loadDevIssuer({ issuer: 'urn:portcullis:dev', audience: 'portcullis', keyFile: join(target.dir, 'dev-key.json'), clock: systemClock });
+  return dev.mint({ sub, roles, ttlSeconds: 3600 });
+}
+
+export const SCENARIOS: Scenario[] = [
+  {
+    name: 'floor',
+    description: 'no-op ext_authz server on grpc-js with the project protos: decode, answer OK',
+    phases: 'rates',
+    variants: [{ name: 'noop', start: async () => ({ target: await startFloor(), requests: [checkBytes('GET', '/documents/d1', 'x.y.z')] }) }],
+  },
+  {
+    name: 'check',
+    description: 'Envoy Check, example policies, one valid cached token (viewer reading an owned document)',
+    phases: 'rates',
+    variants: [
+      {
+        name: 'example',
+        async start() {
+          const target = await startPortcullis((dir) => devConfig(dir));
+          return { target, requests: [checkBytes('GET', '/documents/d1', await devToken(target, 'alice', ['viewer']))] };
+        },
+      },
+    ],
+  },
+  {
+    name: 'check-policies',
+    description: 'tenant-style generated policy sets; "unsliced" writes the same rules so no slicing applies',
+    phases: 'open-1000+max',
+    variants: [
+      ...[100, 1000].map((count) => policyVariant(`${count}`, count, true)),
+      policyVariant('1000-unsliced', 1000, false),
+    ],
+  },
+  {
+    name: 'check-cold',
+    description: 'a token that is not in the cache on every request (signature verified each time; token cache off)',
+    phases: 'max',
+    variants: (['ES256', 'RS256'] as const).map((alg) => ({
+      name: alg.toLowerCase(),
+      async start() {
+        const issuer = await startBenchIssuer();
+        const extra = `token_cache:\n  max_entries: 0\nissuers:\n  - issuer: ${issuer.issuer}\n    jwks_uri: ${issuer.jwksUri}\n    audiences: [bench]\n`;
+        const target = await startPortcullis((dir) => devConfig(dir, EXAMPLE_POLICIES, extra));
+        const tokens = await issuer.mint(alg, 200, { sub: 'alice', roles: ['viewer'] });
+        return { target, requests: tokens.map((t) => checkBytes('GET', '/documents/d1', t)), cleanup: () => issuer.close() };
+      },
+    })),
+  },
+];
+
+function policyVariant(name: string, count: number, sliced: boolean): Variant {
+  return {
+    name,
+    async start() {
+      const target = await startPortcullis((dir) => {
+        const policies = join(dir, 'policies');
+        mkdirSync(policies);
+        for (const [file, text] of Object.entries(tenantPolicyFiles(count, sliced))) writeFileSync(join(policies, file), text);
+        return devConfig(dir, policies);
+      });
+      const { role, path } = tenantRequest(count);
+      return { target, requests: [checkBytes('GET', path, await devToken(target, 'tenant-user', [role]))], note: `${count} policies` };
+    },
+  };
+}
