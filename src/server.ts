@@ -42,7 +42,10 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
   const decide = createDecider({ verifier, policies: policies.current, clock, metrics, logger });
   const health = createHealthService();
   const grpc = await startGrpcServer(config.grpc.address, [createExtAuthzService({ decide, metrics, logger }), health], config.grpc.max_receive_message_bytes);
-  for (const i of issuers) i.keys.start();
+  // SERVING waits for each issuer's first key load (bounded by its fetch timeout); an issuer whose
+  // endpoint is down does not keep the rest from serving, and its keys arrive on a later refresh.
+  await Promise.all(issuers.map((i) => i.keys.start()));
+  for (const i of issuers) if (!i.keys.hasKeys()) logger.warn({ issuer: i.policy.issuer }, 'no signing keys yet for issuer; its tokens are rejected until a fetch succeeds');
   health.state.set(Serving.SERVING);
   logger.info({ grpc: `${config.grpc.address.replace(/:\d+$/, '')}:${grpc.port}`, issuers: issuers.map((i) => i.policy.issuer), mode: config.mode }, 'portcullis serving');
 

@@ -1,21 +1,14 @@
 import type { BudgetOutcome } from './budgets.js';
+import type { LoadResult } from './load_grpc.js';
 
-export interface PhaseResult {
+export interface PhaseResult extends LoadResult {
   scenario: string;
   variant: string;
   phase: string;
   mode: 'open' | 'closed';
   targetRate: number | undefined;
   concurrency: number | undefined;
-  requests: number;
-  errors: number;
-  errorSamples: string[];
-  rate: number;
-  p50: number;
-  p90: number;
-  p99: number;
-  p999: number;
-  max: number;
+  /** Server CPU seconds (user + system) per 1000 completed requests. */
   cpuPer1000: number;
   peakRssMb: number;
 }

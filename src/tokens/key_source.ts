@@ -12,7 +12,10 @@ export interface KeySource {
   keysFor(header: JWSHeaderParameters): Promise<VerifyKey[]>;
   /** True once keys were loaded and are not past their stale window. */
   hasKeys(): boolean;
-  /** Starts background refresh; idempotent. */
-  start(): void;
+  /**
+   * Starts background refresh (idempotent). Resolves once the first load has been tried, so a
+   * server can hold back SERVING until keys are there; it never rejects.
+   */
+  start(): Promise<void>;
   stop(): void;
 }

@@ -8,7 +8,7 @@ export function createLocalKeySource(jwks: JSONWebKeySet): KeySource {
   return {
     keysFor: (header: JWSHeaderParameters): Promise<VerifyKey[]> => matchingKeys(set, header),
     hasKeys: () => jwks.keys.length > 0,
-    start() {},
+    start: () => Promise.resolve(),
     stop() {},
   };
 }

@@ -139,16 +139,16 @@ export function createRemoteKeySource(issuer: IssuerConfig, { clock, metrics, lo
       }
     },
     hasKeys: () => usable() !== undefined,
-    start() {
+    async start() {
       if (timer) return;
-      const tick = () => {
+      const tick = async () => {
         const entry = cache.peek(ENTRY, { allowStale: true });
         const due = !entry || clock.now() - entry.fetchedAt >= entry.ttlMs;
-        if (due) void cache.fetch(ENTRY, { forceRefresh: true }).catch(() => undefined);
+        if (due) await cache.fetch(ENTRY, { forceRefresh: true }).catch(() => undefined);
       };
-      tick();
-      timer = setInterval(tick, Math.min(cfg.refresh_min_seconds * 1000, 30_000));
+      timer = setInterval(() => void tick(), Math.min(cfg.refresh_min_seconds * 1000, 30_000));
       timer.unref();
+      await tick();
     },
     stop() {
       if (timer) clearInterval(timer);

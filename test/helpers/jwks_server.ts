@@ -18,7 +18,8 @@ export interface JwksServer {
 }
 
 export async function startJwksServer(): Promise<JwksServer> {
-  const state = { jwksRequests: 0, mode: 'ok' as JwksMode, cacheControl: 'max-age=300' as string | undefined, keys: [] as JWK[] };
+  // The handler reads the returned object, so tests switch modes and keys by assigning to it.
+  const api: JwksServer = { url: '', issuer: '', jwksUri: '', jwksRequests: 0, mode: 'ok', cacheControl: 'max-age=300', keys: [], close: async () => {} };
   const server: Server = createServer((req, res) => {
     if (req.url === '/.well-known/openid-configuration') {
       res.writeHead(200, { 'content-type': 'application/json' });
@@ -29,8 +30,8 @@ export async function startJwksServer(): Promise<JwksServer> {
       res.writeHead(404).end();
       return;
     }
-    state.jwksRequests++;
-    switch (state.mode) {
+    api.jwksRequests++;
+    switch (api.mode) {
       case 'error500':
         res.writeHead(500).end('boom');
         return;
@@ -47,49 +48,21 @@ export async function startJwksServer(): Promise<JwksServer> {
         return; // never answers
       case 'ok': {
         const headers: Record<string, string> = { 'content-type': 'application/json' };
-        if (state.cacheControl) headers['cache-control'] = state.cacheControl;
-        res.writeHead(200, headers).end(JSON.stringify({ keys: state.keys }));
+        if (api.cacheControl) headers['cache-control'] = api.cacheControl;
+        res.writeHead(200, headers).end(JSON.stringify({ keys: api.keys }));
       }
     }
   });
   server.keepAliveTimeout = 1;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
-  const url = `http://127.0.0.1:${port}`;
-  const api: JwksServer = {
-    url,
-    issuer: url,
-    jwksUri: `${url}/jwks.json`,
-    get jwksRequests() {
-      return state.jwksRequests;
-    },
-    set jwksRequests(v) {
-      state.jwksRequests = v;
-    },
-    get mode() {
-      return state.mode;
-    },
-    set mode(m) {
-      state.mode = m;
-    },
-    get cacheControl() {
-      return state.cacheControl;
-    },
-    set cacheControl(v) {
-      state.cacheControl = v;
-    },
-    get keys() {
-      return state.keys;
-    },
-    set keys(k) {
-      state.keys = k;
-    },
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  api.url = api.issuer = `http://127.0.0.1:${port}`;
+  api.jwksUri = `${api.url}/jwks.json`;
+  api.close = () =>
+    new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    });
   return api;
 }
 

@@ -60,48 +60,55 @@ describe('malformed input on the wire', () => {
   });
 });
 
-describe('internal failures', () => {
-  it('answers UNAVAILABLE (so failure_mode_allow decides) when no policy set is loaded, never an allow', async () => {
-    const metrics = createMetrics();
-    const logger = createLogger('silent');
-    const decide = createDecider({ verifier: createTokenVerifier({ issuers: [], clock: systemClock, metrics, cacheMaxEntries: 0 }), policies: () => undefined, clock: systemClock, metrics, logger });
-    const grpc = await startGrpcServer('127.0.0.1:0', [createExtAuthzService({ decide, metrics, logger })], 1 << 20);
-    const client = createCheckClient(`127.0.0.1:${grpc.port}`);
-    try {
-      const err = (await client.check(httpCheckRequest('GET', '/public/x')).catch((e: unknown) => e)) as ServiceError;
-      expect(err.code).toBe(status.UNAVAILABLE);
-      expect(err.details).toBe('policies not loaded');
-      expect(await metricValue(metrics, 'auth_authz_errors_total', { code: 'ERR_POLICY_NOT_LOADED' })).toBe(1);
-    } finally {
+/** The ext_authz service alone, over a policy source the test controls. */
+async function bareExtAuthz(policies: () => ActivePolicySet | undefined) {
+  const metrics = createMetrics();
+  const lines: string[] = [];
+  const logger = createLogger('info', { write: (l: string) => void lines.push(l) });
+  const decide = createDecider({ verifier: createTokenVerifier({ issuers: [], clock: systemClock, metrics, cacheMaxEntries: 0 }), policies, clock: systemClock, metrics, logger });
+  const grpc = await startGrpcServer('127.0.0.1:0', [createExtAuthzService({ decide, metrics, logger })], 1 << 20);
+  const client = createCheckClient(`127.0.0.1:${grpc.port}`);
+  return {
+    metrics,
+    lines,
+    failure: () => client.check(httpCheckRequest('GET', '/public/x')).then(() => undefined, (e: unknown) => e as ServiceError),
+    async close() {
       client.close();
       await grpc.close();
+    },
+  };
+}
+
+describe('internal failures', () => {
+  it('answers UNAVAILABLE (so failure_mode_allow decides) when no policy set is loaded, never an allow', async () => {
+    const bare = await bareExtAuthz(() => undefined);
+    try {
+      const err = await bare.failure();
+      expect(err?.code).toBe(status.UNAVAILABLE);
+      expect(err?.details).toBe('policies not loaded');
+      expect(await metricValue(bare.metrics, 'auth_authz_errors_total', { code: 'ERR_POLICY_NOT_LOADED' })).toBe(1);
+    } finally {
+      await bare.close();
     }
   });
 
   it('answers INTERNAL with a generic message when the engine fails, and logs the detail', async () => {
-    const metrics = createMetrics();
-    const lines: string[] = [];
-    const logger = createLogger('info', { write: (l: string) => void lines.push(l) });
-    const bundle = loadPolicyBundle(EXAMPLE_POLICIES);
     const broken: ActivePolicySet = {
-      bundle,
+      bundle: loadPolicyBundle(EXAMPLE_POLICIES),
       generation: 1,
       evaluate: () => {
         throw new PortcullisError('ERR_POLICY_EVAL', 'cedar evaluation failed: wasm trap');
       },
     };
-    const decide = createDecider({ verifier: createTokenVerifier({ issuers: [], clock: systemClock, metrics, cacheMaxEntries: 0 }), policies: () => broken, clock: systemClock, metrics, logger });
-    const grpc = await startGrpcServer('127.0.0.1:0', [createExtAuthzService({ decide, metrics, logger })], 1 << 20);
-    const client = createCheckClient(`127.0.0.1:${grpc.port}`);
+    const bare = await bareExtAuthz(() => broken);
     try {
-      const err = (await client.check(httpCheckRequest('GET', '/public/x')).catch((e: unknown) => e)) as ServiceError;
-      expect(err.code).toBe(status.INTERNAL);
-      expect(err.details).toBe('internal error');
-      expect(await metricValue(metrics, 'auth_authz_errors_total', { code: 'ERR_POLICY_EVAL' })).toBe(1);
-      expect(lines.join('')).toContain('wasm trap');
+      const err = await bare.failure();
+      expect(err?.code).toBe(status.INTERNAL);
+      expect(err?.details).toBe('internal error');
+      expect(await metricValue(bare.metrics, 'auth_authz_errors_total', { code: 'ERR_POLICY_EVAL' })).toBe(1);
+      expect(bare.lines.join('')).toContain('wasm trap');
     } finally {
-      client.close();
-      await grpc.close();
+      await bare.close();
     }
   });
 });

@@ -5,7 +5,7 @@ import type { CheckResponse } from '../../src/gen/envoy/service/auth/v3/external
 import { httpCheckRequest } from '../../src/extauthz/client.js';
 import type { ConfigInput } from '../../src/config/index.js';
 import { makeKey, signToken, startJwksServer, type JwksServer, type SigningKey } from '../helpers/jwks_server.js';
-import { metricValue, startSidecar, type Sidecar } from '../helpers/sidecar.js';
+import { healthCheck, metricValue, startSidecar, type Sidecar } from '../helpers/sidecar.js';
 import { catchAllRoutes, tempDir } from '../helpers/temp_dir.js';
 
 type IssuerInput = NonNullable<ConfigInput['issuers']>[number];
@@ -184,6 +184,37 @@ describe('JWKS key management', () => {
     const res = await checkWith(env, await signToken({ sub: 'vic2', roles: ['viewer'] }, { key: env.key, issuer: env.idp.issuer, audience: 'api' }));
     expect(res.httpResponse.case).toBe('okResponse');
     await expect.poll(() => metricValue(env.sidecar.metrics, 'auth_jwks_fetch_errors_total', { issuer: env.idp.issuer }), { timeout: 3000 }).toBeGreaterThan(0);
+  });
+
+  it('loads every issuer\'s keys before reporting SERVING', async () => {
+    const env = await setup();
+    expect(env.idp.jwksRequests).toBe(1);
+    expect((await healthCheck(env.sidecar.address)).status).toBe(1); // SERVING
+    const res = await checkWith(env, await signToken({ sub: 'vic', roles: ['viewer'] }, { key: env.key, issuer: env.idp.issuer, audience: 'api' }));
+    expect(res.httpResponse.case).toBe('okResponse');
+    expect(env.idp.jwksRequests).toBe(1);
+  });
+
+  it('starts within the fetch timeout when an issuer is down, and takes its keys once it recovers', async () => {
+    const idp = await startJwksServer();
+    const key = await makeKey('k1');
+    idp.keys = [key.publicJwk];
+    idp.mode = 'hang';
+    const started = Date.now();
+    const sidecar = await startSidecar({ issuers: [{ issuer: idp.issuer, jwks_uri: idp.jwksUri, jwks: { fetch_timeout_ms: 300, request_budget_ms: 1000, cooldown_seconds: 0 } }] });
+    try {
+      expect(Date.now() - started).toBeLessThan(5000);
+      expect(sidecar.logs.some((l) => l.msg === 'no signing keys yet for issuer; its tokens are rejected until a fetch succeeds')).toBe(true);
+      const jwt = await signToken({ sub: 'vic', roles: ['viewer'] }, { key, issuer: idp.issuer });
+      const down = await sidecar.client.check(httpCheckRequest('GET', '/documents/d1', { authorization: `Bearer ${jwt}` }));
+      expect(challenge(down)).toContain('error_description="signing keys unavailable"');
+      idp.mode = 'ok';
+      const up = await sidecar.client.check(httpCheckRequest('GET', '/documents/d1', { authorization: `Bearer ${jwt}` }));
+      expect(up.httpResponse.case).toBe('okResponse');
+    } finally {
+      await sidecar.close();
+      await idp.close();
+    }
   });
 
   it('ignores RSA keys under 2048 bits in the JWKS', async () => {

@@ -1,0 +1,46 @@
+import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { BenchReport } from '../../bench/lib/report.js';
+import { tempDir } from '../helpers/temp_dir.js';
+
+const ROOT = new URL('../../', import.meta.url).pathname;
+const tsx = join(ROOT, 'node_modules/.bin/tsx');
+
+describe('npm run bench', () => {
+  it('runs the floor and check scenarios end to end and writes JSON, Markdown and SVG', () => {
+    const out = tempDir('pc-bench-out');
+    // The Node generator runs anywhere (h2load is optional); smoke phases are a fraction of a second.
+    const r = spawnSync(tsx, ['bench/run.ts', '--profile', 'smoke', '--scenario', 'floor', '--scenario', 'check', '--generator', 'node', '--report-only', '--out', out], { cwd: ROOT, encoding: 'utf8', timeout: 90_000 });
+    expect(r.status, r.stderr).toBe(0);
+    const files = readdirSync(out).sort();
+    expect(files.map((f) => f.replace(/^.*\./, ''))).toEqual(['json', 'md', 'svg']);
+    const report = JSON.parse(readFileSync(join(out, files[0]!), 'utf8')) as BenchReport;
+    expect(report.results.map((x) => `${x.scenario}/${x.variant}/${x.phase}`)).toEqual([
+      'floor/noop/open-200',
+      'floor/noop/max',
+      'check/example/open-200',
+      'check/example/max',
+      'check/uncached/open-200',
+      'check/uncached/max',
+    ]);
+    for (const x of report.results) {
+      expect(x.errors).toBe(0);
+      expect(x.requests).toBeGreaterThan(0);
+      expect(x.p50).toBeGreaterThan(0);
+      expect(x.p99).toBeGreaterThanOrEqual(x.p50);
+      expect(x.cpuPer1000).toBeGreaterThan(0);
+      expect(x.peakRssMb).toBeGreaterThan(10);
+    }
+    expect(report.budgets.find((b) => b.name === 'check max throughput >= 0.5 x floor')?.status).toMatch(/pass|fail/);
+    expect(readFileSync(join(out, files[1]!), 'utf8')).toContain('| check | example | max |');
+    expect(readFileSync(join(out, files[2]!), 'utf8')).toMatch(/^<svg[\s\S]*check\/example max[\s\S]*<\/svg>\n$/);
+  });
+
+  it('refuses an unknown scenario with exit code 2', () => {
+    const r = spawnSync(tsx, ['bench/run.ts', '--scenario', 'nope'], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('unknown scenario "nope"');
+  });
+});
