@@ -82,8 +82,9 @@ async function runVariant(scenario: (typeof SCENARIOS)[number], variant: (typeof
   const run = await variant.start();
   if (run.note) notes.push(`${scenario.name}/${variant.name}: ${run.note}`);
   try {
-    const base = { address: run.target.address, path: AUTHORIZATION_CHECK_PATH, requests: run.requests, expect: 'allow' as const };
-    await verifySample(run.target.address, run.requests[0]!);
+    const envoy = run.path === undefined;
+    const base = { address: run.target.address, path: run.path ?? AUTHORIZATION_CHECK_PATH, requests: run.requests, expect: envoy ? ('allow' as const) : ('any' as const) };
+    await (run.verify ? run.verify() : verifySample(run.target.address, run.requests[0]!));
     await load({ ...base, mode: 'closed', concurrency: 8, durationMs: profile!.warmupMs });
     for (const phase of phasesFor(scenario.phases)) {
       const cpu0 = run.target.cpuSeconds();

@@ -10,9 +10,20 @@ const EXAMPLE_POLICIES = new URL('../policies', import.meta.url).pathname;
 
 export type PhaseKind = 'rates' | 'max' | 'open-1000+max';
 
+export interface VariantRun {
+  target: Target;
+  requests: Uint8Array[];
+  /** gRPC method; default Envoy's Authorization/Check. */
+  path?: string;
+  /** Checks the first request once through a real gRPC client; default: an Envoy Check that must be allowed. */
+  verify?: () => Promise<void>;
+  note?: string;
+  cleanup?: () => Promise<void>;
+}
+
 export interface Variant {
   name: string;
-  start(): Promise<{ target: Target; requests: Uint8Array[]; note?: string; cleanup?: () => Promise<void> }>;
+  start(): Promise<VariantRun>;
 }
 
 export interface Scenario {

@@ -51,8 +51,8 @@ const SERIES = [
 export function svgChart(r: BenchReport): string {
   const rows = r.results;
   const rowH = 26;
-  const left = 300;
-  const width = 900;
+  const left = 330;
+  const width = 940;
   const plotW = width - left - 30;
   const top = 50;
   const height = top + rows.length * rowH + 50;
