@@ -20,10 +20,8 @@ const routeSchema = targetSchema
   .extend({ match: z.object({ method: methodSchema.default('*'), path: z.string().startsWith('/') }).strict() })
   .strict();
 
-const fileSchema = z.union([
-  z.array(routeSchema),
-  z.object({ routes: z.array(routeSchema), default: targetSchema.optional() }).strict(),
-]);
+/** The file is either a list of routes or `{ routes, default }`; a list is read as `{ routes: list }`. */
+const fileSchema = z.object({ routes: z.array(routeSchema), default: targetSchema.optional() }).strict();
 
 type Segment = { kind: 'literal'; value: string } | { kind: 'param'; name: string } | { kind: 'any' } | { kind: 'rest' };
 
@@ -61,13 +59,13 @@ export function parseRoutes(file: string, text: string): RouteTable {
     const lines = doc.errors.slice(0, 3).map((e) => `${file}:${e.linePos?.[0]?.line ?? 1}:${e.linePos?.[0]?.col ?? 1} ${e.message.split('\n')[0]}`);
     throw new PortcullisError('ERR_ROUTES_INVALID', lines.join('\n'));
   }
-  const parsed = fileSchema.safeParse(doc.toJS());
+  const raw: unknown = doc.toJS();
+  const parsed = fileSchema.safeParse(Array.isArray(raw) ? { routes: raw } : raw);
   if (!parsed.success) {
     const lines = parsed.error.issues.map((i) => `${file}: ${i.path.join('.') || '(root)'}: ${i.message}`);
     throw new PortcullisError('ERR_ROUTES_INVALID', lines.join('\n'));
   }
-  const list = Array.isArray(parsed.data) ? parsed.data : parsed.data.routes;
-  const fallback = Array.isArray(parsed.data) ? undefined : parsed.data.default;
+  const { routes: list, default: fallback } = parsed.data;
   const problems: string[] = [];
   const routes = list.map((r, index) => {
     try {
