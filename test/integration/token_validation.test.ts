@@ -244,6 +244,33 @@ describe('issuer claim mapping', () => {
     expectInvalidToken(await checkWith(env, idToken), 'invalid token claims');
   });
 
+  it('gives policies the token scopes (string or scp array), issuer, client id and MFA state', async () => {
+    const idp = await startJwksServer();
+    const key = await makeKey('k1');
+    idp.keys = [key.publicJwk];
+    const dir = tempDir('pc-scopes', {
+      'routes.yaml': catchAllRoutes(false),
+      'p.cedar': `@id("writer") permit(principal, action, resource) when {
+        context.scopes.contains("docs:write") && context.issuer == "${idp.issuer}" && context.client_id == "cli-1" && context.mfa && context.authenticated
+      };`,
+    });
+    const sidecar = await startSidecar({ policies: { dir }, issuers: [{ issuer: idp.issuer, jwks_uri: idp.jwksUri }] });
+    try {
+      const ask = async (claims: Record<string, unknown>) => {
+        const jwt = await signToken({ sub: 'u', amr: ['pwd', 'otp'], ...claims }, { key, issuer: idp.issuer });
+        return (await sidecar.client.check(httpCheckRequest('GET', '/x', { authorization: `Bearer ${jwt}` }))).httpResponse.case;
+      };
+      expect(await ask({ scope: 'docs:read docs:write', client_id: 'cli-1' })).toBe('okResponse');
+      expect(await ask({ scp: ['docs:write'], azp: 'cli-1' })).toBe('okResponse');
+      expect(await ask({ scope: 'docs:read', client_id: 'cli-1' })).toBe('deniedResponse');
+      expect(await ask({ scope: 'docs:write', client_id: 'other' })).toBe('deniedResponse');
+      expect(await ask({ scope: 'docs:write', client_id: 'cli-1', amr: ['pwd'] })).toBe('deniedResponse');
+    } finally {
+      await sidecar.close();
+      await idp.close();
+    }
+  });
+
   it('does not let claims smuggle Cedar entity or extension escapes into principal attributes', async () => {
     // No schema: every claim becomes an attribute. The rule allows only a principal whose
     // `manager` attribute IS the entity User::"alice" - a string claim can never satisfy it.
