@@ -15,7 +15,8 @@ RUN npm ci --omit=dev --omit=optional --ignore-scripts --no-audit --no-fund
 
 FROM node:24-bookworm-slim
 ENV NODE_ENV=production \
-    PORTCULLIS_GRPC_ADDRESS=0.0.0.0:9191
+    PORTCULLIS_GRPC_ADDRESS=0.0.0.0:9191 \
+    PORTCULLIS_ADMIN_ADDRESS=0.0.0.0:9001
 WORKDIR /app
 RUN groupadd --system portcullis && useradd --system --gid portcullis --home-dir /app --shell /usr/sbin/nologin portcullis \
  && mkdir -p /app/data && chown portcullis:portcullis /app/data

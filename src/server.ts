@@ -1,5 +1,7 @@
 import type { Config } from './config/index.js';
+import type { AddressInfo } from 'node:net';
 import { createExtAuthzService } from './extauthz/service.js';
+import { createAdminServer } from './http/admin.js';
 import { createHealthService, Serving, type HealthState } from './grpc/health.js';
 import { startGrpcServer } from './grpc/server.js';
 import { systemClock, type Clock } from './lib/clock.js';
@@ -18,11 +20,14 @@ export interface ServerDeps {
 
 export interface PortcullisServer {
   grpcPort: number;
+  adminPort: number;
   policies: PolicyRuntime;
   health: HealthState;
   metrics: Metrics;
   /** Reloads policies/ (SIGHUP); the last good set keeps serving on failure. */
   reloadPolicies(): ReturnType<PolicyRuntime['reload']>;
+  /** Stops reporting ready (gRPC NOT_SERVING, /ready 503) while still answering. */
+  drain(): void;
   close(): Promise<void>;
 }
 
@@ -46,21 +51,53 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
   // endpoint is down does not keep the rest from serving, and its keys arrive on a later refresh.
   await Promise.all(issuers.map((i) => i.keys.start()));
   for (const i of issuers) if (!i.keys.hasKeys()) logger.warn({ issuer: i.policy.issuer }, 'no signing keys yet for issuer; its tokens are rejected until a fetch succeeds');
-  health.state.set(Serving.SERVING);
-  logger.info({ grpc: `${config.grpc.address.replace(/:\d+$/, '')}:${grpc.port}`, issuers: issuers.map((i) => i.policy.issuer), mode: config.mode }, 'portcullis serving');
 
+  let draining = false;
+  const readiness = () => {
+    const keys = Object.fromEntries(issuers.map((i) => [i.policy.issuer, i.keys.hasKeys()]));
+    const checks = { policies: policies.current() !== undefined, issuer_keys: keys, draining };
+    return { ready: checks.policies && Object.values(keys).every(Boolean) && !draining, checks };
+  };
+  if (!config.admin.api_key) logger.warn('admin.api_key is not set: /admin/* refuses every request');
+  const admin = createAdminServer({ registry: metrics.registry, policies, readiness, apiKey: config.admin.api_key, logger });
+  const [adminHost, adminPort] = splitAddress(config.admin.address);
+  await admin.listen({ host: adminHost, port: adminPort });
+  const boundAdmin = (admin.server.address() as AddressInfo).port;
+
+  health.state.set(Serving.SERVING);
+  logger.info(
+    { grpc: `${hostOf(config.grpc.address)}:${grpc.port}`, admin: `${hostOf(config.admin.address)}:${boundAdmin}`, issuers: issuers.map((i) => i.policy.issuer), mode: config.mode },
+    'portcullis serving',
+  );
+
+  const drain = () => {
+    draining = true;
+    health.state.set(Serving.NOT_SERVING);
+  };
   return {
     grpcPort: grpc.port,
+    adminPort: boundAdmin,
     policies,
     health: health.state,
     metrics,
     reloadPolicies: () => policies.reload(),
+    drain,
     async close() {
-      health.state.set(Serving.NOT_SERVING);
+      drain();
       await grpc.close();
+      await admin.close();
       for (const i of issuers) i.keys.stop();
     },
   };
+}
+
+function splitAddress(address: string): [string, number] {
+  const i = address.lastIndexOf(':');
+  return [address.slice(0, i).replace(/^\[(.*)\]$/, '$1'), Number(address.slice(i + 1))];
+}
+
+function hostOf(address: string): string {
+  return address.slice(0, address.lastIndexOf(':'));
 }
 
 async function trustedIssuers(config: Readonly<Config>, deps: Required<ServerDeps>): Promise<TrustedIssuer[]> {

@@ -22,7 +22,7 @@ export async function startPortcullis(configYaml: (dir: string) => string): Prom
   const dir = mkdtempSync(join(tmpdir(), 'pc-bench-'));
   const file = join(dir, 'bench.yaml');
   writeFileSync(file, configYaml(dir));
-  return launch('portcullis', dir, [join(ROOT, 'dist/cli/main.js'), 'serve', '--config', file], 'portcullis serving', { PORTCULLIS_GRPC_ADDRESS: '127.0.0.1:0' });
+  return launch('portcullis', dir, [join(ROOT, 'dist/cli/main.js'), 'serve', '--config', file], 'portcullis serving', { PORTCULLIS_GRPC_ADDRESS: '127.0.0.1:0', PORTCULLIS_ADMIN_ADDRESS: '127.0.0.1:0' });
 }
 
 /** The no-op floor server. */

@@ -22,7 +22,9 @@ export function registerConfig(program: Command): void {
     .option('-c, --config <file>', 'YAML config file (env PORTCULLIS_CONFIG)')
     .action((opts: { config?: string }) => {
       try {
-        process.stdout.write(`${JSON.stringify(loadConfig({ file: opts.config }), null, 2)}\n`);
+        // Secrets are shown as set or not, never printed.
+        const redact = (key: string, value: unknown) => (key === 'api_key' && value !== undefined ? '[redacted]' : value);
+        process.stdout.write(`${JSON.stringify(loadConfig({ file: opts.config }), redact, 2)}\n`);
       } catch (err) {
         exitWith(err);
       }

@@ -14,6 +14,8 @@ export interface LoadConfigOptions {
 const ENV_OVERRIDES: ReadonlyArray<[string, string[]]> = [
   ['PORTCULLIS_MODE', ['mode']],
   ['PORTCULLIS_GRPC_ADDRESS', ['grpc', 'address']],
+  ['PORTCULLIS_ADMIN_ADDRESS', ['admin', 'address']],
+  ['PORTCULLIS_ADMIN_API_KEY', ['admin', 'api_key']],
   ['PORTCULLIS_LOG_LEVEL', ['log', 'level']],
   ['PORTCULLIS_POLICIES_DIR', ['policies', 'dir']],
 ];

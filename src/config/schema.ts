@@ -68,6 +68,14 @@ export const configSchema = z
       .strict()
       .prefault({})
       .describe('gRPC listener.'),
+    admin: z
+      .object({
+        address: hostPort.default('127.0.0.1:9001').describe('Listen address of the admin HTTP server (`/metrics`, `/health`, `/ready`, `/admin/*`). Env `PORTCULLIS_ADMIN_ADDRESS`.'),
+        api_key: z.string().min(16, 'must be at least 16 characters').optional().describe('Key required on `/admin/*` (Bearer, or basic-auth password), compared in constant time. Env `PORTCULLIS_ADMIN_API_KEY`. Unset: `/admin/*` refuses every request.'),
+      })
+      .strict()
+      .prefault({})
+      .describe('Admin listener.'),
     log: z
       .object({
         level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info').describe('Log level. Env `PORTCULLIS_LOG_LEVEL`.'),

@@ -29,11 +29,12 @@ export async function startSidecar(config: ConfigInput, clock?: Clock): Promise<
       done();
     },
   });
-  const metrics = createMetrics();
+  const metrics = createMetrics(undefined, { defaultMetrics: true });
   const cfg = parseConfig({
     dev_issuer: { enabled: false },
     ...config,
     grpc: { address: '127.0.0.1:0', warmup_checks: 10, ...config.grpc },
+    admin: { address: '127.0.0.1:0', ...config.admin },
     policies: { dir: EXAMPLE_POLICIES, ...config.policies },
   });
   const server = await startServer(cfg, { logger: createLogger('debug', sink), metrics, ...(clock ? { clock } : {}) });

@@ -44,6 +44,13 @@ describe('configuration errors', () => {
     expect(r2.stderr).toContain(`config file ${broken} is not valid YAML`);
   });
 
+  it('prints the effective configuration without secrets', () => {
+    const r = run(['config', 'check'], { PORTCULLIS_ADMIN_API_KEY: 'super-secret-admin-key-1234' });
+    expect(r.status).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ admin: { api_key: '[redacted]' }, grpc: { address: '127.0.0.1:9191' } });
+    expect(r.stdout).not.toContain('super-secret-admin-key-1234');
+  });
+
   it('refuses the development issuer in production mode', () => {
     const r = run(['config', 'check'], { PORTCULLIS_MODE: 'production' });
     expect(r.status).toBe(2);
@@ -54,7 +61,7 @@ describe('configuration errors', () => {
     const dir = join(work, 'broken-policies');
     cpSync(EXAMPLE_POLICIES, dir, { recursive: true });
     writeFileSync(join(dir, 'rbac.cedar'), '@id("x")\npermit (principal, action, resource) when { 1 + };\n');
-    const r = run(['serve'], { PORTCULLIS_POLICIES_DIR: dir, PORTCULLIS_GRPC_ADDRESS: '127.0.0.1:0', PORTCULLIS_LOG_LEVEL: 'silent' });
+    const r = run(['serve'], { PORTCULLIS_POLICIES_DIR: dir, PORTCULLIS_GRPC_ADDRESS: '127.0.0.1:0', PORTCULLIS_ADMIN_ADDRESS: '127.0.0.1:0', PORTCULLIS_LOG_LEVEL: 'silent' });
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/cannot start: rbac\.cedar:2:\d+ /);
   });
@@ -71,7 +78,7 @@ describe('serve, token mint and check', () => {
     config = join(work, 'dev.yaml');
     policies = join(work, 'live-policies');
     cpSync(EXAMPLE_POLICIES, policies, { recursive: true });
-    writeFileSync(config, `grpc:\n  address: 127.0.0.1:0\n  warmup_checks: 10\npolicies:\n  dir: ${policies}\ndev_issuer:\n  key_file: ${join(work, 'data', 'dev-key.json')}\n`);
+    writeFileSync(config, `grpc:\n  address: 127.0.0.1:0\n  warmup_checks: 10\nadmin:\n  address: 127.0.0.1:0\npolicies:\n  dir: ${policies}\ndev_issuer:\n  key_file: ${join(work, 'data', 'dev-key.json')}\n`);
     server = spawn(process.execPath, [BIN, 'serve', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
     server.stdout!.on('data', (b: Buffer) => logs.push(...String(b).split('\n').filter(Boolean)));
     await new Promise<void>((resolve, reject) => {
@@ -154,7 +161,7 @@ describe('config schema', () => {
     const r = run(['config', 'schema']);
     expect(r.status).toBe(0);
     const schema = JSON.parse(r.stdout) as { properties: Record<string, { description?: string }> };
-    expect(Object.keys(schema.properties).sort()).toEqual(['dev_issuer', 'grpc', 'issuers', 'log', 'mode', 'policies', 'token_cache']);
+    expect(Object.keys(schema.properties).sort()).toEqual(['admin', 'dev_issuer', 'grpc', 'issuers', 'log', 'mode', 'policies', 'token_cache']);
     for (const [key, value] of Object.entries(schema.properties)) expect(value.description, key).toBeTruthy();
   });
 });

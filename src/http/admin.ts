@@ -1,0 +1,69 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Registry } from 'prom-client';
+import type { PolicyRuntime } from '../policy/index.js';
+import type { Logger } from '../telemetry/logger.js';
+import { createAdminKeyCheck } from './admin_auth.js';
+
+export interface Readiness {
+  ready: boolean;
+  checks: Record<string, boolean | Record<string, boolean>>;
+}
+
+export interface AdminServerOptions {
+  registry: Registry;
+  policies: PolicyRuntime;
+  readiness: () => Readiness;
+  apiKey: string | undefined;
+  logger: Logger;
+}
+
+/**
+ * The admin listener: `/metrics` (no credentials, so scrapers need none), `/health`, `/ready`,
+ * and `/admin/*` behind the admin API key. Errors are JSON and never expose internals.
+ */
+export function createAdminServer({ registry, policies, readiness, apiKey, logger }: AdminServerOptions): FastifyInstance {
+  const app = Fastify({ logger: false, bodyLimit: 64 * 1024 });
+  const keyMatches = createAdminKeyCheck(apiKey);
+
+  app.get('/metrics', async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
+  app.get('/health', async () => ({ status: 'ok' }));
+  app.get('/ready', async (_req, reply) => {
+    const r = readiness();
+    return reply.code(r.ready ? 200 : 503).send({ status: r.ready ? 'ready' : 'not_ready', checks: r.checks });
+  });
+
+  app.register(async (admin) => {
+    admin.addHook('onRequest', async (req, reply) => {
+      if (!keyMatches(req.headers.authorization)) {
+        return reply.code(401).header('www-authenticate', 'Bearer realm="portcullis-admin"').send({ error: 'unauthorized' });
+      }
+    });
+    admin.get('/admin/policies', async () => {
+      const active = policies.current();
+      if (!active) return { loaded: false };
+      const { bundle } = active;
+      return {
+        loaded: true,
+        generation: active.generation,
+        dir: bundle.dir,
+        policies: bundle.policies.map((p) => ({ id: p.id, file: p.file, position: p.position, effect: p.scope.effect })),
+        slices: [...bundle.slices].map(([key, s]) => ({ key, policies: s.ids.length })),
+      };
+    });
+    admin.post('/admin/policies/reload', async (_req, reply) => {
+      const result = policies.reload();
+      logger.info({ admin_action: 'policies.reload', ok: result.ok }, 'admin action');
+      return result.ok
+        ? { status: 'reloaded', policies: result.policies, generation: policies.current()?.generation }
+        : reply.code(422).send({ error: 'policy_reload_failed', detail: result.error });
+    });
+  });
+
+  app.setNotFoundHandler((_req, reply) => reply.code(404).send({ error: 'not_found' }));
+  app.setErrorHandler((err: { statusCode?: number }, _req, reply) => {
+    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
+    if (status === 500) logger.error({ err }, 'admin request failed');
+    return reply.code(status).send({ error: status === 500 ? 'internal_error' : 'bad_request' });
+  });
+  return app;
+}
