@@ -7,7 +7,7 @@ import { startGrpcServer } from './grpc/server.js';
 import { systemClock, type Clock } from './lib/clock.js';
 import { PortcullisError } from './lib/errors.js';
 import { createDecider } from './pipeline/index.js';
-import { createPolicyRuntime, type PolicyRuntime } from './policy/index.js';
+import { createPolicyRuntime, watchPolicyFolder, type PolicyRuntime } from './policy/index.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
 import { createMetrics, type Metrics } from './telemetry/metrics.js';
 import { createLocalKeySource, createRemoteKeySource, createTokenVerifier, loadDevIssuer, type TrustedIssuer } from './tokens/index.js';
@@ -44,6 +44,7 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
   const first = policies.reload();
   if (!first.ok) throw new PortcullisError('ERR_POLICY_LOAD', `cannot start: ${first.error}`);
 
+  const stopWatching = config.policies.watch ? watchPolicyFolder(config.policies.dir, config.policies.watch_debounce_ms, () => void policies.reload(), logger) : () => {};
   const decide = createDecider({ verifier, policies: policies.current, clock, metrics, logger });
   const health = createHealthService();
   const grpc = await startGrpcServer(config.grpc.address, [createExtAuthzService({ decide, metrics, logger }), health], config.grpc.max_receive_message_bytes);
@@ -84,6 +85,7 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
     drain,
     async close() {
       drain();
+      stopWatching();
       await grpc.close();
       await admin.close();
       for (const i of issuers) i.keys.stop();

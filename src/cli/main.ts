@@ -5,6 +5,7 @@ import { registerToken } from './token.js';
 import { registerCheck } from './check.js';
 import { registerConfig } from './config.js';
 import { registerHealth } from './health.js';
+import { registerPolicy } from './policy.js';
 
 const program = new Command()
   .name('portcullis')
@@ -16,5 +17,6 @@ registerCheck(program);
 registerToken(program);
 registerConfig(program);
 registerHealth(program);
+registerPolicy(program);
 
 await program.parseAsync(process.argv);

@@ -1,6 +1,9 @@
 export { loadPolicyBundle, type PolicyBundle } from './load.js';
 export { createPolicyEngine, type PolicyEngine, type ActivePolicySet, type CedarRequest, type EvaluationResult } from './engine.js';
 export { createPolicyRuntime, type PolicyRuntime } from './runtime.js';
+export { validatePolicyFolder, type ValidationReport } from './validate.js';
+export { formatPolicyFolder, type FormatReport } from './format.js';
+export { watchPolicyFolder } from './watch.js';
 export { matchRoute, type RouteMatch, type RouteTarget } from './routes.js';
 export { PRINCIPAL_TYPE, ROLE_TYPE, ACTION_TYPE, ANONYMOUS_ID } from './vocabulary.js';
 export { isEmptyEntity, type EntityStore } from './entities.js';
