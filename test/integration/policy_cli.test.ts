@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { cpSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { EXAMPLE_POLICIES } from '../helpers/sidecar.js';
@@ -86,5 +86,52 @@ describe('portcullis policy fmt', () => {
     const r = run('policy', 'fmt', '--check', dir);
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/^broken\.cedar(:\d+:\d+)? /m);
+  });
+});
+
+describe('portcullis policy test', () => {
+  it('passes the example folder\'s own test suite, with full coverage', () => {
+    const r = run('policy', 'test', EXAMPLE_POLICIES);
+    expect(r.status, r.stdout).toBe(0);
+    expect(r.stdout).toContain('PASS tests/documents.yaml › the owner cannot delete without MFA');
+    expect(r.stdout).toMatch(/\n12 passed, 0 failed\n/);
+    expect(r.stdout).toContain('coverage: policies never determining: none; routes never matched: none');
+  });
+
+  it('shows the expected and actual decision of a failing case and exits 1', () => {
+    const dir = copyOfExample();
+    writeFileSync(
+      join(dir, 'tests', 'wrong.yaml'),
+      'cases:\n  - name: viewers may delete (they may not)\n    principal: { claims: { sub: vic, roles: [viewer] } }\n    request: { method: DELETE, path: /documents/d2 }\n    expect: { decision: allow }\n',
+    );
+    const r = run('policy', 'test', dir);
+    expect(r.status).toBe(1);
+    expect(r.stdout).toContain('FAIL tests/wrong.yaml › viewers may delete (they may not)\n     expected allow\n     actual   deny 403 [delete-requires-mfa]');
+    expect(r.stdout).toMatch(/\n12 passed, 1 failed\n/);
+  });
+
+  it('reports uncovered policies and routes, and prints JSON for machines', () => {
+    const dir = copyOfExample();
+    writeFileSync(join(dir, 'tests', 'documents.yaml'), 'cases:\n  - name: public\n    principal: { anonymous: true }\n    request: { method: GET, path: /public/x }\n    expect: { decision: allow, reasons: [public-read] }\n');
+    const r = run('policy', 'test', '--json', dir);
+    expect(r.status).toBe(0);
+    const report = JSON.parse(r.stdout) as { passed: number; failed: number; uncoveredPolicies: string[]; uncoveredRoutes: string[] };
+    expect(report).toMatchObject({ passed: 1, failed: 0 });
+    expect(report.uncoveredPolicies.sort()).toEqual(['admin-all', 'delete-requires-mfa', 'editor-write', 'owner-manage', 'viewer-read']);
+    expect(report.uncoveredRoutes).toContain('GET|HEAD /documents/{id}');
+    expect(report.uncoveredRoutes).not.toContain('GET|HEAD /public/**');
+  });
+
+  it('rejects a malformed test file naming the key path, and a folder without tests', () => {
+    const dir = copyOfExample();
+    writeFileSync(join(dir, 'tests', 'bad.yaml'), 'cases:\n  - name: no expectation\n    principal: { anonymous: true }\n    request: { method: GET, path: /x }\n');
+    const r = run('policy', 'test', dir);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('tests/bad.yaml: cases.0.expect');
+    const empty = copyOfExample();
+    rmSync(join(empty, 'tests'), { recursive: true });
+    const none = run('policy', 'test', empty);
+    expect(none.status).toBe(1);
+    expect(none.stderr).toContain('no test cases');
   });
 });
