@@ -31,21 +31,24 @@ export interface PortcullisServer {
   close(): Promise<void>;
 }
 
-/** The composition root: builds every part from config and starts the listeners. */
-export async function startServer(config: Readonly<Config>, deps: ServerDeps = {}): Promise<PortcullisServer> {
+/** The decision core without listeners: issuers and their keys, the verifier, the policy set, the decider. */
+export async function createCore(config: Readonly<Config>, deps: ServerDeps = {}) {
   const logger = deps.logger ?? createLogger(config.log.level);
   const clock = deps.clock ?? systemClock;
   const metrics = deps.metrics ?? createMetrics(undefined, { defaultMetrics: true });
-
   const issuers = await trustedIssuers(config, { logger, clock, metrics });
   const verifier = createTokenVerifier({ issuers, clock, metrics, cacheMaxEntries: config.token_cache.max_entries });
-
   const policies = createPolicyRuntime({ dir: config.policies.dir, warmupChecks: config.grpc.warmup_checks, decisionCacheSize: config.policies.decision_cache_size, logger, metrics });
   const first = policies.reload();
   if (!first.ok) throw new PortcullisError('ERR_POLICY_LOAD', `cannot start: ${first.error}`);
-
-  const stopWatching = config.policies.watch ? watchPolicyFolder(config.policies.dir, config.policies.watch_debounce_ms, () => void policies.reload(), logger) : () => {};
   const decide = createDecider({ verifier, policies: policies.current, clock, metrics, logger });
+  return { logger, clock, metrics, issuers, verifier, policies, decide };
+}
+
+/** The composition root: builds every part from config and starts the listeners. */
+export async function startServer(config: Readonly<Config>, deps: ServerDeps = {}): Promise<PortcullisServer> {
+  const { logger, metrics, issuers, policies, decide } = await createCore(config, deps);
+  const stopWatching = config.policies.watch ? watchPolicyFolder(config.policies.dir, config.policies.watch_debounce_ms, () => void policies.reload(), logger) : () => {};
   const health = createHealthService();
   const grpc = await startGrpcServer(config.grpc.address, [createExtAuthzService({ decide, metrics, logger }), health], config.grpc.max_receive_message_bytes);
   // SERVING waits for each issuer's first key load (bounded by its fetch timeout); an issuer whose

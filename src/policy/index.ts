@@ -1,5 +1,6 @@
 export { loadPolicyBundle, type PolicyBundle } from './load.js';
 export { createPolicyEngine, type PolicyEngine, type ActivePolicySet, type CedarRequest, type EvaluationResult } from './engine.js';
+export { sliceKey as sliceKeyOf } from './slices.js';
 export { createPolicyRuntime, type PolicyRuntime } from './runtime.js';
 export { validatePolicyFolder, type ValidationReport } from './validate.js';
 export { formatPolicyFolder, type FormatReport } from './format.js';

@@ -149,6 +149,23 @@ describe('serve, token mint and check', () => {
     writeFileSync(rbac, original);
   });
 
+  it('explains one decision offline with --explain: route, slice, entities, determining policies', () => {
+    const jwt = run(['token', 'mint', '--sub', 'alice', '--roles', 'viewer', '--config', config]).stdout.trim();
+    const r = run(['check', '--explain', '--config', config, '--token', jwt, 'DELETE', '/documents/d1']);
+    expect(r.status).toBe(1);
+    const e = JSON.parse(r.stdout) as Record<string, unknown>;
+    expect(e).toMatchObject({
+      authentication: { credential: 'bearer', subject: 'alice', roles: ['viewer'], mfa: false },
+      route: { index: 6, action: 'delete', resource: { type: 'Document', id: 'd1' } },
+      slice: { key: 'Action::"delete"|Document', policies: ['owner-manage', 'delete-requires-mfa', 'admin-all'] },
+      decision: { allow: false, status: 403, determiningPolicies: ['delete-requires-mfa'], policiesChecked: 3 },
+      context: { mfa: false, method: 'DELETE', path: '/documents/d1' },
+    });
+    expect(JSON.stringify(e)).not.toContain(jwt);
+    const bad = JSON.parse(run(['check', '--explain', '--config', config, '--token', 'garbage', 'GET', '/documents/d1']).stdout) as Record<string, unknown>;
+    expect(bad).toMatchObject({ authentication: { credential: 'bearer', error: 'not a compact JWS' }, decision: { allow: false, status: 401 } });
+  });
+
   it('drains and exits 0 on SIGTERM', async () => {
     const exited = new Promise<number | null>((resolve) => server.on('exit', (code) => resolve(code)));
     server.kill('SIGTERM');
