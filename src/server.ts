@@ -2,6 +2,8 @@ import type { Config } from './config/index.js';
 import type { AddressInfo } from 'node:net';
 import { createExtAuthzService } from './extauthz/service.js';
 import { createAdminServer } from './http/admin.js';
+import { createAppApiService } from './appapi/service.js';
+import { createAppChecker } from './pipeline/app_check.js';
 import { createHealthService, Serving, type HealthState } from './grpc/health.js';
 import { startGrpcServer } from './grpc/server.js';
 import { systemClock, type Clock } from './lib/clock.js';
@@ -42,15 +44,16 @@ export async function createCore(config: Readonly<Config>, deps: ServerDeps = {}
   const first = policies.reload();
   if (!first.ok) throw new PortcullisError('ERR_POLICY_LOAD', `cannot start: ${first.error}`);
   const decide = createDecider({ verifier, policies: policies.current, clock, metrics, logger });
-  return { logger, clock, metrics, issuers, verifier, policies, decide };
+  const appCheck = createAppChecker({ verifier, policies: policies.current, clock, metrics, logger });
+  return { logger, clock, metrics, issuers, verifier, policies, decide, appCheck };
 }
 
 /** The composition root: builds every part from config and starts the listeners. */
 export async function startServer(config: Readonly<Config>, deps: ServerDeps = {}): Promise<PortcullisServer> {
-  const { logger, metrics, issuers, policies, decide } = await createCore(config, deps);
+  const { logger, metrics, issuers, policies, decide, appCheck } = await createCore(config, deps);
   const stopWatching = config.policies.watch ? watchPolicyFolder(config.policies.dir, config.policies.watch_debounce_ms, () => void policies.reload(), logger) : () => {};
   const health = createHealthService();
-  const grpc = await startGrpcServer(config.grpc.address, [createExtAuthzService({ decide, metrics, logger }), health], config.grpc.max_receive_message_bytes);
+  const grpc = await startGrpcServer(config.grpc.address, [createExtAuthzService({ decide, metrics, logger }), createAppApiService({ check: appCheck, metrics, logger }), health], config.grpc.max_receive_message_bytes);
   // SERVING waits for each issuer's first key load (bounded by its fetch timeout); an issuer whose
   // endpoint is down does not keep the rest from serving, and its keys arrive on a later refresh.
   await Promise.all(issuers.map((i) => i.keys.start()));

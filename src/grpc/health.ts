@@ -11,7 +11,7 @@ import { decode, rawRequestMethod } from './codec.js';
 export { Serving };
 
 /** Service names reported by grpc.health.v1; "" is the server as a whole. */
-export const HEALTH_SERVICES = ['', 'envoy.service.auth.v3.Authorization'] as const;
+export const HEALTH_SERVICES = ['', 'envoy.service.auth.v3.Authorization', 'portcullis.authz.v1.Authorizer'] as const;
 
 export interface HealthState {
   set(status: Serving): void;

@@ -3,7 +3,8 @@ import type { Clock } from '../lib/clock.js';
 import { PortcullisError, isPortcullisError } from '../lib/errors.js';
 import { ANONYMOUS_ID, PRINCIPAL_TYPE, matchRoute, type ActivePolicySet } from '../policy/index.js';
 import type { Logger } from '../telemetry/logger.js';
-import { childCache, type Metrics } from '../telemetry/metrics.js';
+import type { Metrics } from '../telemetry/metrics.js';
+import { createDecisionRecorder } from './record.js';
 import { TOKEN_ERROR_DESCRIPTIONS, extractCredential, type Principal, type TokenVerifier } from '../tokens/index.js';
 import { buildContext, principalEntitiesFor, requestEntities } from './entities.js';
 import { parseRequestPath } from './request_path.js';
@@ -31,10 +32,7 @@ type Authn = { principal: Principal | undefined } | { deny: Pending<Deny> };
  */
 export function createDecider({ verifier, policies, clock, metrics, logger, realm = 'portcullis' }: DeciderOptions): Decider {
   const challenge = `Bearer realm="${realm}"`;
-  const latency = childCache((source) => metrics.authzLatency.labels(source));
-  const decisions = childCache((permitted, resourceType, source) => metrics.authzDecisions.labels(permitted, resourceType, source));
-  const denials = childCache((reason) => metrics.authzDenied.labels(reason));
-  const decisionCacheHits = metrics.decisionCacheHits;
+  const record = createDecisionRecorder(metrics, logger);
 
   async function authenticate(input: AuthzInput): Promise<Authn> {
     const credential = extractCredential(input.headers.get('authorization'));
@@ -70,8 +68,7 @@ export function createDecider({ verifier, policies, clock, metrics, logger, real
       entities: requestEntities(who, route.resourceType, match.resourceId, active),
       cacheKey: who.cacheKey,
     });
-    if (result.cached) decisionCacheHits.inc();
-    const common = { reasons: result.reasons, policiesChecked: result.policiesChecked, errors: result.errors, principal, action: route.action, resourceType: route.resourceType };
+    const common = { cached: result.cached, reasons: result.reasons, policiesChecked: result.policiesChecked, errors: result.errors, principal, action: route.action, resourceType: route.resourceType };
     if (result.allow) return { allow: true, status: 200, ...common };
     return { ...deny(403, 'forbidden', 'ERR_POLICY_DENIED', 'forbidden'), ...common };
   }
@@ -87,33 +84,11 @@ export function createDecider({ verifier, policies, clock, metrics, logger, real
       const authn = await authenticate(input);
       decision = { decisionId, ...('deny' in authn ? authn.deny : decide(input, parsed.path, parsed.segments, authn.principal)) };
     }
-    record(decision, input, performance.now() - started);
+    record({ ...decision, requestId: input.requestId, source: input.source, cached: decision.cached ?? false }, performance.now() - started);
     return decision;
   };
 
-  function record(d: Decision, input: AuthzInput, ms: number): void {
-    latency(input.source).observe(ms / 1000);
-    decisions(String(d.allow), d.resourceType ?? 'none', input.source).inc();
-    metrics.policiesEvaluated.observe(d.policiesChecked);
-    const line = {
-      decision_id: d.decisionId,
-      request_id: input.requestId,
-      source: input.source,
-      allow: d.allow,
-      status: d.status,
-      action: d.action,
-      resource_type: d.resourceType,
-      policies_checked: d.policiesChecked,
-      determining_policies: d.reasons,
-      errors: d.errors.length ? d.errors : undefined,
-    };
-    if (d.allow) {
-      logger.debug(line, 'allowed');
-    } else {
-      denials(d.reason).inc();
-      logger.info({ ...line, reason: d.reason, code: d.code }, 'denied');
-    }
-  }
+
 }
 
 function deny(status: Deny['status'], reason: DenyReason, code: string, description: string, challenge?: string): Pending<Deny> {

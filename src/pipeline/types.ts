@@ -31,6 +31,8 @@ interface DecisionBase {
   principal: Principal | undefined;
   action: string | undefined;
   resourceType: string | undefined;
+  /** Answered from the decision cache. */
+  cached?: boolean;
 }
 
 export interface Allow extends DecisionBase {

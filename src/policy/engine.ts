@@ -1,7 +1,7 @@
 import { LRUCache } from 'lru-cache';
 import { PortcullisError } from '../lib/errors.js';
-import { cedar, type CedarContext, type EntityJson } from './cedar.js';
-import type { PolicyBundle } from './load.js';
+import { cedar, uidKey, type CedarContext, type EntityJson } from './cedar.js';
+import { computeSlice, type PolicyBundle, type PolicySlice } from './load.js';
 import { sliceKey } from './slices.js';
 import { ACTION_TYPE } from './vocabulary.js';
 
@@ -66,7 +66,7 @@ export function createPolicyEngine({ decisionCacheSize }: PolicyEngineOptions = 
       const texts = new Map(bundle.policies.map((p) => [p.id, p.text]));
       const sets = new Map<string, string>();
       const slices = new Map<string, PreparsedSlice>();
-      for (const [key, { ids, contextKeys }] of bundle.slices) {
+      const add = (key: string, { ids, contextKeys }: PolicySlice): PreparsedSlice => {
         const setKey = ids.join('\u0000');
         let id = sets.get(setKey);
         if (id === undefined && ids.length) {
@@ -74,20 +74,44 @@ export function createPolicyEngine({ decisionCacheSize }: PolicyEngineOptions = 
           preparse(id, ids, texts);
           sets.set(setKey, id);
         }
-        slices.set(key, { id, size: ids.length, contextKeys: contextKeys === 'all' ? undefined : [...contextKeys] });
-      }
+        const slice = { id, size: ids.length, contextKeys: contextKeys === 'all' ? undefined : [...contextKeys] };
+        slices.set(key, slice);
+        return slice;
+      };
+      for (const [key, slice] of bundle.slices) add(key, slice);
+      const routed = slices.size;
+      // Pairs no route names (the app API) get their slice on first use, within a bound, since
+      // preparsed sets are never freed.
+      const sliceFor = (action: string, resourceType: string): PreparsedSlice => {
+        const key = sliceKey(action, resourceType);
+        const known = slices.get(key);
+        if (known) return known;
+        checkKnown(bundle, action, resourceType);
+        if (slices.size - routed >= MAX_EXTRA_SLICES) throw new PortcullisError('ERR_BAD_REQUEST', `more than ${MAX_EXTRA_SLICES} distinct action and resource type pairs outside routes.yaml`);
+        return add(key, computeSlice(bundle, action, resourceType));
+      };
       // A fresh cache per bundle: a reload can never answer from decisions of the old set.
       const cache = decisionCacheSize > 0 ? new LRUCache<string, EvaluationResult>({ max: decisionCacheSize }) : undefined;
       return {
         bundle,
         generation: gen,
-        evaluate: (request) => evaluate(slices, request, cache),
+        evaluate: (request) => evaluate(sliceFor, request, cache),
       };
     },
   };
 }
 
 export type PolicyEngine = ReturnType<typeof createPolicyEngine>;
+
+/** Slices created on first use, per installed bundle. */
+export const MAX_EXTRA_SLICES = 256;
+
+/** With a schema, only declared actions and entity types can be asked about. */
+function checkKnown(bundle: PolicyBundle, action: string, resourceType: string): void {
+  if (!bundle.schema) return;
+  if (!bundle.schema.actions.has(uidKey(ACTION_TYPE, action))) throw new PortcullisError('ERR_BAD_REQUEST', `unknown action "${action}"`);
+  if (!bundle.schema.attributes.has(resourceType)) throw new PortcullisError('ERR_BAD_REQUEST', `unknown resource type "${resourceType}"`);
+}
 
 function preparse(id: string, ids: readonly string[], texts: ReadonlyMap<string, string>): void {
   const staticPolicies: Record<string, string> = {};
@@ -100,9 +124,8 @@ function preparse(id: string, ids: readonly string[], texts: ReadonlyMap<string,
 
 const NO_POLICIES: EvaluationResult = Object.freeze({ allow: false, reasons: [], errors: [], policiesChecked: 0, cached: false });
 
-function evaluate(slices: ReadonlyMap<string, PreparsedSlice>, request: CedarRequest, cache: LRUCache<string, EvaluationResult> | undefined): EvaluationResult {
-  const slice = slices.get(sliceKey(request.action, request.resource.type));
-  if (!slice) throw new PortcullisError('ERR_POLICY_EVAL', `no policy slice for action "${request.action}" on ${request.resource.type}`);
+function evaluate(sliceFor: (action: string, type: string) => PreparsedSlice, request: CedarRequest, cache: LRUCache<string, EvaluationResult> | undefined): EvaluationResult {
+  const slice = sliceFor(request.action, request.resource.type);
   if (!slice.id) return NO_POLICIES;
   const context = slice.contextKeys ? pick(request.context, slice.contextKeys) : request.context;
   // The key holds every input the slice can read: action and resource type (the slice), resource

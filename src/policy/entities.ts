@@ -1,5 +1,5 @@
 import { PortcullisError } from '../lib/errors.js';
-import { cedar, describeCedarErrors, uidKey, type EntityJson } from './cedar.js';
+import { cedar, describeCedarErrors, uidKey, type CedarContext, type EntityJson } from './cedar.js';
 import { closure } from './schema.js';
 
 /** Static entities from entities.json, with each entity's ancestors resolved once at load. */
@@ -55,4 +55,16 @@ function plainUid(uid: EntityJson['uid']): { type: string; id: string } {
 
 export function isEmptyEntity(e: EntityJson): boolean {
   return e.parents.length === 0 && Object.keys(e.attrs).length === 0 && (!e.tags || Object.keys(e.tags).length === 0);
+}
+
+/** Why Cedar refuses a context record, or undefined when it parses. */
+export function cedarParseContext(context: Record<string, unknown>): string | undefined {
+  const answer = cedar.checkParseContext({ context: context as CedarContext, schema: null, action: null });
+  return answer.type === 'failure' ? answer.errors.map((e) => e.message).join('; ') : undefined;
+}
+
+/** Why Cedar refuses a list of entities (without a schema), or undefined when it parses. */
+export function cedarParseEntities(entities: EntityJson[]): string | undefined {
+  const answer = cedar.checkParseEntities({ entities, schema: null });
+  return answer.type === 'failure' ? answer.errors.map((e) => e.message).join('; ') : undefined;
 }

@@ -7,6 +7,6 @@ export { formatPolicyFolder, type FormatReport } from './format.js';
 export { watchPolicyFolder } from './watch.js';
 export { matchRoute, type RouteMatch, type RouteTarget } from './routes.js';
 export { PRINCIPAL_TYPE, ROLE_TYPE, ACTION_TYPE, ANONYMOUS_ID } from './vocabulary.js';
-export { isEmptyEntity, type EntityStore } from './entities.js';
+export { cedarParseContext, cedarParseEntities, isEmptyEntity, type EntityStore } from './entities.js';
 export type { SchemaInfo } from './schema.js';
 export type { CedarValueJson, EntityJson, CedarContext } from './cedar.js';

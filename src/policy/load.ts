@@ -52,15 +52,18 @@ export function loadPolicyBundle(dirInput: string): PolicyBundle {
   checkRoutesAgainstSchema(routes, schema);
   const entities = files.includes(ENTITIES_FILE) ? parseEntities(ENTITIES_FILE, read(ENTITIES_FILE), schema?.text) : createEntityStore([]);
 
-  const actionAncestors = schema?.actionAncestors ?? new Map();
-  const slices = new Map<string, PolicySlice>();
+  const bundle = { dir, policies, schema, routes, entities, slices: new Map<string, PolicySlice>() };
   for (const target of [...routes.routes, ...(routes.fallback ? [routes.fallback] : [])]) {
     const key = sliceKey(target.action, target.resourceType);
-    if (slices.has(key)) continue;
-    const selected = selectSlice(policies, target.action, target.resourceType, actionAncestors);
-    slices.set(key, { ids: selected.map((p) => p.id), contextKeys: unionContextKeys(selected.map((p) => p.contextKeys)) });
+    if (!bundle.slices.has(key)) bundle.slices.set(key, computeSlice(bundle, target.action, target.resourceType));
   }
-  return { dir, policies, schema, routes, entities, slices };
+  return bundle;
+}
+
+/** The policies that can apply to (action, resource type), and the context attributes they read. */
+export function computeSlice(bundle: Pick<PolicyBundle, 'policies' | 'schema'>, action: string, resourceType: string): PolicySlice {
+  const selected = selectSlice(bundle.policies, action, resourceType, bundle.schema?.actionAncestors ?? new Map());
+  return { ids: selected.map((p) => p.id), contextKeys: unionContextKeys(selected.map((p) => p.contextKeys)) };
 }
 
 function listFolder(dir: string): string[] {

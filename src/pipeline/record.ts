@@ -1,0 +1,51 @@
+import type { Logger } from '../telemetry/logger.js';
+import { childCache, type Metrics } from '../telemetry/metrics.js';
+import type { DenyReason } from './types.js';
+
+/** What every decision, from either API, reports to metrics and logs. */
+export interface DecisionRecord {
+  decisionId: string;
+  requestId: string;
+  source: 'envoy' | 'app';
+  allow: boolean;
+  status?: number;
+  reason?: DenyReason;
+  code?: string;
+  action: string | undefined;
+  resourceType: string | undefined;
+  policiesChecked: number;
+  reasons: readonly string[];
+  errors: readonly string[];
+  cached: boolean;
+}
+
+/** Records decisions: metric children memoized (bounded label sets), a debug line per allow, an info line per denial. */
+export function createDecisionRecorder(metrics: Metrics, logger: Logger): (d: DecisionRecord, ms: number) => void {
+  const latency = childCache((source) => metrics.authzLatency.labels(source));
+  const decisions = childCache((permitted, resourceType, source) => metrics.authzDecisions.labels(permitted, resourceType, source));
+  const denials = childCache((reason) => metrics.authzDenied.labels(reason));
+  return (d, ms) => {
+    latency(d.source).observe(ms / 1000);
+    decisions(String(d.allow), d.resourceType ?? 'none', d.source).inc();
+    metrics.policiesEvaluated.observe(d.policiesChecked);
+    if (d.cached) metrics.decisionCacheHits.inc();
+    const line = {
+      decision_id: d.decisionId,
+      request_id: d.requestId,
+      source: d.source,
+      allow: d.allow,
+      status: d.status,
+      action: d.action,
+      resource_type: d.resourceType,
+      policies_checked: d.policiesChecked,
+      determining_policies: d.reasons,
+      errors: d.errors.length ? d.errors : undefined,
+    };
+    if (d.allow) {
+      logger.debug(line, 'allowed');
+    } else {
+      if (d.reason) denials(d.reason).inc();
+      logger.info({ ...line, reason: d.reason ?? 'forbidden', code: d.code }, 'denied');
+    }
+  };
+}
