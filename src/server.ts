@@ -44,7 +44,7 @@ export async function createCore(config: Readonly<Config>, deps: ServerDeps = {}
   const first = policies.reload();
   if (!first.ok) throw new PortcullisError('ERR_POLICY_LOAD', `cannot start: ${first.error}`);
   const decide = createDecider({ verifier, policies: policies.current, clock, metrics, logger });
-  const appCheck = createAppChecker({ verifier, policies: policies.current, clock, metrics, logger });
+  const appCheck = createAppChecker({ verifier, policies: policies.current, metrics, logger });
   return { logger, clock, metrics, issuers, verifier, policies, decide, appCheck };
 }
 

@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import type { Clock } from '../lib/clock.js';
 import { PortcullisError, isPortcullisError } from '../lib/errors.js';
 import { cedarParseContext, cedarParseEntities, PRINCIPAL_TYPE, type ActivePolicySet, type CedarContext, type EntityJson } from '../policy/index.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -35,7 +34,6 @@ export interface AppDecision {
 export interface AppCheckerOptions {
   verifier: TokenVerifier;
   policies: () => ActivePolicySet | undefined;
-  clock: Clock;
   metrics: Metrics;
   logger: Logger;
 }
@@ -46,7 +44,7 @@ export interface AppCheckerOptions {
  * entity, extra entities and resource attributes are the calling application's word (entity
  * references and extension values are allowed there, unlike in token claims).
  */
-export function createAppChecker({ verifier, policies, clock, metrics, logger }: AppCheckerOptions) {
+export function createAppChecker({ verifier, policies, metrics, logger }: AppCheckerOptions) {
   const record = createDecisionRecorder(metrics, logger);
   return async function check(input: AppCheckInput): Promise<AppDecision[]> {
     const principal = 'token' in input.principal ? await verify(verifier, input.principal.token) : undefined;

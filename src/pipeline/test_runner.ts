@@ -1,6 +1,6 @@
 import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 import { systemClock } from '../lib/clock.js';
-import { createPolicyEngine, loadPolicyBundle, matchRoute, PRINCIPAL_TYPE, type ActivePolicySet, type EntityJson } from '../policy/index.js';
+import { ANONYMOUS_ID, createPolicyEngine, loadPolicyBundle, matchRoute, PRINCIPAL_TYPE, type ActivePolicySet, type EntityJson } from '../policy/index.js';
 import { parseRequestPath } from './request_path.js';
 import { createLogger } from '../telemetry/logger.js';
 import { createMetrics } from '../telemetry/metrics.js';
@@ -90,7 +90,7 @@ async function runCedarCase(c: PolicyTestCase, issuer: TestIssuer, active: Activ
     entities = dedupe([self, ...parents, ...resource]);
   } else {
     const verified = 'claims' in c.principal ? await issuer.verifier.verify(await issuer.mint(c.principal.claims)) : undefined;
-    principal = { type: PRINCIPAL_TYPE, id: verified?.subject ?? 'anonymous' };
+    principal = { type: PRINCIPAL_TYPE, id: verified?.subject ?? ANONYMOUS_ID };
     const who = principalEntitiesFor(verified, active);
     entities = requestEntities(who, q.resource.type, q.resource.id, active);
     cacheKey = who.cacheKey;
