@@ -43,7 +43,7 @@ export async function createCore(config: Readonly<Config>, deps: ServerDeps = {}
   const policies = createPolicyRuntime({ dir: config.policies.dir, warmupChecks: config.grpc.warmup_checks, decisionCacheSize: config.policies.decision_cache_size, logger, metrics });
   const first = policies.reload();
   if (!first.ok) throw new PortcullisError('ERR_POLICY_LOAD', `cannot start: ${first.error}`);
-  const decide = createDecider({ verifier, policies: policies.current, clock, metrics, logger });
+  const decide = createDecider({ verifier, policies: policies.current, clock, metrics, logger, maxBodyBytes: config.request_body.max_bytes });
   const appCheck = createAppChecker({ verifier, policies: policies.current, metrics, logger });
   return { logger, clock, metrics, issuers, verifier, policies, decide, appCheck };
 }

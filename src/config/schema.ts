@@ -104,6 +104,13 @@ export const configSchema = z
       .strict()
       .prefault({})
       .describe('Development issuer, for trying Portcullis by hand.'),
+    request_body: z
+      .object({
+        max_bytes: z.number().int().positive().default(64 * 1024).describe('Largest forwarded request body (Envoy `with_request_body`) parsed into `context.body` (JSON or form-urlencoded); a larger one is a 400.'),
+      })
+      .strict()
+      .prefault({})
+      .describe('Request bodies forwarded by the proxy.'),
     token_cache: z
       .object({
         max_entries: z.number().int().nonnegative().default(10000).describe('Verified tokens kept in memory (0 disables the cache). An entry never outlives the token `exp`.'),

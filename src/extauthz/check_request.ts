@@ -21,6 +21,7 @@ export function toAuthzInput(request: CheckRequest): AuthzInput {
     peerPrincipal: attrs?.source?.principal ?? '',
     requestId: http?.id || first(headers, 'x-request-id') || '',
     contextExtensions: attrs?.contextExtensions ?? {},
+    body: http?.rawBody.length ? http.rawBody : http?.body || undefined,
   };
 }
 

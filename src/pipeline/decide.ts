@@ -1,13 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../lib/clock.js';
 import { PortcullisError, isPortcullisError } from '../lib/errors.js';
-import { ANONYMOUS_ID, PRINCIPAL_TYPE, matchRoute, type ActivePolicySet } from '../policy/index.js';
+import { ANONYMOUS_ID, PRINCIPAL_TYPE, matchRoute, type ActivePolicySet, type CedarValueJson } from '../policy/index.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { createDecisionRecorder } from './record.js';
 import { TOKEN_ERROR_DESCRIPTIONS, extractCredential, type Principal, type TokenVerifier } from '../tokens/index.js';
 import { buildContext, principalEntitiesFor, requestEntities } from './entities.js';
 import { parseRequestPath } from './request_path.js';
+import { parseRequestBody } from './request_body.js';
 import type { AuthzInput, Decision, Deny, DenyReason } from './types.js';
 
 export interface DeciderOptions {
@@ -18,6 +19,8 @@ export interface DeciderOptions {
   metrics: Metrics;
   logger: Logger;
   realm?: string;
+  /** Largest request body parsed into `context.body`. */
+  maxBodyBytes?: number;
 }
 
 export type Decider = (input: AuthzInput) => Promise<Decision>;
@@ -30,7 +33,7 @@ type Authn = { principal: Principal | undefined } | { deny: Pending<Deny> };
  * Denials are values; internal failures (no policy set, engine error) throw a PortcullisError
  * so the protocol layer answers with an error status and never an allow.
  */
-export function createDecider({ verifier, policies, clock, metrics, logger, realm = 'portcullis' }: DeciderOptions): Decider {
+export function createDecider({ verifier, policies, clock, metrics, logger, realm = 'portcullis', maxBodyBytes = 64 * 1024 }: DeciderOptions): Decider {
   const challenge = `Bearer realm="${realm}"`;
   const record = createDecisionRecorder(metrics, logger);
 
@@ -50,7 +53,7 @@ export function createDecider({ verifier, policies, clock, metrics, logger, real
     return deny(401, 'invalid_token', code, description, `${challenge}, error="invalid_token", error_description="${description}"`);
   }
 
-  function decide(input: AuthzInput, path: string, segments: string[], principal: Principal | undefined): Pending<Decision> {
+  function decide(input: AuthzInput, path: string, segments: string[], principal: Principal | undefined, body: CedarValueJson | undefined): Pending<Decision> {
     const active = policies();
     if (!active) throw new PortcullisError('ERR_POLICY_NOT_LOADED', 'no policy set is loaded');
     const match = matchRoute(active.bundle.routes, input.method, segments);
@@ -64,7 +67,7 @@ export function createDecider({ verifier, policies, clock, metrics, logger, real
       principal: { type: PRINCIPAL_TYPE, id: principal ? principal.subject : ANONYMOUS_ID },
       action: route.action,
       resource: { type: route.resourceType, id: match.resourceId },
-      context: buildContext(input, path, principal, clock.now()),
+      context: buildContext(input, path, principal, clock.now(), body),
       entities: requestEntities(who, route.resourceType, match.resourceId, active),
       cacheKey: who.cacheKey,
     });
@@ -77,12 +80,15 @@ export function createDecider({ verifier, policies, clock, metrics, logger, real
     const started = performance.now();
     const decisionId = randomUUID();
     const parsed = parseRequestPath(input.path);
+    const body = parseRequestBody(input.body, input.headers.get('content-type')?.[0], maxBodyBytes);
     let decision: Decision;
     if (!parsed.ok) {
       decision = { decisionId, ...deny(400, 'bad_request', 'ERR_BAD_REQUEST', parsed.detail) };
+    } else if (!body.ok) {
+      decision = { decisionId, ...deny(400, 'bad_request', 'ERR_BAD_REQUEST', body.detail) };
     } else {
       const authn = await authenticate(input);
-      decision = { decisionId, ...('deny' in authn ? authn.deny : decide(input, parsed.path, parsed.segments, authn.principal)) };
+      decision = { decisionId, ...('deny' in authn ? authn.deny : decide(input, parsed.path, parsed.segments, authn.principal, body.value)) };
     }
     record({ ...decision, requestId: input.requestId, source: input.source, cached: decision.cached ?? false }, performance.now() - started);
     return decision;

@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { ANONYMOUS_ID, isEmptyEntity, PRINCIPAL_TYPE, ROLE_TYPE, type ActivePolicySet, type CedarContext, type EntityJson } from '../policy/index.js';
+import { ANONYMOUS_ID, isEmptyEntity, PRINCIPAL_TYPE, ROLE_TYPE, type ActivePolicySet, type CedarContext, type CedarValueJson, type EntityJson } from '../policy/index.js';
 import type { Principal } from '../tokens/index.js';
 import { toCedarRecord } from './cedar_values.js';
 import type { AuthzInput } from './types.js';
@@ -60,7 +60,7 @@ export function requestEntities(principal: PrincipalEntities, type: string, id: 
   return out;
 }
 
-export function buildContext(input: AuthzInput, path: string, principal: Principal | undefined, nowMs: number): CedarContext {
+export function buildContext(input: AuthzInput, path: string, principal: Principal | undefined, nowMs: number, body?: CedarValueJson): CedarContext {
   const context: CedarContext = {
     method: input.method,
     path,
@@ -77,5 +77,6 @@ export function buildContext(input: AuthzInput, path: string, principal: Princip
     context_extensions: toCedarRecord(input.contextExtensions),
   };
   if (isIP(input.sourceAddress)) context.ip = { __extn: { fn: 'ip', arg: input.sourceAddress } };
+  if (body !== undefined) context.body = body;
   return context;
 }

@@ -4,6 +4,7 @@ import { extractCredential } from '../tokens/index.js';
 import type { Decider } from './decide.js';
 import { buildContext, principalEntitiesFor, requestEntities } from './entities.js';
 import { parseRequestPath } from './request_path.js';
+import { parseRequestBody } from './request_body.js';
 import type { AuthzInput } from './types.js';
 
 export interface Explanation {
@@ -51,6 +52,7 @@ export async function explainDecision(input: AuthzInput, decide: Decider, verifi
   const key = sliceKeyOf(match.route.action, match.route.resourceType);
   out.slice = { key, policies: active.bundle.slices.get(key)?.ids ?? [] };
   out.entities = requestEntities(principalEntitiesFor(principal, active), match.route.resourceType, match.resourceId, active);
-  out.context = buildContext(input, parsed.path, principal, nowMs);
+  const body = parseRequestBody(input.body, input.headers.get('content-type')?.[0], Number.MAX_SAFE_INTEGER);
+  out.context = buildContext(input, parsed.path, principal, nowMs, body.ok ? body.value : undefined);
   return out;
 }

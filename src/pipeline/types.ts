@@ -16,6 +16,8 @@ export interface AuthzInput {
   peerPrincipal: string;
   requestId: string;
   contextExtensions: Readonly<Record<string, string>>;
+  /** The request body when the proxy forwards it (Envoy `with_request_body`): bytes or text. */
+  body?: Uint8Array | string;
 }
 
 export type DenyReason = 'bad_request' | 'unauthenticated' | 'invalid_token' | 'forbidden';
