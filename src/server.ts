@@ -2,6 +2,7 @@ import type { Config } from './config/index.js';
 import type { AddressInfo } from 'node:net';
 import { createExtAuthzService } from './extauthz/service.js';
 import { createAdminServer } from './http/admin.js';
+import { createHttpAuthzServer } from './http/http_authz.js';
 import { createAppApiService } from './appapi/service.js';
 import { createAppChecker } from './pipeline/app_check.js';
 import { createHealthService, Serving, type HealthState } from './grpc/health.js';
@@ -23,6 +24,8 @@ export interface ServerDeps {
 export interface PortcullisServer {
   grpcPort: number;
   adminPort: number;
+  /** Port of the HTTP ext_authz listener, when configured. */
+  httpAuthzPort: number | undefined;
   policies: PolicyRuntime;
   health: HealthState;
   metrics: Metrics;
@@ -70,6 +73,12 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
   const [adminHost, adminPort] = splitAddress(config.admin.address);
   await admin.listen({ host: adminHost, port: adminPort });
   const boundAdmin = (admin.server.address() as AddressInfo).port;
+  const httpAuthz = config.http_authz.address ? createHttpAuthzServer({ decide, pathPrefix: config.http_authz.path_prefix, maxBodyBytes: config.request_body.max_bytes, metrics, logger }) : undefined;
+  if (httpAuthz && config.http_authz.address) {
+    const [host, port] = splitAddress(config.http_authz.address);
+    await httpAuthz.listen({ host, port });
+  }
+  const httpAuthzPort = httpAuthz ? (httpAuthz.server.address() as AddressInfo).port : undefined;
 
   health.state.set(Serving.SERVING);
   logger.info(
@@ -84,6 +93,7 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
   return {
     grpcPort: grpc.port,
     adminPort: boundAdmin,
+    httpAuthzPort,
     policies,
     health: health.state,
     metrics,
@@ -94,6 +104,7 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
       stopWatching();
       await grpc.close();
       await admin.close();
+      await httpAuthz?.close();
       for (const i of issuers) i.keys.stop();
     },
   };

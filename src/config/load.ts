@@ -16,6 +16,7 @@ const ENV_OVERRIDES: ReadonlyArray<[string, string[]]> = [
   ['PORTCULLIS_GRPC_ADDRESS', ['grpc', 'address']],
   ['PORTCULLIS_ADMIN_ADDRESS', ['admin', 'address']],
   ['PORTCULLIS_ADMIN_API_KEY', ['admin', 'api_key']],
+  ['PORTCULLIS_HTTP_AUTHZ_ADDRESS', ['http_authz', 'address']],
   ['PORTCULLIS_LOG_LEVEL', ['log', 'level']],
   ['PORTCULLIS_POLICIES_DIR', ['policies', 'dir']],
 ];

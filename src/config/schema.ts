@@ -76,6 +76,14 @@ export const configSchema = z
       .strict()
       .prefault({})
       .describe('Admin listener.'),
+    http_authz: z
+      .object({
+        address: hostPort.optional().describe("Listen address of Envoy's HTTP ext_authz protocol (`envoyExtAuthzHttp` in Istio); unset: not served. Env `PORTCULLIS_HTTP_AUTHZ_ADDRESS`."),
+        path_prefix: z.string().default('').describe('The `path_prefix` Envoy adds to checked paths; removed before routing.'),
+      })
+      .strict()
+      .prefault({})
+      .describe('HTTP ext_authz listener.'),
     log: z
       .object({
         level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info').describe('Log level. Env `PORTCULLIS_LOG_LEVEL`.'),
