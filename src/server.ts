@@ -46,15 +46,24 @@ export async function createCore(config: Readonly<Config>, deps: ServerDeps = {}
   const policies = createPolicyRuntime({ dir: config.policies.dir, warmupChecks: config.grpc.warmup_checks, decisionCacheSize: config.policies.decision_cache_size, logger, metrics });
   const first = policies.reload();
   if (!first.ok) throw new PortcullisError('ERR_POLICY_LOAD', `cannot start: ${first.error}`);
-  const decide = createDecider({ verifier, policies: policies.current, clock, metrics, logger, maxBodyBytes: config.request_body.max_bytes });
+  const shadow = config.policies.shadow_dir ? createPolicyRuntime({ dir: config.policies.shadow_dir, warmupChecks: config.grpc.warmup_checks, decisionCacheSize: config.policies.decision_cache_size, namespace: 's', role: 'shadow', logger, metrics }) : undefined;
+  // A broken shadow set is reported and retried on the next reload; it never stops the server.
+  shadow?.reload();
+  const decide = createDecider({ verifier, policies: policies.current, clock, metrics, logger, maxBodyBytes: config.request_body.max_bytes, shadow: shadow?.current });
   const appCheck = createAppChecker({ verifier, policies: policies.current, metrics, logger });
-  return { logger, clock, metrics, issuers, verifier, policies, decide, appCheck };
+  return { logger, clock, metrics, issuers, verifier, policies, shadow, decide, appCheck };
 }
 
 /** The composition root: builds every part from config and starts the listeners. */
 export async function startServer(config: Readonly<Config>, deps: ServerDeps = {}): Promise<PortcullisServer> {
-  const { logger, metrics, issuers, policies, decide, appCheck } = await createCore(config, deps);
-  const stopWatching = config.policies.watch ? watchPolicyFolder(config.policies.dir, config.policies.watch_debounce_ms, () => void policies.reload(), logger) : () => {};
+  const { logger, metrics, issuers, policies, shadow, decide, appCheck } = await createCore(config, deps);
+  const watchers = config.policies.watch
+    ? [
+        watchPolicyFolder(config.policies.dir, config.policies.watch_debounce_ms, () => void policies.reload(), logger),
+        ...(shadow && config.policies.shadow_dir ? [watchPolicyFolder(config.policies.shadow_dir, config.policies.watch_debounce_ms, () => void shadow.reload(), logger)] : []),
+      ]
+    : [];
+  const stopWatching = () => watchers.forEach((stop) => stop());
   const health = createHealthService();
   const grpc = await startGrpcServer(config.grpc.address, [createExtAuthzService({ decide, metrics, logger }), createAppApiService({ check: appCheck, metrics, logger }), health], config.grpc.max_receive_message_bytes);
   // SERVING waits for each issuer's first key load (bounded by its fetch timeout); an issuer whose
@@ -97,7 +106,10 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
     policies,
     health: health.state,
     metrics,
-    reloadPolicies: () => policies.reload(),
+    reloadPolicies: () => {
+      shadow?.reload();
+      return policies.reload();
+    },
     drain,
     async close() {
       drain();

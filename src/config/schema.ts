@@ -94,6 +94,7 @@ export const configSchema = z
     policies: z
       .object({
         dir: z.string().min(1).default('./policies').describe('Folder with `schema.cedarschema`, `*.cedar`, `routes.yaml`, `entities.json`. Env `PORTCULLIS_POLICIES_DIR`.'),
+        shadow_dir: z.string().min(1).optional().describe('A candidate policy folder evaluated beside the active one on live traffic without affecting answers; disagreements are logged and counted in `auth_policy_shadow_disagreements_total`.'),
         watch: z.boolean().default(true).describe('Reload when a file in the folder changes (debounced). SIGHUP and `POST /admin/policies/reload` always reload.'),
         watch_debounce_ms: z.number().int().positive().default(250).describe('Quiet time after the last change before a watched reload.'),
         decision_cache_size: z.number().int().nonnegative().default(10000).describe('Decisions cached per loaded policy set, keyed on every input the evaluated slice can read (principal and its entities, action, resource, the context attributes its policies reference); 0 disables. Emptied on every reload.'),

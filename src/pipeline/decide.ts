@@ -9,6 +9,7 @@ import { TOKEN_ERROR_DESCRIPTIONS, extractCredential, type Principal, type Token
 import { buildContext, principalEntitiesFor, requestEntities } from './entities.js';
 import { parseRequestPath } from './request_path.js';
 import { parseRequestBody } from './request_body.js';
+import { createShadowEvaluator } from './shadow.js';
 import type { AuthzInput, Decision, Deny, DenyReason } from './types.js';
 
 export interface DeciderOptions {
@@ -21,6 +22,8 @@ export interface DeciderOptions {
   realm?: string;
   /** Largest request body parsed into `context.body`. */
   maxBodyBytes?: number;
+  /** A candidate policy set evaluated beside the active one (shadow mode); never changes answers. */
+  shadow?: () => ActivePolicySet | undefined;
 }
 
 export type Decider = (input: AuthzInput) => Promise<Decision>;
@@ -33,9 +36,10 @@ type Authn = { principal: Principal | undefined } | { deny: Pending<Deny> };
  * Denials are values; internal failures (no policy set, engine error) throw a PortcullisError
  * so the protocol layer answers with an error status and never an allow.
  */
-export function createDecider({ verifier, policies, clock, metrics, logger, realm = 'portcullis', maxBodyBytes = 64 * 1024 }: DeciderOptions): Decider {
+export function createDecider({ verifier, policies, clock, metrics, logger, realm = 'portcullis', maxBodyBytes = 64 * 1024, shadow }: DeciderOptions): Decider {
   const challenge = `Bearer realm="${realm}"`;
   const record = createDecisionRecorder(metrics, logger);
+  const compareShadow = shadow ? createShadowEvaluator(shadow, metrics, logger) : undefined;
 
   async function authenticate(input: AuthzInput): Promise<Authn> {
     const credential = extractCredential(input.headers.get('authorization'));
@@ -53,7 +57,7 @@ export function createDecider({ verifier, policies, clock, metrics, logger, real
     return deny(401, 'invalid_token', code, description, `${challenge}, error="invalid_token", error_description="${description}"`);
   }
 
-  function decide(input: AuthzInput, path: string, segments: string[], principal: Principal | undefined, body: CedarValueJson | undefined): Pending<Decision> {
+  function decide(input: AuthzInput, path: string, segments: string[], principal: Principal | undefined, body: CedarValueJson | undefined, decisionId: string): Pending<Decision> {
     const active = policies();
     if (!active) throw new PortcullisError('ERR_POLICY_NOT_LOADED', 'no policy set is loaded');
     const match = matchRoute(active.bundle.routes, input.method, segments);
@@ -63,14 +67,11 @@ export function createDecider({ verifier, policies, clock, metrics, logger, real
       return { ...deny(401, 'unauthenticated', 'ERR_NO_CREDENTIAL', 'authentication required', challenge), action: route.action, resourceType: route.resourceType };
     }
     const who = principalEntitiesFor(principal, active);
-    const result = active.evaluate({
-      principal: { type: PRINCIPAL_TYPE, id: principal ? principal.subject : ANONYMOUS_ID },
-      action: route.action,
-      resource: { type: route.resourceType, id: match.resourceId },
-      context: buildContext(input, path, principal, clock.now(), body),
-      entities: requestEntities(who, route.resourceType, match.resourceId, active),
-      cacheKey: who.cacheKey,
-    });
+    const principalUid = { type: PRINCIPAL_TYPE, id: principal ? principal.subject : ANONYMOUS_ID };
+    const resource = { type: route.resourceType, id: match.resourceId };
+    const context = buildContext(input, path, principal, clock.now(), body);
+    const result = active.evaluate({ principal: principalUid, action: route.action, resource, context, entities: requestEntities(who, resource.type, resource.id, active), cacheKey: who.cacheKey });
+    compareShadow?.({ principal, principalUid, action: route.action, resource, context, requestId: input.requestId, decisionId }, result);
     const common = { cached: result.cached, reasons: result.reasons, policiesChecked: result.policiesChecked, errors: result.errors, principal, action: route.action, resourceType: route.resourceType };
     if (result.allow) return { allow: true, status: 200, ...common };
     return { ...deny(403, 'forbidden', 'ERR_POLICY_DENIED', 'forbidden'), ...common };
@@ -88,7 +89,7 @@ export function createDecider({ verifier, policies, clock, metrics, logger, real
       decision = { decisionId, ...deny(400, 'bad_request', 'ERR_BAD_REQUEST', body.detail) };
     } else {
       const authn = await authenticate(input);
-      decision = { decisionId, ...('deny' in authn ? authn.deny : decide(input, parsed.path, parsed.segments, authn.principal, body.value)) };
+      decision = { decisionId, ...('deny' in authn ? authn.deny : decide(input, parsed.path, parsed.segments, authn.principal, body.value, decisionId)) };
     }
     record({ ...decision, requestId: input.requestId, source: input.source, cached: decision.cached ?? false }, performance.now() - started);
     return decision;

@@ -5,11 +5,10 @@ import { toCedarRecord } from './cedar_values.js';
 import type { AuthzInput } from './types.js';
 
 
-/** Principal entities depend on the token and the bundle's schema only: built once per pair. */
-const principalEntities = new WeakMap<Principal, PrincipalEntities>();
+/** Principal entities depend on the token and the policy set only: built once per pair. */
+const principalEntities = new WeakMap<ActivePolicySet, WeakMap<Principal, PrincipalEntities>>();
 
 export interface PrincipalEntities {
-  generation: number;
   entities: EntityJson[];
   /** `type\0id` of each entity, so resource entities already present are not passed twice. */
   keys: ReadonlySet<string>;
@@ -18,7 +17,7 @@ export interface PrincipalEntities {
 }
 
 /** The anonymous principal has no attributes or parents, so no entity needs to be passed for it. */
-const ANONYMOUS: PrincipalEntities = { generation: -1, entities: [], keys: new Set(), cacheKey: `${PRINCIPAL_TYPE}\0${ANONYMOUS_ID}\0anonymous` };
+const ANONYMOUS: PrincipalEntities = { entities: [], keys: new Set(), cacheKey: `${PRINCIPAL_TYPE}\0${ANONYMOUS_ID}\0anonymous` };
 
 export function entityKey(e: EntityJson): string {
   const uid = '__entity' in e.uid ? e.uid.__entity : e.uid;
@@ -31,8 +30,10 @@ export function entityKey(e: EntityJson): string {
  */
 export function principalEntitiesFor(principal: Principal | undefined, active: ActivePolicySet): PrincipalEntities {
   if (!principal) return ANONYMOUS;
-  const memo = principalEntities.get(principal);
-  if (memo && memo.generation === active.generation) return memo;
+  let perSet = principalEntities.get(active);
+  if (!perSet) principalEntities.set(active, (perSet = new WeakMap()));
+  const memo = perSet.get(principal);
+  if (memo) return memo;
   const { bundle } = active;
   const declared = bundle.schema?.attributes.get(PRINCIPAL_TYPE);
   const user: EntityJson = {
@@ -43,8 +44,8 @@ export function principalEntitiesFor(principal: Principal | undefined, active: A
   const seen = new Set<EntityJson>();
   for (const role of principal.roles) for (const e of bundle.entities.withAncestors(ROLE_TYPE, role)) seen.add(e);
   const entities = isEmptyEntity(user) ? [...seen] : [user, ...seen];
-  const built = { generation: active.generation, entities, keys: new Set(entities.map(entityKey)), cacheKey: `${PRINCIPAL_TYPE}\0${principal.subject}\0${JSON.stringify(entities)}` };
-  principalEntities.set(principal, built);
+  const built = { entities, keys: new Set(entities.map(entityKey)), cacheKey: `${PRINCIPAL_TYPE}\0${principal.subject}\0${JSON.stringify(entities)}` };
+  perSet.set(principal, built);
   return built;
 }
 

@@ -35,6 +35,8 @@ export interface EvaluationResult {
 export interface PolicyEngineOptions {
   /** Decisions cached per installed bundle; 0 disables the cache. */
   decisionCacheSize: number;
+  /** Prefix of this engine's preparsed set ids; engines sharing a thread need different ones. */
+  namespace?: string;
 }
 
 /** A policy bundle whose slices are preparsed inside cedar-wasm, ready to evaluate. */
@@ -56,13 +58,13 @@ interface PreparsedSlice {
  * between two generations: a new bundle is preparsed beside the live one and only replaces
  * it once every slice parsed. Memory stays bounded by twice the largest bundle.
  */
-export function createPolicyEngine({ decisionCacheSize }: PolicyEngineOptions = { decisionCacheSize: 0 }) {
+export function createPolicyEngine({ decisionCacheSize, namespace = 'p' }: PolicyEngineOptions = { decisionCacheSize: 0 }) {
   let generation = 0;
   return {
     install(bundle: PolicyBundle): ActivePolicySet {
       generation += 1;
       const gen = generation;
-      const prefix = `g${gen % 2}`;
+      const prefix = `${namespace}${gen % 2}`;
       const texts = new Map(bundle.policies.map((p) => [p.id, p.text]));
       const sets = new Map<string, string>();
       const slices = new Map<string, PreparsedSlice>();

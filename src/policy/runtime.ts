@@ -19,12 +19,16 @@ export interface PolicyRuntimeOptions {
   dir: string;
   warmupChecks: number;
   decisionCacheSize: number;
+  /** Engine namespace (see createPolicyEngine); the shadow set uses its own. */
+  namespace?: string;
+  /** Names this set in logs and metrics: `active` or `shadow`. */
+  role?: 'active' | 'shadow';
   logger: Logger;
   metrics: Metrics;
 }
 
-export function createPolicyRuntime({ dir, warmupChecks, decisionCacheSize, logger, metrics }: PolicyRuntimeOptions): PolicyRuntime {
-  const engine = createPolicyEngine({ decisionCacheSize });
+export function createPolicyRuntime({ dir, warmupChecks, decisionCacheSize, namespace, role = 'active', logger, metrics }: PolicyRuntimeOptions): PolicyRuntime {
+  const engine = createPolicyEngine({ decisionCacheSize, namespace });
   let active: ActivePolicySet | undefined;
   return {
     current: () => active,
@@ -33,13 +37,13 @@ export function createPolicyRuntime({ dir, warmupChecks, decisionCacheSize, logg
         const next = engine.install(loadPolicyBundle(dir));
         warmUp(next, warmupChecks);
         active = next;
-        metrics.policyReloads.inc({ result: 'success' });
-        logger.info({ dir: next.bundle.dir, policies: next.bundle.policies.length, slices: next.bundle.slices.size, generation: next.generation }, 'policies loaded');
+        metrics.policyReloads.inc({ result: 'success', set: role });
+        logger.info({ set: role, dir: next.bundle.dir, policies: next.bundle.policies.length, slices: next.bundle.slices.size, generation: next.generation }, 'policies loaded');
         return { ok: true, policies: next.bundle.policies.length };
       } catch (err) {
-        metrics.policyReloads.inc({ result: 'failure' });
+        metrics.policyReloads.inc({ result: 'failure', set: role });
         const error = errorMessage(err);
-        logger.error({ dir, error }, active ? 'policy reload rejected; the last good set keeps serving' : 'policy load failed');
+        logger.error({ set: role, dir, error }, active ? 'policy reload rejected; the last good set keeps serving' : 'policy load failed');
         return { ok: false, error };
       }
     },

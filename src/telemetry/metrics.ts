@@ -27,7 +27,8 @@ export function createMetrics(registry: Registry = new Registry(), options: { de
     jwksFetchErrors: new Counter({ name: 'auth_jwks_fetch_errors_total', help: 'Failed JWKS fetches', labelNames: ['issuer', 'reason'] as const, registers: r }),
     jwksKeys: new Gauge({ name: 'auth_jwks_keys', help: 'Usable keys held for the issuer', labelNames: ['issuer'] as const, registers: r }),
     jwksUnknownKidRefetch: new Counter({ name: 'auth_jwks_unknown_kid_refetch_total', help: 'JWKS refetches triggered by an unknown kid', labelNames: ['issuer'] as const, registers: r }),
-    policyReloads: new Counter({ name: 'auth_policy_reload_total', help: 'Policy set loads', labelNames: ['result'] as const, registers: r }),
+    policyReloads: new Counter({ name: 'auth_policy_reload_total', help: 'Policy set loads', labelNames: ['result', 'set'] as const, registers: r }),
+    shadowDisagreements: new Counter({ name: 'auth_policy_shadow_disagreements_total', help: 'Decisions where the shadow policy set disagreed with the active one', labelNames: ['active', 'shadow'] as const, registers: r }),
   };
 }
 
