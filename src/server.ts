@@ -50,13 +50,13 @@ export async function createCore(config: Readonly<Config>, deps: ServerDeps = {}
   // A broken shadow set is reported and retried on the next reload; it never stops the server.
   shadow?.reload();
   const decide = createDecider({ verifier, policies: policies.current, clock, metrics, logger, maxBodyBytes: config.request_body.max_bytes, shadow: shadow?.current });
-  const appCheck = createAppChecker({ verifier, policies: policies.current, metrics, logger });
-  return { logger, clock, metrics, issuers, verifier, policies, shadow, decide, appCheck };
+  const appApi = createAppChecker({ verifier, policies: policies.current, clock, metrics, logger });
+  return { logger, clock, metrics, issuers, verifier, policies, shadow, decide, appApi };
 }
 
 /** The composition root: builds every part from config and starts the listeners. */
 export async function startServer(config: Readonly<Config>, deps: ServerDeps = {}): Promise<PortcullisServer> {
-  const { logger, metrics, issuers, policies, shadow, decide, appCheck } = await createCore(config, deps);
+  const { logger, metrics, issuers, policies, shadow, decide, appApi } = await createCore(config, deps);
   const watchers = config.policies.watch
     ? [
         watchPolicyFolder(config.policies.dir, config.policies.watch_debounce_ms, () => void policies.reload(), logger),
@@ -65,7 +65,7 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
     : [];
   const stopWatching = () => watchers.forEach((stop) => stop());
   const health = createHealthService();
-  const grpc = await startGrpcServer(config.grpc.address, [createExtAuthzService({ decide, metrics, logger }), createAppApiService({ check: appCheck, metrics, logger }), health], config.grpc.max_receive_message_bytes);
+  const grpc = await startGrpcServer(config.grpc.address, [createExtAuthzService({ decide, metrics, logger }), createAppApiService({ ...appApi, metrics, logger }), health], config.grpc.max_receive_message_bytes);
   // SERVING waits for each issuer's first key load (bounded by its fetch timeout); an issuer whose
   // endpoint is down does not keep the rest from serving, and its keys arrive on a later refresh.
   await Promise.all(issuers.map((i) => i.keys.start()));

@@ -1,6 +1,16 @@
 import { create, fromBinary, toBinary, type DescMessage, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
 import { Client, credentials, type ServiceError } from '@grpc/grpc-js';
-import { BatchCheckRequestSchema, BatchCheckResponseSchema, CheckRequestSchema, CheckResponseSchema, type BatchCheckResponse, type CheckResponse } from '../gen/portcullis/authz/v1/authorizer_pb.js';
+import {
+  BatchCheckRequestSchema,
+  BatchCheckResponseSchema,
+  CheckRequestSchema,
+  CheckResponseSchema,
+  PlanRequestSchema,
+  PlanResponseSchema,
+  type BatchCheckResponse,
+  type CheckResponse,
+  type PlanResponse,
+} from '../gen/portcullis/authz/v1/authorizer_pb.js';
 
 /** A small portcullis.authz.v1 client (tests, examples). */
 export function createAppClient(address: string) {
@@ -21,6 +31,7 @@ export function createAppClient(address: string) {
     check: (r: MessageInitShape<typeof CheckRequestSchema>): Promise<CheckResponse> => call('Check', CheckResponseSchema, toBinary(CheckRequestSchema, create(CheckRequestSchema, r))),
     batchCheck: (r: MessageInitShape<typeof BatchCheckRequestSchema>): Promise<BatchCheckResponse> =>
       call('BatchCheck', BatchCheckResponseSchema, toBinary(BatchCheckRequestSchema, create(BatchCheckRequestSchema, r))),
+    plan: (r: MessageInitShape<typeof PlanRequestSchema>): Promise<PlanResponse> => call('Plan', PlanResponseSchema, toBinary(PlanRequestSchema, create(PlanRequestSchema, r))),
     checkRaw: (bytes: Uint8Array): Promise<CheckResponse> => call('Check', CheckResponseSchema, bytes),
     close: () => client.close(),
   };

@@ -1,5 +1,5 @@
-import type { BatchCheckRequest, CheckRequest, Entity, Principal } from '../gen/portcullis/authz/v1/authorizer_pb.js';
-import type { AppCheckInput, AppEntity } from '../pipeline/app_check.js';
+import type { BatchCheckRequest, CheckRequest, Entity, PlanRequest, Principal } from '../gen/portcullis/authz/v1/authorizer_pb.js';
+import type { AppCheckInput, AppEntity, AppPlanInput } from '../pipeline/app_check.js';
 import type { CedarContext } from '../policy/index.js';
 
 export const MAX_BATCH_ITEMS = 1000;
@@ -24,6 +24,17 @@ export function fromBatchCheckRequest(r: BatchCheckRequest): AppCheckInput {
   return {
     principal: principal(r.principal),
     items: r.items.map((item, i) => ({ action: required(item.action, `items[${i}].action`), resource: entity(item.resource, `items[${i}].resource`) })),
+    context: (r.context ?? {}) as CedarContext,
+    entities: r.entities.map((e, i) => entity(e, `entities[${i}]`)),
+    requestId: r.requestId,
+  };
+}
+
+export function fromPlanRequest(r: PlanRequest): AppPlanInput {
+  return {
+    principal: principal(r.principal),
+    action: required(r.action, 'action'),
+    resourceType: required(r.resourceType, 'resource_type'),
     context: (r.context ?? {}) as CedarContext,
     entities: r.entities.map((e, i) => entity(e, `entities[${i}]`)),
     requestId: r.requestId,

@@ -1,4 +1,5 @@
-import { create } from '@bufbuild/protobuf';
+import { create, fromJson, type JsonObject, type JsonValue } from '@bufbuild/protobuf';
+import { ValueSchema } from '@bufbuild/protobuf/wkt';
 import { status as Status, type ServiceDefinition, type UntypedServiceImplementation, type sendUnaryData, type ServiceError } from '@grpc/grpc-js';
 import {
   BatchCheckRequestSchema,
@@ -6,31 +7,37 @@ import {
   CheckRequestSchema,
   CheckResponseSchema,
   Decision,
+  PlanKind,
+  PlanRequestSchema,
+  PlanResponseSchema,
+  type PlanResponse,
   type BatchCheckResponse,
   type CheckResponse,
 } from '../gen/portcullis/authz/v1/authorizer_pb.js';
 import { decode, rawRequestMethod } from '../grpc/codec.js';
 import { isPortcullisError } from '../lib/errors.js';
-import type { AppCheckInput, AppDecision } from '../pipeline/app_check.js';
+import type { AppCheckInput, AppDecision, AppPlan, AppPlanInput } from '../pipeline/app_check.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
-import { InvalidField, fromBatchCheckRequest, fromCheckRequest } from './request.js';
+import { InvalidField, fromBatchCheckRequest, fromCheckRequest, fromPlanRequest } from './request.js';
 
 export interface AppApiOptions {
   check: (input: AppCheckInput) => Promise<AppDecision[]>;
+  plan: (input: AppPlanInput) => Promise<AppPlan>;
   metrics: Metrics;
   logger: Logger;
 }
 
 /** portcullis.authz.v1.Authorizer: Check and BatchCheck over the app checker. */
-export function createAppApiService({ check, metrics, logger }: AppApiOptions): { definition: ServiceDefinition; implementation: UntypedServiceImplementation } {
+export function createAppApiService({ check, plan, metrics, logger }: AppApiOptions): { definition: ServiceDefinition; implementation: UntypedServiceImplementation } {
   const definition: ServiceDefinition = {
     Check: rawRequestMethod('/portcullis.authz.v1.Authorizer/Check', CheckResponseSchema),
     BatchCheck: rawRequestMethod('/portcullis.authz.v1.Authorizer/BatchCheck', BatchCheckResponseSchema),
+    Plan: rawRequestMethod('/portcullis.authz.v1.Authorizer/Plan', PlanResponseSchema),
   };
 
-  function handle<R>(bytes: Buffer, parse: (b: Buffer) => AppCheckInput | undefined, render: (d: AppDecision[]) => R, callback: sendUnaryData<R>): void {
-    let input: AppCheckInput | undefined;
+  function handle<I extends { requestId: string }, A, R>(bytes: Buffer, parse: (b: Buffer) => I | undefined, run: (input: I) => Promise<A>, render: (answer: A) => R, callback: sendUnaryData<R>): void {
+    let input: I | undefined;
     try {
       input = parse(bytes);
     } catch (err) {
@@ -44,8 +51,8 @@ export function createAppApiService({ check, metrics, logger }: AppApiOptions): 
       return;
     }
     const requestId = input.requestId;
-    check(input).then(
-      (decisions) => callback(null, render(decisions)),
+    run(input).then(
+      (answer) => callback(null, render(answer)),
       (err: unknown) => callback(toStatus(err, requestId)),
     );
   }
@@ -71,10 +78,13 @@ export function createAppApiService({ check, metrics, logger }: AppApiOptions): 
 
   const implementation: UntypedServiceImplementation = {
     Check(call: { request: Buffer }, callback: sendUnaryData<CheckResponse>) {
-      handle(call.request, (b) => mapIf(decode(CheckRequestSchema, b), fromCheckRequest), (d) => toCheckResponse(d[0]!), callback);
+      handle(call.request, (b) => mapIf(decode(CheckRequestSchema, b), fromCheckRequest), check, (d) => toCheckResponse(d[0]!), callback);
     },
     BatchCheck(call: { request: Buffer }, callback: sendUnaryData<BatchCheckResponse>) {
-      handle(call.request, (b) => mapIf(decode(BatchCheckRequestSchema, b), fromBatchCheckRequest), (d) => create(BatchCheckResponseSchema, { results: d.map(toCheckResponse) }), callback);
+      handle(call.request, (b) => mapIf(decode(BatchCheckRequestSchema, b), fromBatchCheckRequest), check, (d) => create(BatchCheckResponseSchema, { results: d.map(toCheckResponse) }), callback);
+    },
+    Plan(call: { request: Buffer }, callback: sendUnaryData<PlanResponse>) {
+      handle(call.request, (b) => mapIf(decode(PlanRequestSchema, b), fromPlanRequest), plan, toPlanResponse, callback);
     },
   };
   return { definition, implementation };
@@ -82,6 +92,17 @@ export function createAppApiService({ check, metrics, logger }: AppApiOptions): 
 
 function mapIf<T, R>(value: T | undefined, f: (v: T) => R): R | undefined {
   return value === undefined ? undefined : f(value);
+}
+
+const PLAN_KINDS = { always_allowed: PlanKind.ALWAYS_ALLOWED, always_denied: PlanKind.ALWAYS_DENIED, conditional: PlanKind.CONDITIONAL } as const;
+
+function toPlanResponse(p: AppPlan): PlanResponse {
+  return create(PlanResponseSchema, {
+    kind: PLAN_KINDS[p.kind],
+    condition: fromJson(ValueSchema, p.condition as JsonValue),
+    residuals: p.residuals as unknown as JsonObject,
+    policiesConsidered: [...p.considered],
+  });
 }
 
 function toCheckResponse(d: AppDecision): CheckResponse {

@@ -1,11 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { PortcullisError, isPortcullisError } from '../lib/errors.js';
-import { cedarParseContext, cedarParseEntities, PRINCIPAL_TYPE, type ActivePolicySet, type CedarContext, type EntityJson } from '../policy/index.js';
+import { cedarParseContext, cedarParseEntities, planResources, PRINCIPAL_TYPE, type PolicyJson, type ActivePolicySet, type CedarContext, type EntityJson } from '../policy/index.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
-import { TOKEN_ERROR_DESCRIPTIONS, type TokenVerifier } from '../tokens/index.js';
+import { TOKEN_ERROR_DESCRIPTIONS, type Principal, type TokenVerifier } from '../tokens/index.js';
+import type { Clock } from '../lib/clock.js';
 import { principalEntitiesFor, requestEntities, entityKey } from './entities.js';
 import { createDecisionRecorder } from './record.js';
+import { planCondition, type Condition } from './plan.js';
 
 export interface AppEntity {
   type: string;
@@ -31,9 +33,26 @@ export interface AppDecision {
   policiesChecked: number;
 }
 
+export interface AppPlanInput {
+  principal: AppCheckInput['principal'];
+  action: string;
+  resourceType: string;
+  context: CedarContext;
+  entities: AppEntity[];
+  requestId: string;
+}
+
+export interface AppPlan {
+  kind: 'always_allowed' | 'always_denied' | 'conditional';
+  condition: Condition;
+  residuals: Record<string, PolicyJson>;
+  considered: readonly string[];
+}
+
 export interface AppCheckerOptions {
   verifier: TokenVerifier;
   policies: () => ActivePolicySet | undefined;
+  clock: Clock;
   metrics: Metrics;
   logger: Logger;
 }
@@ -44,9 +63,11 @@ export interface AppCheckerOptions {
  * entity, extra entities and resource attributes are the calling application's word (entity
  * references and extension values are allowed there, unlike in token claims).
  */
-export function createAppChecker({ verifier, policies, metrics, logger }: AppCheckerOptions) {
+export function createAppChecker({ verifier, policies, clock, metrics, logger }: AppCheckerOptions) {
   const record = createDecisionRecorder(metrics, logger);
-  return async function check(input: AppCheckInput): Promise<AppDecision[]> {
+  return { check, plan };
+
+  async function check(input: AppCheckInput): Promise<AppDecision[]> {
     const principal = 'token' in input.principal ? await verify(verifier, input.principal.token) : undefined;
     const active = policies();
     if (!active) throw new PortcullisError('ERR_POLICY_NOT_LOADED', 'no policy set is loaded');
@@ -55,8 +76,7 @@ export function createAppChecker({ verifier, policies, metrics, logger }: AppChe
     const ownResources = input.items.map((i) => (i.resource.attrs || i.resource.parents.length ? toEntity(i.resource) : undefined));
     const supplied = [...shared, ...ownResources.filter((e): e is EntityJson => e !== undefined)];
     if (supplied.length) checkEntities(supplied);
-    const contextProblem = Object.keys(input.context).length ? cedarParseContext(input.context) : undefined;
-    if (contextProblem) throw new PortcullisError('ERR_BAD_REQUEST', `invalid context: ${contextProblem}`);
+    const context = requestContext(input.context, principal, clock.now());
     const who = principalEntitiesFor(principal, active);
     const principalUid = 'entity' in input.principal ? { type: input.principal.entity.type, id: input.principal.entity.id } : { type: PRINCIPAL_TYPE, id: principal!.subject };
     return input.items.map(({ action, resource }, n) => {
@@ -66,12 +86,30 @@ export function createAppChecker({ verifier, policies, metrics, logger }: AppChe
       const entities = merge(requestEntities(who, resource.type, resource.id, active), extra, active);
       // Only the plain token case is keyed like the Envoy path; app-supplied entities are not cached.
       const cacheKey = principal && extra.length === 0 ? who.cacheKey : undefined;
-      const r = active.evaluate({ principal: principalUid, action, resource: { type: resource.type, id: resource.id }, context: input.context, entities, cacheKey });
+      const r = active.evaluate({ principal: principalUid, action, resource: { type: resource.type, id: resource.id }, context, entities, cacheKey });
       const d: AppDecision = { allow: r.allow, reasons: r.reasons, errors: r.errors, decisionId: randomUUID(), policiesChecked: r.policiesChecked };
       record({ ...d, requestId: input.requestId, source: 'app', status: d.allow ? 200 : 403, reason: d.allow ? undefined : 'forbidden', code: d.allow ? undefined : 'ERR_POLICY_DENIED', action, resourceType: resource.type, cached: r.cached }, performance.now() - started);
       return d;
     });
-  };
+  }
+
+  /** Which resources of a type the principal may act on: Cedar partial evaluation with the resource unknown. */
+  async function plan(input: AppPlanInput): Promise<AppPlan> {
+    const principal = 'token' in input.principal ? await verify(verifier, input.principal.token) : undefined;
+    const active = policies();
+    if (!active) throw new PortcullisError('ERR_POLICY_NOT_LOADED', 'no policy set is loaded');
+    active.checkKnown(input.action, input.resourceType);
+    const shared = [...input.entities, ...('entity' in input.principal ? [input.principal.entity] : [])].map(toEntity);
+    if (shared.length) checkEntities(shared);
+    const context = requestContext(input.context, principal, clock.now());
+    const principalUid = 'entity' in input.principal ? { type: input.principal.entity.type, id: input.principal.entity.id } : { type: PRINCIPAL_TYPE, id: principal!.subject };
+    const entities = merge(principalEntitiesFor(principal, active).entities, shared, active);
+    const answer = planResources(active, principalUid, input.action, input.resourceType, context, entities);
+    const condition = answer.decision === 'allow' ? { value: true } : answer.decision === 'deny' ? { value: false } : planCondition(answer.residuals, input.resourceType);
+    const kind = 'value' in condition ? (condition.value === true ? 'always_allowed' : condition.value === false ? 'always_denied' : 'conditional') : 'conditional';
+    logger.debug({ request_id: input.requestId, action: input.action, resource_type: input.resourceType, kind }, 'plan');
+    return { kind, condition, residuals: answer.residuals, considered: answer.considered };
+  }
 
   /** Store entities first; the app's entities replace same-uid ones and bring their stored ancestors. */
   function merge(fromStore: EntityJson[], extra: EntityJson[], active: ActivePolicySet): EntityJson[] {
@@ -96,6 +134,19 @@ async function verify(verifier: TokenVerifier, token: string) {
     if (!isPortcullisError(err)) throw err;
     throw new PortcullisError('ERR_TOKEN_INVALID', TOKEN_ERROR_DESCRIPTIONS[err.code] ?? 'invalid token', { cause: err });
   }
+}
+
+/**
+ * The app's context over defaults for the keys the Envoy path always fills. With a token principal
+ * the token-derived keys (authenticated, mfa, scopes, issuer, client_id) come from the verified
+ * token and cannot be overridden by the caller, so an app cannot claim MFA the user did not do.
+ */
+function requestContext(app: CedarContext, principal: Principal | undefined, nowMs: number): CedarContext {
+  const problem = Object.keys(app).length ? cedarParseContext(app) : undefined;
+  if (problem) throw new PortcullisError('ERR_BAD_REQUEST', `invalid context: ${problem}`);
+  const defaults: CedarContext = { time: Math.floor(nowMs / 1000), authenticated: false, mfa: false, scopes: [], issuer: '', client_id: '' };
+  if (!principal) return { ...defaults, ...app };
+  return { ...defaults, ...app, authenticated: true, mfa: principal.mfa, scopes: [...principal.scopes], issuer: principal.issuer, client_id: principal.clientId };
 }
 
 function toEntity(e: AppEntity): EntityJson {

@@ -44,6 +44,8 @@ export interface ActivePolicySet {
   readonly bundle: PolicyBundle;
   readonly generation: number;
   evaluate(request: CedarRequest): EvaluationResult;
+  /** Throws ERR_BAD_REQUEST when the schema declares no such action or resource type. */
+  checkKnown(action: string, resourceType: string): void;
 }
 
 interface PreparsedSlice {
@@ -98,6 +100,7 @@ export function createPolicyEngine({ decisionCacheSize, namespace = 'p' }: Polic
         bundle,
         generation: gen,
         evaluate: (request) => evaluate(sliceFor, request, cache),
+        checkKnown: (action, resourceType) => checkKnown(bundle, action, resourceType),
       };
     },
   };

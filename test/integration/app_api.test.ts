@@ -1,8 +1,9 @@
-import type { JsonObject } from '@bufbuild/protobuf';
+import { toJson, type JsonObject } from '@bufbuild/protobuf';
+import { ValueSchema } from '@bufbuild/protobuf/wkt';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAppClient } from '../../src/appapi/client.js';
-import { Decision } from '../../src/gen/portcullis/authz/v1/authorizer_pb.js';
+import { Decision, PlanKind } from '../../src/gen/portcullis/authz/v1/authorizer_pb.js';
 import { makeKey, signToken, startJwksServer, type JwksServer, type SigningKey } from '../helpers/jwks_server.js';
 import { healthCheck, metricValue, startSidecar, type Sidecar } from '../helpers/sidecar.js';
 
@@ -96,7 +97,7 @@ describe('portcullis.authz.v1.Authorizer/Check', () => {
 describe('portcullis.authz.v1.Authorizer/BatchCheck', () => {
   it('answers every (action, resource) pair in order for one principal', async () => {
     const res = await app.batchCheck({
-      principal: { kind: { case: 'token', value: await token('alice', ['viewer']) } },
+      principal: { kind: { case: 'token', value: await token('alice', ['viewer'], { amr: ['pwd', 'otp'] }) } },
       items: [
         { action: 'read', resource: doc('d1') },
         { action: 'read', resource: doc('d2') },
@@ -105,7 +106,6 @@ describe('portcullis.authz.v1.Authorizer/BatchCheck', () => {
         { action: 'delete', resource: doc('d1') },
         { action: 'list', resource: { type: 'Collection', id: 'documents' } },
       ],
-      context: { mfa: true },
     });
     expect(res.results.map((r) => r.decision === Decision.ALLOW)).toEqual([true, true, true, false, true, true]);
     expect(res.results[2]!.determiningPolicies).toEqual(['owner-manage']);
@@ -119,5 +119,50 @@ describe('portcullis.authz.v1.Authorizer/BatchCheck', () => {
     expect(err.details).toBe('items[1].resource.type: required');
     const empty = await fail(app.batchCheck({ principal, items: [] }));
     expect(empty.details).toBe('items: at least one item is required');
+  });
+});
+
+describe('token-derived context', () => {
+  it('takes mfa and scopes from the verified token, not from the caller', async () => {
+    const noMfa = await token('alice', []);
+    const claimed = await app.check({ principal: { kind: { case: 'token', value: noMfa } }, action: 'delete', resource: doc('d1'), context: { mfa: true } });
+    expect(claimed).toMatchObject({ decision: Decision.DENY, determiningPolicies: ['delete-requires-mfa'] });
+    const withMfa = await token('alice', [], { amr: ['pwd', 'otp'] });
+    expect((await app.check({ principal: { kind: { case: 'token', value: withMfa } }, action: 'delete', resource: doc('d1') })).decision).toBe(Decision.ALLOW);
+  });
+});
+
+describe('portcullis.authz.v1.Authorizer/Plan', () => {
+  const user = (id: string, roles: string[]) => ({ kind: { case: 'entity' as const, value: { type: 'User', id, parents: roles.map((r) => ({ type: 'Role', id: r })) } } });
+  const condition = (res: { condition?: Parameters<typeof toJson<typeof ValueSchema>>[1] }) => toJson(ValueSchema, res.condition!);
+
+  it('returns the ownership condition when access depends on the resource', async () => {
+    const res = await app.plan({ principal: user('alice', []), action: 'update', resourceType: 'Document' });
+    expect(res.kind).toBe(PlanKind.CONDITIONAL);
+    expect(condition(res)).toEqual({
+      op: 'and',
+      args: [
+        { op: 'has', attr: 'owner', of: { var: 'resource' } },
+        { op: 'eq', args: [{ attr: 'owner', of: { var: 'resource' } }, { entity: { type: 'User', id: 'alice' } }] },
+      ],
+    });
+    expect(Object.keys(res.residuals ?? {})).toEqual(['owner-manage']);
+    expect(res.policiesConsidered).toEqual(['owner-manage', 'admin-all', 'editor-write']);
+  });
+
+  it('answers always allowed or always denied when the resource does not matter', async () => {
+    expect((await app.plan({ principal: user('vic', ['viewer']), action: 'read', resourceType: 'Document' })).kind).toBe(PlanKind.ALWAYS_ALLOWED);
+    expect((await app.plan({ principal: user('eve', ['editor']), action: 'delete', resourceType: 'Document', context: { mfa: false } })).kind).toBe(PlanKind.ALWAYS_DENIED);
+    expect((await app.plan({ principal: user('root', ['admin']), action: 'delete', resourceType: 'Document', context: { mfa: true } })).kind).toBe(PlanKind.ALWAYS_ALLOWED);
+  });
+
+  it('plans for a token principal and refuses unknown actions', async () => {
+    const res = await app.plan({ principal: { kind: { case: 'token', value: await token('alice', []) } }, action: 'update', resourceType: 'Document' });
+    expect(res.kind).toBe(PlanKind.CONDITIONAL);
+    const err = await fail(app.plan({ principal: user('a', []), action: 'fly', resourceType: 'Document' }));
+    expect(err.code).toBe(status.INVALID_ARGUMENT);
+    expect(err.details).toBe('unknown action "fly"');
+    const missing = await fail(app.plan({ principal: user('a', []), action: 'read' }));
+    expect(missing.details).toBe('resource_type: required');
   });
 });

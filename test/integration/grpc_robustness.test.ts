@@ -99,6 +99,7 @@ describe('internal failures', () => {
       evaluate: () => {
         throw new PortcullisError('ERR_POLICY_EVAL', 'cedar evaluation failed: wasm trap');
       },
+      checkKnown: () => {},
     };
     const bare = await bareExtAuthz(() => broken);
     try {

@@ -6,6 +6,7 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { Value } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_struct } from "@bufbuild/protobuf/wkt";
 import type { JsonObject, Message } from "@bufbuild/protobuf";
 
@@ -13,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file portcullis/authz/v1/authorizer.proto.
  */
 export const file_portcullis_authz_v1_authorizer: GenFile = /*@__PURE__*/
-  fileDesc("CiRwb3J0Y3VsbGlzL2F1dGh6L3YxL2F1dGhvcml6ZXIucHJvdG8SE3BvcnRjdWxsaXMuYXV0aHoudjEiJQoJRW50aXR5UmVmEgwKBHR5cGUYASABKAkSCgoCaWQYAiABKAkigAEKBkVudGl0eRIMCgR0eXBlGAEgASgJEgoKAmlkGAIgASgJEisKCmF0dHJpYnV0ZXMYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Ei8KB3BhcmVudHMYBCADKAsyHi5wb3J0Y3VsbGlzLmF1dGh6LnYxLkVudGl0eVJlZiJTCglQcmluY2lwYWwSDwoFdG9rZW4YASABKAlIABItCgZlbnRpdHkYAiABKAsyGy5wb3J0Y3VsbGlzLmF1dGh6LnYxLkVudGl0eUgAQgYKBGtpbmQi7QEKDENoZWNrUmVxdWVzdBIxCglwcmluY2lwYWwYASABKAsyHi5wb3J0Y3VsbGlzLmF1dGh6LnYxLlByaW5jaXBhbBIOCgZhY3Rpb24YAiABKAkSLQoIcmVzb3VyY2UYAyABKAsyGy5wb3J0Y3VsbGlzLmF1dGh6LnYxLkVudGl0eRIoCgdjb250ZXh0GAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBItCghlbnRpdGllcxgFIAMoCzIbLnBvcnRjdWxsaXMuYXV0aHoudjEuRW50aXR5EhIKCnJlcXVlc3RfaWQYBiABKAkinQEKDUNoZWNrUmVzcG9uc2USLwoIZGVjaXNpb24YASABKA4yHS5wb3J0Y3VsbGlzLmF1dGh6LnYxLkRlY2lzaW9uEhwKFGRldGVybWluaW5nX3BvbGljaWVzGAIgAygJEg4KBmVycm9ycxgDIAMoCRITCgtkZWNpc2lvbl9pZBgEIAEoCRIYChBwb2xpY2llc19jaGVja2VkGAUgASgNIkoKCUJhdGNoSXRlbRIOCgZhY3Rpb24YASABKAkSLQoIcmVzb3VyY2UYAiABKAsyGy5wb3J0Y3VsbGlzLmF1dGh6LnYxLkVudGl0eSLiAQoRQmF0Y2hDaGVja1JlcXVlc3QSMQoJcHJpbmNpcGFsGAEgASgLMh4ucG9ydGN1bGxpcy5hdXRoei52MS5QcmluY2lwYWwSLQoFaXRlbXMYAiADKAsyHi5wb3J0Y3VsbGlzLmF1dGh6LnYxLkJhdGNoSXRlbRIoCgdjb250ZXh0GAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBItCghlbnRpdGllcxgEIAMoCzIbLnBvcnRjdWxsaXMuYXV0aHoudjEuRW50aXR5EhIKCnJlcXVlc3RfaWQYBSABKAkiSQoSQmF0Y2hDaGVja1Jlc3BvbnNlEjMKB3Jlc3VsdHMYASADKAsyIi5wb3J0Y3VsbGlzLmF1dGh6LnYxLkNoZWNrUmVzcG9uc2UqSwoIRGVjaXNpb24SGAoUREVDSVNJT05fVU5TUEVDSUZJRUQQABISCg5ERUNJU0lPTl9BTExPVxABEhEKDURFQ0lTSU9OX0RFTlkQAjK7AQoKQXV0aG9yaXplchJOCgVDaGVjaxIhLnBvcnRjdWxsaXMuYXV0aHoudjEuQ2hlY2tSZXF1ZXN0GiIucG9ydGN1bGxpcy5hdXRoei52MS5DaGVja1Jlc3BvbnNlEl0KCkJhdGNoQ2hlY2sSJi5wb3J0Y3VsbGlzLmF1dGh6LnYxLkJhdGNoQ2hlY2tSZXF1ZXN0GicucG9ydGN1bGxpcy5hdXRoei52MS5CYXRjaENoZWNrUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_struct]);
+  fileDesc("CiRwb3J0Y3VsbGlzL2F1dGh6L3YxL2F1dGhvcml6ZXIucHJvdG8SE3BvcnRjdWxsaXMuYXV0aHoudjEiJQoJRW50aXR5UmVmEgwKBHR5cGUYASABKAkSCgoCaWQYAiABKAkigAEKBkVudGl0eRIMCgR0eXBlGAEgASgJEgoKAmlkGAIgASgJEisKCmF0dHJpYnV0ZXMYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Ei8KB3BhcmVudHMYBCADKAsyHi5wb3J0Y3VsbGlzLmF1dGh6LnYxLkVudGl0eVJlZiJTCglQcmluY2lwYWwSDwoFdG9rZW4YASABKAlIABItCgZlbnRpdHkYAiABKAsyGy5wb3J0Y3VsbGlzLmF1dGh6LnYxLkVudGl0eUgAQgYKBGtpbmQi7QEKDENoZWNrUmVxdWVzdBIxCglwcmluY2lwYWwYASABKAsyHi5wb3J0Y3VsbGlzLmF1dGh6LnYxLlByaW5jaXBhbBIOCgZhY3Rpb24YAiABKAkSLQoIcmVzb3VyY2UYAyABKAsyGy5wb3J0Y3VsbGlzLmF1dGh6LnYxLkVudGl0eRIoCgdjb250ZXh0GAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBItCghlbnRpdGllcxgFIAMoCzIbLnBvcnRjdWxsaXMuYXV0aHoudjEuRW50aXR5EhIKCnJlcXVlc3RfaWQYBiABKAkinQEKDUNoZWNrUmVzcG9uc2USLwoIZGVjaXNpb24YASABKA4yHS5wb3J0Y3VsbGlzLmF1dGh6LnYxLkRlY2lzaW9uEhwKFGRldGVybWluaW5nX3BvbGljaWVzGAIgAygJEg4KBmVycm9ycxgDIAMoCRITCgtkZWNpc2lvbl9pZBgEIAEoCRIYChBwb2xpY2llc19jaGVja2VkGAUgASgNIkoKCUJhdGNoSXRlbRIOCgZhY3Rpb24YASABKAkSLQoIcmVzb3VyY2UYAiABKAsyGy5wb3J0Y3VsbGlzLmF1dGh6LnYxLkVudGl0eSLiAQoRQmF0Y2hDaGVja1JlcXVlc3QSMQoJcHJpbmNpcGFsGAEgASgLMh4ucG9ydGN1bGxpcy5hdXRoei52MS5QcmluY2lwYWwSLQoFaXRlbXMYAiADKAsyHi5wb3J0Y3VsbGlzLmF1dGh6LnYxLkJhdGNoSXRlbRIoCgdjb250ZXh0GAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBItCghlbnRpdGllcxgEIAMoCzIbLnBvcnRjdWxsaXMuYXV0aHoudjEuRW50aXR5EhIKCnJlcXVlc3RfaWQYBSABKAkiSQoSQmF0Y2hDaGVja1Jlc3BvbnNlEjMKB3Jlc3VsdHMYASADKAsyIi5wb3J0Y3VsbGlzLmF1dGh6LnYxLkNoZWNrUmVzcG9uc2Ui1AEKC1BsYW5SZXF1ZXN0EjEKCXByaW5jaXBhbBgBIAEoCzIeLnBvcnRjdWxsaXMuYXV0aHoudjEuUHJpbmNpcGFsEg4KBmFjdGlvbhgCIAEoCRIVCg1yZXNvdXJjZV90eXBlGAMgASgJEigKB2NvbnRleHQYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Ei0KCGVudGl0aWVzGAUgAygLMhsucG9ydGN1bGxpcy5hdXRoei52MS5FbnRpdHkSEgoKcmVxdWVzdF9pZBgGIAEoCSKvAQoMUGxhblJlc3BvbnNlEisKBGtpbmQYASABKA4yHS5wb3J0Y3VsbGlzLmF1dGh6LnYxLlBsYW5LaW5kEikKCWNvbmRpdGlvbhgCIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRIqCglyZXNpZHVhbHMYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhsKE3BvbGljaWVzX2NvbnNpZGVyZWQYBCADKAkqSwoIRGVjaXNpb24SGAoUREVDSVNJT05fVU5TUEVDSUZJRUQQABISCg5ERUNJU0lPTl9BTExPVxABEhEKDURFQ0lTSU9OX0RFTlkQAip7CghQbGFuS2luZBIZChVQTEFOX0tJTkRfVU5TUEVDSUZJRUQQABIcChhQTEFOX0tJTkRfQUxXQVlTX0FMTE9XRUQQARIbChdQTEFOX0tJTkRfQUxXQVlTX0RFTklFRBACEhkKFVBMQU5fS0lORF9DT05ESVRJT05BTBADMogCCgpBdXRob3JpemVyEk4KBUNoZWNrEiEucG9ydGN1bGxpcy5hdXRoei52MS5DaGVja1JlcXVlc3QaIi5wb3J0Y3VsbGlzLmF1dGh6LnYxLkNoZWNrUmVzcG9uc2USXQoKQmF0Y2hDaGVjaxImLnBvcnRjdWxsaXMuYXV0aHoudjEuQmF0Y2hDaGVja1JlcXVlc3QaJy5wb3J0Y3VsbGlzLmF1dGh6LnYxLkJhdGNoQ2hlY2tSZXNwb25zZRJLCgRQbGFuEiAucG9ydGN1bGxpcy5hdXRoei52MS5QbGFuUmVxdWVzdBohLnBvcnRjdWxsaXMuYXV0aHoudjEuUGxhblJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_struct]);
 
 /**
  * @generated from message portcullis.authz.v1.EntityRef
@@ -268,6 +269,85 @@ export const BatchCheckResponseSchema: GenMessage<BatchCheckResponse> = /*@__PUR
   messageDesc(file_portcullis_authz_v1_authorizer, 7);
 
 /**
+ * @generated from message portcullis.authz.v1.PlanRequest
+ */
+export type PlanRequest = Message<"portcullis.authz.v1.PlanRequest"> & {
+  /**
+   * @generated from field: portcullis.authz.v1.Principal principal = 1;
+   */
+  principal?: Principal | undefined;
+
+  /**
+   * @generated from field: string action = 2;
+   */
+  action: string;
+
+  /**
+   * @generated from field: string resource_type = 3;
+   */
+  resourceType: string;
+
+  /**
+   * @generated from field: google.protobuf.Struct context = 4;
+   */
+  context?: JsonObject | undefined;
+
+  /**
+   * @generated from field: repeated portcullis.authz.v1.Entity entities = 5;
+   */
+  entities: Entity[];
+
+  /**
+   * @generated from field: string request_id = 6;
+   */
+  requestId: string;
+};
+
+/**
+ * Describes the message portcullis.authz.v1.PlanRequest.
+ * Use `create(PlanRequestSchema)` to create a new message.
+ */
+export const PlanRequestSchema: GenMessage<PlanRequest> = /*@__PURE__*/
+  messageDesc(file_portcullis_authz_v1_authorizer, 8);
+
+/**
+ * @generated from message portcullis.authz.v1.PlanResponse
+ */
+export type PlanResponse = Message<"portcullis.authz.v1.PlanResponse"> & {
+  /**
+   * @generated from field: portcullis.authz.v1.PlanKind kind = 1;
+   */
+  kind: PlanKind;
+
+  /**
+   * The condition tree (see the README): {"op": "and"|"or"|"not"|"eq"|..., "args": [...]},
+   * {"attr": name, "of": expr}, {"var": "resource"}, {"value": v}, {"entity": {"type", "id"}}.
+   *
+   * @generated from field: google.protobuf.Value condition = 2;
+   */
+  condition?: Value | undefined;
+
+  /**
+   * Cedar JSON of the residual policies, keyed by policy id.
+   *
+   * @generated from field: google.protobuf.Struct residuals = 3;
+   */
+  residuals?: JsonObject | undefined;
+
+  /**
+   * @generated from field: repeated string policies_considered = 4;
+   */
+  policiesConsidered: string[];
+};
+
+/**
+ * Describes the message portcullis.authz.v1.PlanResponse.
+ * Use `create(PlanResponseSchema)` to create a new message.
+ */
+export const PlanResponseSchema: GenMessage<PlanResponse> = /*@__PURE__*/
+  messageDesc(file_portcullis_authz_v1_authorizer, 9);
+
+/**
  * @generated from enum portcullis.authz.v1.Decision
  */
 export enum Decision {
@@ -294,6 +374,43 @@ export const DecisionSchema: GenEnum<Decision> = /*@__PURE__*/
   enumDesc(file_portcullis_authz_v1_authorizer, 0);
 
 /**
+ * @generated from enum portcullis.authz.v1.PlanKind
+ */
+export enum PlanKind {
+  /**
+   * @generated from enum value: PLAN_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Every resource of the type is allowed.
+   *
+   * @generated from enum value: PLAN_KIND_ALWAYS_ALLOWED = 1;
+   */
+  ALWAYS_ALLOWED = 1,
+
+  /**
+   * No resource of the type is allowed.
+   *
+   * @generated from enum value: PLAN_KIND_ALWAYS_DENIED = 2;
+   */
+  ALWAYS_DENIED = 2,
+
+  /**
+   * Allowed where `condition` holds.
+   *
+   * @generated from enum value: PLAN_KIND_CONDITIONAL = 3;
+   */
+  CONDITIONAL = 3,
+}
+
+/**
+ * Describes the enum portcullis.authz.v1.PlanKind.
+ */
+export const PlanKindSchema: GenEnum<PlanKind> = /*@__PURE__*/
+  enumDesc(file_portcullis_authz_v1_authorizer, 1);
+
+/**
  * Authorizer answers "may this principal do this action on this resource?" with the same
  * policies, slices and entity building as the Envoy ext_authz path.
  *
@@ -317,6 +434,17 @@ export const Authorizer: GenService<{
     methodKind: "unary";
     input: typeof BatchCheckRequestSchema;
     output: typeof BatchCheckResponseSchema;
+  },
+  /**
+   * For one principal and action, which resources of a type are allowed: the residual condition
+   * of Cedar's partial evaluation, to filter a query instead of checking rows one by one.
+   *
+   * @generated from rpc portcullis.authz.v1.Authorizer.Plan
+   */
+  plan: {
+    methodKind: "unary";
+    input: typeof PlanRequestSchema;
+    output: typeof PlanResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_portcullis_authz_v1_authorizer, 0);
