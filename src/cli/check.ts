@@ -20,7 +20,7 @@ export function registerCheck(program: Command): void {
     .option('-H, --header <header...>', 'extra request header "name: value"')
     .option('--host <host>', 'request host', 'api.example.com')
     .option('--explain', 'decide offline with the configuration (--config) and show route, slice, entities, context and determining policies')
-    .option('-c, --config <file>', 'YAML config file for --explain (env PORTCULLIS_CONFIG)')
+    .option('-c, --config <file>', 'YAML config file; implies --explain')
     .action(async (method: string, path: string, opts: { address: string; token?: string; header?: string[]; host: string; explain?: boolean; config?: string }) => {
       const headers: Record<string, string> = {};
       for (const h of opts.header ?? []) {
@@ -30,7 +30,8 @@ export function registerCheck(program: Command): void {
       }
       if (opts.token) headers.authorization = `Bearer ${opts.token}`;
       const request = httpCheckRequest(method.toUpperCase(), path, headers, { host: opts.host });
-      if (opts.explain) return explain(request, opts.config);
+      // A configuration means deciding here (offline), as --explain does.
+      if (opts.explain || opts.config) return explain(request, opts.config);
       const client = createCheckClient(opts.address);
       try {
         const res = await client.check(request);

@@ -23,6 +23,7 @@ function allowResponse(d: Decision, input: AuthzInput): CheckResponse {
     subject: d.principal?.subject ?? '',
     determining_policies: [...d.reasons],
     policies_checked: d.policiesChecked,
+    policy_revision: d.policyRevision ?? '',
   };
   return create(CheckResponseSchema, {
     status: { code: GRPC_OK },
@@ -40,7 +41,7 @@ function denyResponse(d: Deny): CheckResponse {
       case: 'deniedResponse',
       value: { status: { code: d.status as HttpStatusCode }, headers, body: denialBody(d) },
     },
-    dynamicMetadata: { decision_id: d.decisionId, reason: d.reason },
+    dynamicMetadata: { decision_id: d.decisionId, reason: d.reason, policy_revision: d.policyRevision ?? '' },
   });
 }
 

@@ -40,10 +40,14 @@ export function createAdminServer({ registry, policies, readiness, apiKey, logge
     });
     admin.get('/admin/policies', async () => {
       const active = policies.current();
-      if (!active) return { loaded: false };
+      const { loadedAt, lastFailure } = policies.status();
+      if (!active) return { loaded: false, last_failure: lastFailure };
       const { bundle } = active;
       return {
         loaded: true,
+        revision: bundle.revision,
+        loaded_at: loadedAt,
+        last_failure: lastFailure,
         generation: active.generation,
         dir: bundle.dir,
         policies: bundle.policies.map((p) => ({ id: p.id, file: p.file, position: p.position, effect: p.scope.effect })),
@@ -54,7 +58,7 @@ export function createAdminServer({ registry, policies, readiness, apiKey, logge
       const result = policies.reload();
       logger.info({ admin_action: 'policies.reload', ok: result.ok }, 'admin action');
       return result.ok
-        ? { status: 'reloaded', policies: result.policies, generation: policies.current()?.generation }
+        ? { status: 'reloaded', policies: result.policies, generation: policies.current()?.generation, revision: policies.current()?.bundle.revision }
         : reply.code(422).send({ error: 'policy_reload_failed', detail: result.error });
     });
   });

@@ -88,7 +88,7 @@ export function createAppChecker({ verifier, policies, clock, metrics, logger }:
       const cacheKey = principal && extra.length === 0 ? who.cacheKey : undefined;
       const r = active.evaluate({ principal: principalUid, action, resource: { type: resource.type, id: resource.id }, context, entities, cacheKey });
       const d: AppDecision = { allow: r.allow, reasons: r.reasons, errors: r.errors, decisionId: randomUUID(), policiesChecked: r.policiesChecked };
-      record({ ...d, requestId: input.requestId, source: 'app', status: d.allow ? 200 : 403, reason: d.allow ? undefined : 'forbidden', code: d.allow ? undefined : 'ERR_POLICY_DENIED', action, resourceType: resource.type, cached: r.cached }, performance.now() - started);
+      record({ ...d, requestId: input.requestId, source: 'app', status: d.allow ? 200 : 403, reason: d.allow ? undefined : 'forbidden', code: d.allow ? undefined : 'ERR_POLICY_DENIED', action, resourceType: resource.type, cached: r.cached, policyRevision: active.bundle.revision }, performance.now() - started);
       return d;
     });
   }

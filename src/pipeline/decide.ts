@@ -61,10 +61,10 @@ export function createDecider({ verifier, policies, clock, metrics, logger, real
     const active = policies();
     if (!active) throw new PortcullisError('ERR_POLICY_NOT_LOADED', 'no policy set is loaded');
     const match = matchRoute(active.bundle.routes, input.method, segments);
-    if (!match) return deny(403, 'forbidden', 'ERR_NO_ROUTE', 'no route matches the request');
+    if (!match) return { ...deny(403, 'forbidden', 'ERR_NO_ROUTE', 'no route matches the request'), policyRevision: active.bundle.revision };
     const { route } = match;
     if (!principal && !route.anonymous) {
-      return { ...deny(401, 'unauthenticated', 'ERR_NO_CREDENTIAL', 'authentication required', challenge), action: route.action, resourceType: route.resourceType };
+      return { ...deny(401, 'unauthenticated', 'ERR_NO_CREDENTIAL', 'authentication required', challenge), action: route.action, resourceType: route.resourceType, policyRevision: active.bundle.revision };
     }
     const who = principalEntitiesFor(principal, active);
     const principalUid = { type: PRINCIPAL_TYPE, id: principal ? principal.subject : ANONYMOUS_ID };
@@ -72,7 +72,7 @@ export function createDecider({ verifier, policies, clock, metrics, logger, real
     const context = buildContext(input, path, principal, clock.now(), body);
     const result = active.evaluate({ principal: principalUid, action: route.action, resource, context, entities: requestEntities(who, resource.type, resource.id, active), cacheKey: who.cacheKey });
     compareShadow?.({ principal, principalUid, action: route.action, resource, context, requestId: input.requestId, decisionId }, result);
-    const common = { cached: result.cached, reasons: result.reasons, policiesChecked: result.policiesChecked, errors: result.errors, principal, action: route.action, resourceType: route.resourceType };
+    const common = { policyRevision: active.bundle.revision, cached: result.cached, reasons: result.reasons, policiesChecked: result.policiesChecked, errors: result.errors, principal, action: route.action, resourceType: route.resourceType };
     if (result.allow) return { allow: true, status: 200, ...common };
     return { ...deny(403, 'forbidden', 'ERR_POLICY_DENIED', 'forbidden'), ...common };
   }

@@ -17,6 +17,7 @@ export interface DecisionRecord {
   reasons: readonly string[];
   errors: readonly string[];
   cached: boolean;
+  policyRevision?: string;
 }
 
 /** Records decisions: metric children memoized (bounded label sets), a debug line per allow, an info line per denial. */
@@ -39,6 +40,7 @@ export function createDecisionRecorder(metrics: Metrics, logger: Logger): (d: De
       resource_type: d.resourceType,
       policies_checked: d.policiesChecked,
       determining_policies: d.reasons,
+      policy_revision: d.policyRevision,
       errors: d.errors.length ? d.errors : undefined,
     };
     if (d.allow) {

@@ -35,6 +35,8 @@ interface DecisionBase {
   resourceType: string | undefined;
   /** Answered from the decision cache. */
   cached?: boolean;
+  /** Revision of the policy set that decided (absent when no policy ran, e.g. a bad token). */
+  policyRevision?: string;
 }
 
 export interface Allow extends DecisionBase {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { PortcullisError } from '../lib/errors.js';
@@ -19,6 +20,8 @@ export interface PolicySlice {
 
 export interface PolicyBundle {
   dir: string;
+  /** First 16 hex digits of a SHA-256 over every file of the set. */
+  revision: string;
   policies: readonly PolicyRecord[];
   schema: SchemaInfo | undefined;
   routes: RouteTable;
@@ -35,7 +38,13 @@ const ENTITIES_FILE = 'entities.json';
 export function loadPolicyBundle(dirInput: string): PolicyBundle {
   const dir = resolve(dirInput);
   const files = listFolder(dir);
-  const read = (name: string) => readFileSync(join(dir, name), 'utf8');
+  // Every file read feeds the revision: a content hash that names exactly this set.
+  const revision = createHash('sha256');
+  const read = (name: string) => {
+    const text = readFileSync(join(dir, name), 'utf8');
+    revision.update(name).update('\0').update(text).update('\0');
+    return text;
+  };
 
   const schema = files.includes(SCHEMA_FILE) ? parseSchema(SCHEMA_FILE, read(SCHEMA_FILE)) : undefined;
   const sources = new Map<string, string>();
@@ -52,7 +61,7 @@ export function loadPolicyBundle(dirInput: string): PolicyBundle {
   checkRoutesAgainstSchema(routes, schema);
   const entities = files.includes(ENTITIES_FILE) ? parseEntities(ENTITIES_FILE, read(ENTITIES_FILE), schema?.text) : createEntityStore([]);
 
-  const bundle = { dir, policies, schema, routes, entities, slices: new Map<string, PolicySlice>() };
+  const bundle = { dir, revision: revision.digest('hex').slice(0, 16), policies, schema, routes, entities, slices: new Map<string, PolicySlice>() };
   for (const target of [...routes.routes, ...(routes.fallback ? [routes.fallback] : [])]) {
     const key = sliceKey(target.action, target.resourceType);
     if (!bundle.slices.has(key)) bundle.slices.set(key, computeSlice(bundle, target.action, target.resourceType));
@@ -80,8 +89,9 @@ function checkRoutesAgainstSchema(routes: RouteTable, schema: SchemaInfo | undef
   const problems: string[] = [];
   const targets = [...routes.routes.map((r) => ({ at: `routes.${r.index}`, r })), ...(routes.fallback ? [{ at: 'default', r: routes.fallback }] : [])];
   for (const { at, r } of targets) {
-    if (!schema.actions.has(uidKey(ACTION_TYPE, r.action))) problems.push(`${ROUTES_FILE}: ${at}.action: unknown action "${r.action}" (not in ${SCHEMA_FILE})`);
-    if (!schema.attributes.has(r.resourceType)) problems.push(`${ROUTES_FILE}: ${at}.resource.type: unknown entity type "${r.resourceType}" (not in ${SCHEMA_FILE})`);
+    const where = 'position' in r ? (r.position as string) : ROUTES_FILE;
+    if (!schema.actions.has(uidKey(ACTION_TYPE, r.action))) problems.push(`${where} ${at}.action: unknown action "${r.action}" (not in ${SCHEMA_FILE})`);
+    if (!schema.attributes.has(r.resourceType)) problems.push(`${where} ${at}.resource.type: unknown entity type "${r.resourceType}" (not in ${SCHEMA_FILE})`);
   }
   if (problems.length) throw new PortcullisError('ERR_ROUTES_INVALID', problems.join('\n'));
 }

@@ -4,11 +4,11 @@ import type { Route, RouteTable } from './routes.js';
  * Routes that can never match because an earlier route matches every request they would:
  * its methods include theirs and its path template covers theirs segment by segment.
  */
-export function shadowedRoutes(table: RouteTable, file = 'routes.yaml'): string[] {
+export function shadowedRoutes(table: RouteTable): string[] {
   const problems: string[] = [];
   table.routes.forEach((later, i) => {
     const earlier = table.routes.slice(0, i).find((r) => covers(r, later));
-    if (earlier) problems.push(`${file}: routes.${later.index}: unreachable: "${later.template}" is shadowed by routes.${earlier.index} "${earlier.template}"`);
+    if (earlier) problems.push(`${later.position} routes.${later.index}: unreachable: "${later.template}" is shadowed by routes.${earlier.index} "${earlier.template}" (${earlier.position})`);
   });
   return problems;
 }

@@ -1,6 +1,7 @@
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { PortcullisError } from '../lib/errors.js';
+import { lineCol } from './cedar.js';
 
 /**
  * routes.yaml: HTTP method + path template -> Cedar action and resource.
@@ -36,6 +37,8 @@ export interface RouteTarget {
 export interface Route extends RouteTarget {
   /** Index in routes.yaml, for diagnostics. */
   index: number;
+  /** `routes.yaml:line:col` of the route. */
+  position: string;
   methods: ReadonlySet<string> | '*';
   template: string;
   segments: readonly Segment[];
@@ -60,22 +63,32 @@ export function parseRoutes(file: string, text: string): RouteTable {
     throw new PortcullisError('ERR_ROUTES_INVALID', lines.join('\n'));
   }
   const raw: unknown = doc.toJS();
-  const parsed = fileSchema.safeParse(Array.isArray(raw) ? { routes: raw } : raw);
+  const listForm = Array.isArray(raw);
+  /** `file:line:col` of a key path (as the schema sees it), or of its nearest existing parent. */
+  const at = (path: ReadonlyArray<PropertyKey>): string => {
+    const docPath = (listForm && path[0] === 'routes' ? path.slice(1) : path).map((k) => (typeof k === 'symbol' ? String(k) : k));
+    for (let n = docPath.length; n >= 0; n--) {
+      const node = doc.getIn(docPath.slice(0, n), true) as { range?: [number, number, number] } | undefined;
+      if (node?.range) return `${file}:${lineCol(text, node.range[0])}`;
+    }
+    return `${file}:1:1`;
+  };
+  const parsed = fileSchema.safeParse(listForm ? { routes: raw } : raw);
   if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => `${file}: ${i.path.join('.') || '(root)'}: ${i.message}`);
+    const lines = parsed.error.issues.map((i) => `${at(i.path)} ${i.path.join('.') || '(root)'}: ${i.message}`);
     throw new PortcullisError('ERR_ROUTES_INVALID', lines.join('\n'));
   }
   const { routes: list, default: fallback } = parsed.data;
   const problems: string[] = [];
   const routes = list.map((r, index) => {
     try {
-      return compileRoute(r, index);
+      return compileRoute(r, index, at(['routes', index]));
     } catch (e) {
-      problems.push(`${file}: routes.${index}: ${(e as Error).message}`);
+      problems.push(`${at(['routes', index])} routes.${index}: ${(e as Error).message}`);
       return undefined;
     }
   });
-  if (fallback && /\{[^}]*\}/.test(fallback.resource.id)) problems.push(`${file}: default.resource.id: the default route has no path parameters`);
+  if (fallback && /\{[^}]*\}/.test(fallback.resource.id)) problems.push(`${at(['default', 'resource', 'id'])} default.resource.id: the default route has no path parameters`);
   if (problems.length) throw new PortcullisError('ERR_ROUTES_INVALID', problems.join('\n'));
   return {
     routes: routes as Route[],
@@ -83,7 +96,7 @@ export function parseRoutes(file: string, text: string): RouteTable {
   };
 }
 
-function compileRoute(r: z.infer<typeof routeSchema>, index: number): Route {
+function compileRoute(r: z.infer<typeof routeSchema>, index: number, position: string): Route {
   const segments = r.match.path.slice(1).split('/').map(compileSegment);
   const restAt = segments.findIndex((s) => s.kind === 'rest');
   if (restAt !== -1 && restAt !== segments.length - 1) throw new Error('`**` may only end a path template');
@@ -92,7 +105,7 @@ function compileRoute(r: z.infer<typeof routeSchema>, index: number): Route {
     if (!params.has(name!)) throw new Error(`resource.id uses {${name}} which the path template does not define`);
   }
   const methods = r.match.method === '*' ? '*' : new Set((Array.isArray(r.match.method) ? r.match.method : [r.match.method]).map((m) => m.toUpperCase()));
-  return { index, methods, template: r.match.path, segments, action: r.action, resourceType: r.resource.type, resourceId: r.resource.id, anonymous: r.anonymous };
+  return { index, position, methods, template: r.match.path, segments, action: r.action, resourceType: r.resource.type, resourceId: r.resource.id, anonymous: r.anonymous };
 }
 
 function compileSegment(seg: string): Segment {

@@ -13,6 +13,8 @@ export interface PolicyRuntime {
    * On failure the last good set keeps serving and the error is returned.
    */
   reload(): { ok: true; policies: number } | { ok: false; error: string };
+  /** When the live set was loaded, and the last rejected reload since (if any). */
+  status(): { loadedAt: string | undefined; lastFailure: { at: string; error: string } | undefined };
 }
 
 export interface PolicyRuntimeOptions {
@@ -30,19 +32,25 @@ export interface PolicyRuntimeOptions {
 export function createPolicyRuntime({ dir, warmupChecks, decisionCacheSize, namespace, role = 'active', logger, metrics }: PolicyRuntimeOptions): PolicyRuntime {
   const engine = createPolicyEngine({ decisionCacheSize, namespace });
   let active: ActivePolicySet | undefined;
+  let loadedAt: string | undefined;
+  let lastFailure: { at: string; error: string } | undefined;
   return {
     current: () => active,
+    status: () => ({ loadedAt, lastFailure }),
     reload() {
       try {
         const next = engine.install(loadPolicyBundle(dir));
         warmUp(next, warmupChecks);
         active = next;
+        loadedAt = new Date().toISOString();
+        lastFailure = undefined;
         metrics.policyReloads.inc({ result: 'success', set: role });
-        logger.info({ set: role, dir: next.bundle.dir, policies: next.bundle.policies.length, slices: next.bundle.slices.size, generation: next.generation }, 'policies loaded');
+        logger.info({ set: role, revision: next.bundle.revision, dir: next.bundle.dir, policies: next.bundle.policies.length, slices: next.bundle.slices.size, generation: next.generation }, 'policies loaded');
         return { ok: true, policies: next.bundle.policies.length };
       } catch (err) {
         metrics.policyReloads.inc({ result: 'failure', set: role });
         const error = errorMessage(err);
+        lastFailure = { at: new Date().toISOString(), error };
         logger.error({ set: role, dir, error }, active ? 'policy reload rejected; the last good set keeps serving' : 'policy load failed');
         return { ok: false, error };
       }

@@ -59,8 +59,10 @@ describe('admin listener', () => {
   it('accepts the key as Bearer token or basic-auth password', async () => {
     const bearer = await get('/admin/policies', { authorization: `Bearer ${KEY}` });
     expect(bearer.status).toBe(200);
-    const body = (await bearer.json()) as { loaded: boolean; policies: Array<{ id: string }>; slices: unknown[] };
+    const body = (await bearer.json()) as { loaded: boolean; revision: string; loaded_at: string; policies: Array<{ id: string }>; slices: unknown[] };
     expect(body.loaded).toBe(true);
+    expect(body.revision).toMatch(/^[0-9a-f]{16}$/);
+    expect(Date.parse(body.loaded_at)).toBeGreaterThan(0);
     expect(body.policies.map((p) => p.id).sort()).toEqual(['admin-all', 'delete-requires-mfa', 'editor-write', 'owner-manage', 'public-read', 'viewer-read']);
     const basic = await get('/admin/policies', { authorization: `Basic ${Buffer.from(`ops:${KEY}`).toString('base64')}` });
     expect(basic.status).toBe(200);
@@ -77,10 +79,12 @@ describe('admin listener', () => {
       expect(await failed.json()).toMatchObject({ error: 'policy_reload_failed', detail: expect.stringMatching(/^rbac\.cedar:1:\d+ /) });
       expect(await metricValue(sidecar.metrics, 'auth_policy_reload_total', { result: 'failure' })).toBe(1);
       expect((await sidecar.client.check(httpCheckRequest('GET', '/public/x'))).httpResponse.case).toBe('okResponse');
+      const status = (await (await get('/admin/policies', { authorization: `Bearer ${KEY}` })).json()) as { revision: string; last_failure: { error: string } };
+      expect(status.last_failure.error).toMatch(/^rbac\.cedar:1:\d+ /);
       writeFileSync(rbac, original);
       const ok = await post();
       expect(ok.status).toBe(200);
-      expect(await ok.json()).toMatchObject({ status: 'reloaded', policies: 6, generation: 2 });
+      expect(await ok.json()).toMatchObject({ status: 'reloaded', policies: 6, generation: 2, revision: status.revision }); // same files, same revision
     } finally {
       writeFileSync(rbac, original);
     }

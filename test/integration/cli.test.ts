@@ -162,6 +162,8 @@ describe('serve, token mint and check', () => {
       context: { mfa: false, method: 'DELETE', path: '/documents/d1' },
     });
     expect(JSON.stringify(e)).not.toContain(jwt);
+    const viaConfig = JSON.parse(run(['check', '--config', config, '--token', jwt, 'GET', '/documents/d1']).stdout) as Record<string, unknown>;
+    expect(viaConfig).toMatchObject({ decision: { allow: true, determiningPolicies: ['viewer-read', 'owner-manage'] } });
     const bad = JSON.parse(run(['check', '--explain', '--config', config, '--token', 'garbage', 'GET', '/documents/d1']).stdout) as Record<string, unknown>;
     expect(bad).toMatchObject({ authentication: { credential: 'bearer', error: 'not a compact JWS' }, decision: { allow: false, status: 401 } });
   });

@@ -107,6 +107,7 @@ describe('allow responses', () => {
       subject: 'vic',
       determining_policies: ['viewer-read'],
       policies_checked: 3,
+      policy_revision: expect.stringMatching(/^[0-9a-f]{16}$/),
     });
   });
 

@@ -36,13 +36,13 @@ describe('portcullis policy validate', () => {
     writeFileSync(join(dir, 'routes.yaml'), `${routes}  - match: { method: GET, path: "/documents/{id}" }\n    action: read\n    resource: { type: Document, id: "{id}" }\n`);
     const shadowed = run('policy', 'validate', dir);
     expect(shadowed.status).toBe(1);
-    expect(shadowed.stderr).toContain('routes.yaml: routes.7: unreachable: "/documents/{id}" is shadowed by routes.4 "/documents/{id}"');
+    expect(shadowed.stderr).toContain('routes.yaml:28:5 routes.7: unreachable: "/documents/{id}" is shadowed by routes.4 "/documents/{id}" (routes.yaml:18:5)');
     expect(shadowed.stdout).toContain('problems found: 6 policies, 8 routes');
     writeFileSync(join(dir, 'routes.yaml'), `${routes}  - match: { path: /x }\n    action: fly\n    resource: { type: Plane, id: p }\n`);
     const unknown = run('policy', 'validate', dir);
     expect(unknown.status).toBe(1);
-    expect(unknown.stderr).toContain('routes.yaml: routes.7.action: unknown action "fly"');
-    expect(unknown.stderr).toContain('routes.yaml: routes.7.resource.type: unknown entity type "Plane"');
+    expect(unknown.stderr).toContain('routes.yaml:28:5 routes.7.action: unknown action "fly"');
+    expect(unknown.stderr).toContain('routes.yaml:28:5 routes.7.resource.type: unknown entity type "Plane"');
   });
 
   it('reports broken entities.json and a missing folder', () => {

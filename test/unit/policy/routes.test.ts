@@ -79,8 +79,9 @@ describe('routes.yaml errors', () => {
   });
 
   it('names the key path of schema errors', () => {
-    expect(error('routes:\n  - match: { path: /a }\n    resource: { type: T, id: t }\n')).toContain('routes.yaml: routes.0.action');
-    expect(error('routes:\n  - match: { path: a }\n    action: x\n    resource: { type: T, id: t }\n')).toContain('routes.0.match.path');
+    expect(error('routes:\n  - match: { path: /a }\n    resource: { type: T, id: t }\n')).toContain('routes.yaml:2:5 routes.0.action: ');
+    expect(error('routes:\n  - match: { path: a }\n    action: x\n    resource: { type: T, id: t }\n')).toContain('routes.yaml:2:20 routes.0.match.path: ');
+    expect(error('- match: { path: /a }\n  action: 7\n  resource: { type: T, id: t }\n')).toContain('routes.yaml:2:11 routes.0.action: '); // list form
     expect(error('routes:\n  - match: { path: /a }\n    action: x\n    resource: { type: T, id: t }\n    extra: 1\n')).toContain('routes.0');
   });
 
