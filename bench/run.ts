@@ -43,6 +43,7 @@ if (!profile) fatal(`unknown profile "${profileName}" (${Object.keys(PROFILES).j
 const wanted = options('scenario');
 for (const w of wanted) if (!SCENARIOS.some((s) => s.name === w)) fatal(`unknown scenario "${w}" (${SCENARIOS.map((s) => s.name).join(', ')})`);
 const scenarios = SCENARIOS.filter((s) => wanted.length === 0 || wanted.includes(s.name));
+for (const s of scenarios) if (s.variants.length === 0) process.stderr.write(`bench: ${s.name}: not available on this machine, skipped\n`);
 const outDir = option('out') ?? new URL('./results', import.meta.url).pathname;
 const budgets = loadBudgets(new URL('./budgets.yaml', import.meta.url).pathname);
 const hardware = option('hardware');

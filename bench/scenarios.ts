@@ -5,6 +5,7 @@ import { loadDevIssuer } from '../src/tokens/index.js';
 import { tenantPolicyFiles, tenantRequest } from './lib/policy_sets.js';
 import { checkBytes, startBenchIssuer } from './lib/requests.js';
 import { startFloor, startPortcullis, type Target } from './lib/target.js';
+import { CERBOS_CHECK_PATH, cerbosBinary, cerbosCheckResourcesBytes, startCerbos, verifyCerbosAllows } from './peers/cerbos.js';
 
 const EXAMPLE_POLICIES = new URL('../policies', import.meta.url).pathname;
 
@@ -84,6 +85,20 @@ export const SCENARIOS: Scenario[] = [
         return { target, requests: [checkBytes('GET', '/documents/d1', token!)], cleanup: () => issuer.close() };
       },
     })),
+  },
+  {
+    name: 'cerbos',
+    description: 'peer: Cerbos PDP gRPC CheckResources for the same decision (all cores, and GOMAXPROCS=1 like one Node process); skipped when @cerbos/cerbos-linux-x64 is not installed',
+    phases: 'open-1000+max',
+    variants: cerbosBinary()
+      ? [undefined, 1].map((maxProcs) => ({
+          name: maxProcs ? '1proc' : 'default',
+          async start() {
+            const target = await startCerbos(maxProcs ? { maxProcs } : {});
+            return { target, requests: [cerbosCheckResourcesBytes()], path: CERBOS_CHECK_PATH, verify: () => verifyCerbosAllows(target.address) };
+          },
+        }))
+      : [],
   },
 ];
 

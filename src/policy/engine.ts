@@ -63,9 +63,13 @@ interface PreparsedSlice {
 export function createPolicyEngine({ decisionCacheSize, namespace = 'p' }: PolicyEngineOptions = { decisionCacheSize: 0 }) {
   let generation = 0;
   return {
-    install(bundle: PolicyBundle): ActivePolicySet {
-      generation += 1;
-      const gen = generation;
+    /**
+     * Preparses the bundle under the generation not in use and returns it; `prepare` (warm-up)
+     * runs before the generation counts as taken. A bundle that fails here never advances the
+     * counter, so the next attempt reuses the same ids and can never overwrite the live set's.
+     */
+    install(bundle: PolicyBundle, prepare?: (set: ActivePolicySet) => void): ActivePolicySet {
+      const gen = generation + 1;
       const prefix = `${namespace}${gen % 2}`;
       const texts = new Map(bundle.policies.map((p) => [p.id, p.text]));
       const sets = new Map<string, string>();
@@ -96,12 +100,15 @@ export function createPolicyEngine({ decisionCacheSize, namespace = 'p' }: Polic
       };
       // A fresh cache per bundle: a reload can never answer from decisions of the old set.
       const cache = decisionCacheSize > 0 ? new LRUCache<string, EvaluationResult>({ max: decisionCacheSize }) : undefined;
-      return {
+      const set: ActivePolicySet = {
         bundle,
         generation: gen,
         evaluate: (request) => evaluate(sliceFor, request, cache),
         checkKnown: (action, resourceType) => checkKnown(bundle, action, resourceType),
       };
+      prepare?.(set);
+      generation = gen;
+      return set;
     },
   };
 }

@@ -24,11 +24,12 @@ export function parsePolicyFile(file: string, text: string): PolicyRecord[] {
   if (parts.policy_templates.length) {
     throw new PortcullisError('ERR_POLICY_LOAD', `${file}: policy templates are not supported yet (${parts.policy_templates.length} found)`);
   }
-  let cursor = 0;
-  return parts.policies.map((policyText, n) => {
-    const found = text.indexOf(policyText, cursor);
-    const offset = found === -1 ? cursor : found;
-    cursor = found === -1 ? cursor : found + policyText.length;
+  // cedar-wasm returns the policies ordered by its internal ids as strings (policy0, policy1,
+  // policy10, policy2, ...), not in file order: place each text in the file, then sort by position.
+  const taken = new Set<number>();
+  const located = parts.policies.map((policyText) => ({ policyText, offset: locate(text, policyText, taken) }));
+  located.sort((a, b) => a.offset - b.offset);
+  return located.map(({ policyText, offset }, n) => {
     const json = cedar.policyToJson(policyText);
     if (json.type === 'failure') throw new PortcullisError('ERR_POLICY_LOAD', describeCedarErrors(file, text, json.errors, offset).join('\n'));
     const { effect, principal, action, resource, annotations, conditions } = json.json;
@@ -42,6 +43,19 @@ export function parsePolicyFile(file: string, text: string): PolicyRecord[] {
       contextKeys: contextKeysOf(conditions),
     };
   });
+}
+
+/** Offset of the first occurrence of `part` in `text` not already taken (identical policies are distinct occurrences). */
+function locate(text: string, part: string, taken: Set<number>): number {
+  for (let from = 0; ; ) {
+    const at = text.indexOf(part, from);
+    if (at === -1) return 0;
+    if (!taken.has(at)) {
+      taken.add(at);
+      return at;
+    }
+    from = at + 1;
+  }
 }
 
 /** Checks ids are unique and, when a schema is given, validates every policy in strict mode. */

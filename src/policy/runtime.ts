@@ -39,8 +39,7 @@ export function createPolicyRuntime({ dir, warmupChecks, decisionCacheSize, name
     status: () => ({ loadedAt, lastFailure }),
     reload() {
       try {
-        const next = engine.install(loadPolicyBundle(dir));
-        warmUp(next, warmupChecks);
+        const next = engine.install(loadPolicyBundle(dir), (set) => warmUp(set, warmupChecks));
         active = next;
         loadedAt = new Date().toISOString();
         lastFailure = undefined;
