@@ -59,7 +59,8 @@ function readYaml(file: string): Record<string, unknown> {
   if (typeof doc !== 'object' || Array.isArray(doc)) {
     throw new PortcullisError('ERR_CONFIG_INVALID', `config file ${file} must hold a mapping at the top level`);
   }
-  return doc as Record<string, unknown>;
+  // An empty section (`log:` with nothing under it) means its defaults.
+  return Object.fromEntries(Object.entries(doc).filter(([, v]) => v !== null));
 }
 
 function setPath(target: Record<string, unknown>, path: string[], value: unknown): void {

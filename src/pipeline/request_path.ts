@@ -12,7 +12,8 @@ export function parseRequestPath(raw: string): ParsedPath {
   const beforeQuery = q === -1 ? raw : raw.slice(0, q);
   const hash = beforeQuery.indexOf('#');
   const pathPart = hash === -1 ? beforeQuery : beforeQuery.slice(0, hash);
-  const query = q === -1 ? '' : raw.slice(q + 1);
+  const afterQuery = q === -1 ? '' : raw.slice(q + 1);
+  const query = afterQuery.includes('#') ? afterQuery.slice(0, afterQuery.indexOf('#')) : afterQuery;
   if (!pathPart.startsWith('/')) return { ok: false, detail: 'path must start with /' };
   // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f]/.test(raw)) return { ok: false, detail: 'control character in path' };

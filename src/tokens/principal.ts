@@ -35,10 +35,10 @@ export function principalFromClaims(claims: Record<string, unknown>, issuer: str
 
 /** Reads a dotted path (`realm_access.roles`); a key that itself contains dots is tried whole first. */
 export function readPath(obj: Record<string, unknown>, path: string): unknown {
-  if (path in obj) return obj[path];
+  if (Object.hasOwn(obj, path)) return obj[path];
   let node: unknown = obj;
   for (const part of path.split('.')) {
-    if (typeof node !== 'object' || node === null || Array.isArray(node)) return undefined;
+    if (typeof node !== 'object' || node === null || Array.isArray(node) || !Object.hasOwn(node, part)) return undefined;
     node = (node as Record<string, unknown>)[part];
   }
   return node;

@@ -80,3 +80,12 @@ describe('configuration', () => {
     expect(() => loadConfig({ file: `${dir}/list.yaml`, env: {} })).toThrow('must hold a mapping at the top level');
   });
 });
+
+describe('empty sections', () => {
+  it('reads a section left empty in YAML as its defaults', () => {
+    const dir = tempDir('pc-config', { 'c.yaml': 'log:\ngrpc:\n  address: 127.0.0.1:7002\n' });
+    const c = loadConfig({ file: `${dir}/c.yaml`, env: {} });
+    expect(c.log.level).toBe('info');
+    expect(c.grpc.address).toBe('127.0.0.1:7002');
+  });
+});

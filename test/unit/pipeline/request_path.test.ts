@@ -44,3 +44,9 @@ describe('parseRequestPath', () => {
     expect(parseRequestPath(raw)).toEqual({ ok: false, detail });
   });
 });
+
+describe('fragments', () => {
+  it('drops a fragment that follows the query', () => {
+    expect(parseRequestPath('/a?x=1#frag')).toMatchObject({ ok: true, path: '/a', query: 'x=1' });
+  });
+});

@@ -90,3 +90,12 @@ describe('principalFromClaims', () => {
     expect(principalFromClaims({ sub: 's', exp: 1, azp: ['web'] }, 'i', defaults).clientId).toBe('');
   });
 });
+
+describe('claim paths never read inherited properties', () => {
+  it('returns undefined for prototype members', async () => {
+    const { readPath } = await import('../../../src/tokens/principal.js');
+    expect(readPath({}, 'toString')).toBeUndefined();
+    expect(readPath({ a: {} }, 'a.constructor')).toBeUndefined();
+    expect(readPath({ a: { b: ['x'] } }, 'a.b')).toEqual(['x']);
+  });
+});
