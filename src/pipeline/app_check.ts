@@ -67,18 +67,24 @@ export function createAppChecker({ verifier, policies, clock, metrics, logger }:
   const record = createDecisionRecorder(metrics, logger);
   return { check, plan };
 
-  async function check(input: AppCheckInput): Promise<AppDecision[]> {
+  /**
+   * What Check and Plan share: the verified principal, the live set, the app's entities for the
+   * whole call (checked once, with any resource entities the call supplies) and the context.
+   */
+  async function prepare(input: AppCheckInput | AppPlanInput, resources: EntityJson[]) {
     const principal = 'token' in input.principal ? await verify(verifier, input.principal.token) : undefined;
     const active = policies();
     if (!active) throw new PortcullisError('ERR_POLICY_NOT_LOADED', 'no policy set is loaded');
-    // Entities the app supplies for the whole call, checked once.
     const shared = [...input.entities, ...('entity' in input.principal ? [input.principal.entity] : [])].map(toEntity);
-    const ownResources = input.items.map((i) => (i.resource.attrs || i.resource.parents.length ? toEntity(i.resource) : undefined));
-    const supplied = [...shared, ...ownResources.filter((e): e is EntityJson => e !== undefined)];
-    if (supplied.length) checkEntities(supplied);
+    if (shared.length || resources.length) checkEntities([...shared, ...resources]);
     const context = requestContext(input.context, principal, clock.now());
-    const who = principalEntitiesFor(principal, active);
     const principalUid = 'entity' in input.principal ? { type: input.principal.entity.type, id: input.principal.entity.id } : { type: PRINCIPAL_TYPE, id: principal!.subject };
+    return { principal, active, shared, context, principalUid, who: principalEntitiesFor(principal, active) };
+  }
+
+  async function check(input: AppCheckInput): Promise<AppDecision[]> {
+    const ownResources = input.items.map((i) => (i.resource.attrs || i.resource.parents.length ? toEntity(i.resource) : undefined));
+    const { principal, active, shared, context, principalUid, who } = await prepare(input, ownResources.filter((e): e is EntityJson => e !== undefined));
     return input.items.map(({ action, resource }, n) => {
       const started = performance.now();
       const own = ownResources[n];
@@ -95,15 +101,9 @@ export function createAppChecker({ verifier, policies, clock, metrics, logger }:
 
   /** Which resources of a type the principal may act on: Cedar partial evaluation with the resource unknown. */
   async function plan(input: AppPlanInput): Promise<AppPlan> {
-    const principal = 'token' in input.principal ? await verify(verifier, input.principal.token) : undefined;
-    const active = policies();
-    if (!active) throw new PortcullisError('ERR_POLICY_NOT_LOADED', 'no policy set is loaded');
+    const { active, shared, context, principalUid, who } = await prepare(input, []);
     active.checkKnown(input.action, input.resourceType);
-    const shared = [...input.entities, ...('entity' in input.principal ? [input.principal.entity] : [])].map(toEntity);
-    if (shared.length) checkEntities(shared);
-    const context = requestContext(input.context, principal, clock.now());
-    const principalUid = 'entity' in input.principal ? { type: input.principal.entity.type, id: input.principal.entity.id } : { type: PRINCIPAL_TYPE, id: principal!.subject };
-    const entities = merge(principalEntitiesFor(principal, active).entities, shared, active);
+    const entities = merge(who.entities, shared, active);
     const answer = planResources(active, principalUid, input.action, input.resourceType, context, entities);
     const condition = answer.decision === 'allow' ? { value: true } : answer.decision === 'deny' ? { value: false } : planCondition(answer.residuals, input.resourceType);
     const kind = 'value' in condition ? (condition.value === true ? 'always_allowed' : condition.value === false ? 'always_denied' : 'conditional') : 'conditional';

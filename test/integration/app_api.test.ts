@@ -119,6 +119,9 @@ describe('portcullis.authz.v1.Authorizer/BatchCheck', () => {
     expect(err.details).toBe('items[1].resource.type: required');
     const empty = await fail(app.batchCheck({ principal, items: [] }));
     expect(empty.details).toBe('items: at least one item is required');
+    const tooMany = await fail(app.batchCheck({ principal, items: Array.from({ length: 1001 }, () => ({ action: 'read', resource: doc('d1') })) }));
+    expect(tooMany.code).toBe(status.INVALID_ARGUMENT);
+    expect(tooMany.details).toBe('items: at most 1000 items per call');
   });
 });
 

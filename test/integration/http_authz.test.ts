@@ -88,6 +88,8 @@ describe('Envoy HTTP ext_authz mode', () => {
     const broken = await ask('POST', '/documents', { authorization: `Bearer ${await token('eve', ['editor'])}`, 'content-type': 'application/json' }, '{"title": ');
     expect(broken.status).toBe(400);
     expect(JSON.parse(broken.body).error_description).toContain('not valid JSON');
+    const huge = await ask('POST', '/documents', { authorization: `Bearer ${await token('eve', ['editor'])}`, 'content-type': 'application/json' }, `{"pad": "${'x'.repeat(70 * 1024)}"}`);
+    expect(huge.status).toBe(400); // over request_body.max_bytes (64 KiB): refused, never allowed
     const ok = await ask('POST', '/documents', { authorization: `Bearer ${await token('eve', ['editor'])}`, 'content-type': 'application/json' }, '{"title": "x"}');
     expect(ok.status).toBe(200);
   });

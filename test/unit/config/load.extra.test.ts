@@ -1,22 +1,12 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { tempDir } from '../../helpers/temp_dir.js';
 import { loadConfig, parseConfig } from '../../../src/config/load.js';
 import { PortcullisError } from '../../../src/lib/errors.js';
 
 // Cases beyond load.test.ts.
-const made: string[] = [];
-afterAll(() => {
-  for (const dir of made.splice(0)) rmSync(dir, { recursive: true, force: true });
-});
-
 function configFile(text: string): string {
-  const dir = mkdtempSync(join(tmpdir(), 'pc-unit-config-'));
-  made.push(dir);
-  const file = join(dir, 'portcullis.yaml');
-  writeFileSync(file, text);
-  return file;
+  return join(tempDir('pc-unit-config', { 'portcullis.yaml': text }), 'portcullis.yaml');
 }
 
 function configError(fn: () => unknown): string {

@@ -1,7 +1,7 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { tempDir } from '../../helpers/temp_dir.js';
 import { isPortcullisError } from '../../../src/lib/errors.js';
 import type { CedarContext, EntityJson } from '../../../src/policy/cedar.js';
 import { createPolicyEngine, type ActivePolicySet, type CedarRequest } from '../../../src/policy/engine.js';
@@ -11,15 +11,9 @@ import { sliceKey } from '../../../src/policy/slices.js';
 const EXAMPLE = resolve(import.meta.dirname, '../../../policies');
 const bundle = loadPolicyBundle(EXAMPLE);
 
-const made: string[] = [];
-afterAll(() => {
-  for (const dir of made.splice(0)) rmSync(dir, { recursive: true, force: true });
-});
-
 /** The example folder with rbac.cedar replaced. */
 function exampleWithRbac(rbac: string): PolicyBundle {
-  const dir = mkdtempSync(join(tmpdir(), 'pc-unit-engine-'));
-  made.push(dir);
+  const dir = tempDir('pc-unit-engine');
   for (const name of ['schema.cedarschema', 'ownership.cedar', 'public.cedar', 'routes.yaml', 'entities.json']) writeFileSync(join(dir, name), readFileSync(join(EXAMPLE, name), 'utf8'));
   writeFileSync(join(dir, 'rbac.cedar'), rbac);
   return loadPolicyBundle(dir);

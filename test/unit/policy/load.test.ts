@@ -1,7 +1,7 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { tempDir } from '../../helpers/temp_dir.js';
 import { PortcullisError, type ErrorCode } from '../../../src/lib/errors.js';
 import { loadPolicyBundle } from '../../../src/policy/load.js';
 import { sliceKey } from '../../../src/policy/slices.js';
@@ -9,15 +9,9 @@ import { sliceKey } from '../../../src/policy/slices.js';
 const EXAMPLE = resolve(import.meta.dirname, '../../../policies');
 const example = (name: string) => readFileSync(join(EXAMPLE, name), 'utf8');
 
-const made: string[] = [];
-afterAll(() => {
-  for (const dir of made.splice(0)) rmSync(dir, { recursive: true, force: true });
-});
-
 /** A temporary policy folder: the example files, with `changes` replacing (or, as null, removing) some. */
 function folder(changes: Record<string, string | null> = {}): string {
-  const dir = mkdtempSync(join(tmpdir(), 'pc-unit-load-'));
-  made.push(dir);
+  const dir = tempDir('pc-unit-load');
   const files: Record<string, string | null> = {
     'schema.cedarschema': example('schema.cedarschema'),
     'rbac.cedar': example('rbac.cedar'),
