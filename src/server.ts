@@ -3,6 +3,9 @@ import type { AddressInfo } from 'node:net';
 import { createExtAuthzService } from './extauthz/service.js';
 import { createAdminServer } from './http/admin.js';
 import { createHttpAuthzServer } from './http/http_authz.js';
+import { createPublicServer } from './http/public.js';
+import { createTokenModule, type TokenModule } from './issuer/module.js';
+import { openMemoryStore, openSqliteStore, type Store } from './store/index.js';
 import { createAppApiService } from './appapi/service.js';
 import { createAppChecker } from './pipeline/app_check.js';
 import { createHealthService, Serving, type HealthState } from './grpc/health.js';
@@ -26,11 +29,18 @@ export interface PortcullisServer {
   adminPort: number;
   /** Port of the HTTP ext_authz listener, when configured. */
   httpAuthzPort: number | undefined;
+  /** Port of the public HTTP listener (token module, /health, /ready). */
+  httpPort: number;
+  /** The token module's issuer URL, when enabled. */
+  issuer: string | undefined;
+  tokens: TokenModule | undefined;
   policies: PolicyRuntime;
   health: HealthState;
   metrics: Metrics;
   /** Reloads policies/ (SIGHUP); the last good set keeps serving on failure. */
   reloadPolicies(): ReturnType<PolicyRuntime['reload']>;
+  /** Re-reads signing keys and revocations from the store (SIGHUP). */
+  reloadKeys(): Promise<void>;
   /** Stops reporting ready (gRPC NOT_SERVING, /ready 503) while still answering. */
   drain(): void;
   close(): Promise<void>;
@@ -56,7 +66,10 @@ export async function createCore(config: Readonly<Config>, deps: ServerDeps = {}
 
 /** The composition root: builds every part from config and starts the listeners. */
 export async function startServer(config: Readonly<Config>, deps: ServerDeps = {}): Promise<PortcullisServer> {
-  const { logger, metrics, issuers, policies, shadow, decide, appApi } = await createCore(config, deps);
+  const { logger, clock, metrics, issuers, verifier, policies, shadow, decide, appApi } = await createCore(config, deps);
+  const store = config.token_module.enabled ? openStore(config) : undefined;
+  if (config.store.driver === 'memory') logger.warn('store.driver is memory: users, clients, keys and tokens are lost on exit (tests only)');
+  const tokens = store ? await createTokenModule({ config, store, clock, metrics, logger }) : undefined;
   const watchers = config.policies.watch
     ? [
         watchPolicyFolder(config.policies.dir, config.policies.watch_debounce_ms, () => void policies.reload(), logger),
@@ -64,6 +77,24 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
       ]
     : [];
   const stopWatching = () => watchers.forEach((stop) => stop());
+  let draining = false;
+  const readiness = () => {
+    const keys = Object.fromEntries(verifier.issuers().map((i) => [i.policy.issuer, i.keys.hasKeys()]));
+    const checks = { policies: policies.current() !== undefined, issuer_keys: keys, draining };
+    return { ready: checks.policies && Object.values(keys).every(Boolean) && !draining, checks };
+  };
+  // The public listener is bound first: when token_module.issuer is unset, the issuer URL is its
+  // bound address, and the ext_authz verifier must trust it before the first Check.
+  const publicHttp = createPublicServer({ tokens, readiness, trustProxy: config.http.trust_proxy, metrics, logger });
+  const [httpHost, httpPortWanted] = splitAddress(config.http.address);
+  await publicHttp.listen({ host: httpHost, port: httpPortWanted });
+  const httpPort = (publicHttp.server.address() as AddressInfo).port;
+  if (tokens) {
+    tokens.setIssuer(`http://${hostOf(config.http.address)}:${httpPort}`);
+    verifier.addIssuer(tokens.trustedIssuer());
+    tokens.start();
+  }
+
   const health = createHealthService();
   const grpc = await startGrpcServer(config.grpc.address, [createExtAuthzService({ decide, metrics, logger }), createAppApiService({ ...appApi, metrics, logger }), health], config.grpc.max_receive_message_bytes);
   // SERVING waits for each issuer's first key load (bounded by its fetch timeout); an issuer whose
@@ -71,14 +102,8 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
   await Promise.all(issuers.map((i) => i.keys.start()));
   for (const i of issuers) if (!i.keys.hasKeys()) logger.warn({ issuer: i.policy.issuer }, 'no signing keys yet for issuer; its tokens are rejected until a fetch succeeds');
 
-  let draining = false;
-  const readiness = () => {
-    const keys = Object.fromEntries(issuers.map((i) => [i.policy.issuer, i.keys.hasKeys()]));
-    const checks = { policies: policies.current() !== undefined, issuer_keys: keys, draining };
-    return { ready: checks.policies && Object.values(keys).every(Boolean) && !draining, checks };
-  };
   if (!config.admin.api_key) logger.warn('admin.api_key is not set: /admin/* refuses every request');
-  const admin = createAdminServer({ registry: metrics.registry, policies, readiness, apiKey: config.admin.api_key, logger });
+  const admin = createAdminServer({ registry: metrics.registry, policies, readiness, apiKey: config.admin.api_key, logger, tokens });
   const [adminHost, adminPort] = splitAddress(config.admin.address);
   await admin.listen({ host: adminHost, port: adminPort });
   const boundAdmin = (admin.server.address() as AddressInfo).port;
@@ -91,7 +116,7 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
 
   health.state.set(Serving.SERVING);
   logger.info(
-    { grpc: `${hostOf(config.grpc.address)}:${grpc.port}`, admin: `${hostOf(config.admin.address)}:${boundAdmin}`, issuers: issuers.map((i) => i.policy.issuer), mode: config.mode },
+    { grpc: `${hostOf(config.grpc.address)}:${grpc.port}`, admin: `${hostOf(config.admin.address)}:${boundAdmin}`, http: `${hostOf(config.http.address)}:${httpPort}`, issuers: verifier.issuers().map((i) => i.policy.issuer), mode: config.mode },
     'portcullis serving',
   );
 
@@ -103,6 +128,9 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
     grpcPort: grpc.port,
     adminPort: boundAdmin,
     httpAuthzPort,
+    httpPort,
+    issuer: tokens?.ctx.issuer(),
+    tokens,
     policies,
     health: health.state,
     metrics,
@@ -110,16 +138,26 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
       shadow?.reload();
       return policies.reload();
     },
+    reloadKeys: async () => {
+      await tokens?.reload();
+    },
     drain,
     async close() {
       drain();
       stopWatching();
+      tokens?.stop();
       await grpc.close();
       await admin.close();
       await httpAuthz?.close();
+      await publicHttp.close();
       for (const i of issuers) i.keys.stop();
+      await store?.close();
     },
   };
+}
+
+function openStore(config: Readonly<Config>): Store {
+  return config.store.driver === 'memory' ? openMemoryStore() : openSqliteStore({ file: config.store.sqlite_file });
 }
 
 function splitAddress(address: string): [string, number] {

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,7 +23,13 @@ export async function startPortcullis(configYaml: (dir: string) => string): Prom
   const dir = mkdtempSync(join(tmpdir(), 'pc-bench-'));
   const file = join(dir, 'bench.yaml');
   writeFileSync(file, configYaml(dir));
-  return launch('portcullis', dir, [join(ROOT, 'dist/cli/main.js'), 'serve', '--config', file], 'portcullis serving', { PORTCULLIS_GRPC_ADDRESS: '127.0.0.1:0', PORTCULLIS_ADMIN_ADDRESS: '127.0.0.1:0' });
+  return launch('portcullis', dir, [join(ROOT, 'dist/cli/main.js'), 'serve', '--config', file], 'portcullis serving', {
+    PORTCULLIS_GRPC_ADDRESS: '127.0.0.1:0',
+    PORTCULLIS_ADMIN_ADDRESS: '127.0.0.1:0',
+    PORTCULLIS_HTTP_ADDRESS: '127.0.0.1:0',
+    PORTCULLIS_SQLITE_FILE: join(dir, 'portcullis.db'),
+    PORTCULLIS_KEK: randomBytes(32).toString('base64url'),
+  });
 }
 
 /** The no-op floor server. */

@@ -4,5 +4,5 @@ import { isPortcullisError } from '../lib/errors.js';
 export function exitWith(err: unknown): never {
   const message = err instanceof Error ? err.message : String(err);
   process.stderr.write(`portcullis: ${message}\n`);
-  process.exit(isPortcullisError(err, 'ERR_CONFIG_INVALID') ? 2 : 1);
+  process.exit(isPortcullisError(err, 'ERR_CONFIG_INVALID') || isPortcullisError(err, 'ERR_BAD_REQUEST') ? 2 : 1);
 }

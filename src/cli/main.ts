@@ -6,6 +6,9 @@ import { registerCheck } from './check.js';
 import { registerConfig } from './config.js';
 import { registerHealth } from './health.js';
 import { registerPolicy } from './policy.js';
+import { registerUsers } from './users.js';
+import { registerClients } from './clients.js';
+import { registerKeys } from './keys.js';
 
 const program = new Command()
   .name('portcullis')
@@ -18,5 +21,8 @@ registerToken(program);
 registerConfig(program);
 registerHealth(program);
 registerPolicy(program);
+registerUsers(program);
+registerClients(program);
+registerKeys(program);
 
 await program.parseAsync(process.argv);

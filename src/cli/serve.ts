@@ -7,7 +7,7 @@ import { exitWith } from './fail.js';
 export function registerServe(program: Command): void {
   program
     .command('serve')
-    .description('run the sidecar (gRPC ext_authz and health)')
+    .description('run the sidecar (gRPC ext_authz, token module, health)')
     .option('-c, --config <file>', 'YAML config file (env PORTCULLIS_CONFIG)')
     .action(async (opts: { config?: string }) => {
       let server;
@@ -18,7 +18,10 @@ export function registerServe(program: Command): void {
         exitWith(err);
       }
       const running = server;
-      process.on('SIGHUP', () => void running.reloadPolicies());
+      process.on('SIGHUP', () => {
+        void running.reloadPolicies();
+        running.reloadKeys().catch((err: unknown) => process.stderr.write(`portcullis: key reload failed: ${(err as Error).message}\n`));
+      });
       let stopping = false;
       const stop = (signal: string) => {
         if (stopping) return;

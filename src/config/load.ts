@@ -18,6 +18,9 @@ const ENV_OVERRIDES: ReadonlyArray<[string, string[]]> = [
   ['PORTCULLIS_ADMIN_API_KEY', ['admin', 'api_key']],
   ['PORTCULLIS_HTTP_AUTHZ_ADDRESS', ['http_authz', 'address']],
   ['PORTCULLIS_LOG_LEVEL', ['log', 'level']],
+  ['PORTCULLIS_HTTP_ADDRESS', ['http', 'address']],
+  ['PORTCULLIS_KEK', ['token_module', 'kek']],
+  ['PORTCULLIS_SQLITE_FILE', ['store', 'sqlite_file']],
   ['PORTCULLIS_POLICIES_DIR', ['policies', 'dir']],
 ];
 

@@ -56,6 +56,53 @@ const issuerSchema = z
     path: ['jwks_uri'],
   });
 
+const signingAlgorithms = ['ES256', 'EdDSA', 'RS256'] as const;
+
+const tokenModuleSchema = z
+  .object({
+    enabled: z.boolean().default(true).describe('Serve the embedded token module (login, OAuth 2.1 / OIDC endpoints) on `http.address`; its keys are trusted in-process by the ext_authz path.'),
+    issuer: z.url().optional().describe('`iss` of issued tokens and base URL of the endpoints. Unset: `http://<http.address>` as bound (required in `mode: production`).'),
+    audience: z.string().min(1).default('portcullis').describe('`aud` of access tokens when the request names no `resource`.'),
+    resources: z.array(z.url()).default([]).describe('Further audiences a client may request with `resource` (RFC 8707); each must also be accepted by the service that checks the token.'),
+    signing_alg: z.enum(signingAlgorithms).default('ES256').describe('Algorithm of newly generated signing keys.'),
+    access_token_ttl_seconds: z.number().int().min(30).max(86400).default(600).describe('Lifetime of access tokens.'),
+    id_token_ttl_seconds: z.number().int().min(30).max(86400).default(600).describe('Lifetime of ID tokens.'),
+    authorization_code_ttl_seconds: z.number().int().min(10).max(600).default(60).describe('Lifetime of authorization codes (single use).'),
+    refresh_token_idle_seconds: z.number().int().positive().default(7 * 86400).describe('A refresh token unused for this long expires (idle timeout).'),
+    refresh_token_absolute_seconds: z.number().int().positive().default(30 * 86400).describe('Absolute lifetime of a refresh-token family, however often it is rotated.'),
+    mfa_token_ttl_seconds: z.number().int().min(30).max(1800).default(300).describe('How long the `mfa_token` from `/login` stays usable for `/login/mfa`.'),
+    interaction_ttl_seconds: z.number().int().min(60).max(3600).default(600).describe('How long a login page (an authorization request in progress) stays usable.'),
+    key_rotation: z
+      .object({
+        interval_seconds: z.number().int().nonnegative().default(0).describe('Rotate the signing key on this schedule; 0: only by `portcullis keys rotate` or `POST /admin/keys/rotate`.'),
+        prepublish_seconds: z.number().int().nonnegative().default(3600).describe('A new key is in the JWKS this long before it signs, so relying parties caching the JWKS know it first.'),
+        reload_seconds: z.number().int().positive().default(60).describe('How often keys are re-read from the store (rotations by the CLI or another replica); SIGHUP re-reads at once.'),
+      })
+      .strict()
+      .prefault({})
+      .describe('Signing key rotation.'),
+    lockout: z
+      .object({
+        max_failures: z.number().int().positive().default(5).describe('Consecutive failed logins before an account is locked.'),
+        base_seconds: z.number().int().positive().default(30).describe('First lock duration; doubles with each further failure.'),
+        max_seconds: z.number().int().positive().default(3600).describe('Longest lock duration.'),
+      })
+      .strict()
+      .prefault({})
+      .describe('Per-account lockout with exponential back-off.'),
+    rate_limit: z
+      .object({
+        login_per_minute: z.number().int().nonnegative().default(30).describe('Login attempts (`/login`, `/login/mfa`, login pages) per client IP per minute; 0 disables.'),
+      })
+      .strict()
+      .prefault({})
+      .describe('Per-client-IP rate limit of login attempts.'),
+    kek: z.string().optional().describe('Key-encryption key (base64url, 32 bytes) for TOTP secrets and private signing keys at rest. Env `PORTCULLIS_KEK`. Unset: read from (or, outside production, generated into) `kek_file`.'),
+    kek_file: z.string().min(1).default('./data/kek').describe('Where the key-encryption key is kept when `kek` is unset; generated on first start in development.'),
+  })
+  .strict()
+  .prefault({});
+
 export const configSchema = z
   .object({
     mode: z.enum(['development', 'production']).default('development').describe('`production` refuses unsafe defaults (the development issuer).'),
@@ -84,6 +131,23 @@ export const configSchema = z
       .strict()
       .prefault({})
       .describe('HTTP ext_authz listener.'),
+    http: z
+      .object({
+        address: hostPort.default('127.0.0.1:9000').describe('Listen address of the public HTTP server: the token module (login, OAuth 2.1 / OIDC endpoints, JWKS) and `/health`, `/ready`. Env `PORTCULLIS_HTTP_ADDRESS`.'),
+        trust_proxy: z.boolean().default(false).describe('Take the client IP (for login rate limits and audit) from `X-Forwarded-For`; only behind a proxy that sets it.'),
+      })
+      .strict()
+      .prefault({})
+      .describe('Public HTTP listener.'),
+    token_module: tokenModuleSchema.describe('Embedded token module: users, login with MFA, OAuth 2.1 / OpenID Connect issuance, signing keys.'),
+    store: z
+      .object({
+        driver: z.enum(['sqlite', 'memory']).default('sqlite').describe('Storage of users, clients, keys, refresh tokens and audit events. `memory` (an in-memory SQLite database) loses everything on exit and is refused in `mode: production`.'),
+        sqlite_file: z.string().min(1).default('./data/portcullis.db').describe('SQLite database file (WAL mode); created with its folder on first start. Env `PORTCULLIS_SQLITE_FILE`.'),
+      })
+      .strict()
+      .prefault({})
+      .describe('Durable storage.'),
     log: z
       .object({
         level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info').describe('Log level. Env `PORTCULLIS_LOG_LEVEL`.'),
@@ -132,6 +196,21 @@ export const configSchema = z
   .superRefine((c, ctx) => {
     if (c.mode === 'production' && c.dev_issuer.enabled) {
       ctx.addIssue({ code: 'custom', path: ['dev_issuer', 'enabled'], message: 'the development issuer is refused in mode: production (set dev_issuer.enabled: false)' });
+    }
+    if (c.mode === 'production' && c.store.driver === 'memory') {
+      ctx.addIssue({ code: 'custom', path: ['store', 'driver'], message: 'the in-memory store is refused in mode: production' });
+    }
+    if (c.mode === 'production' && c.token_module.enabled && !c.token_module.issuer) {
+      ctx.addIssue({ code: 'custom', path: ['token_module', 'issuer'], message: 'must be set in mode: production (the public https URL of this token module)' });
+    }
+    if (c.token_module.kek !== undefined && !/^[A-Za-z0-9_-]{43}$/.test(c.token_module.kek)) {
+      ctx.addIssue({ code: 'custom', path: ['token_module', 'kek'], message: 'must be 32 bytes in base64url (43 characters)' });
+    }
+    if (c.token_module.refresh_token_idle_seconds > c.token_module.refresh_token_absolute_seconds) {
+      ctx.addIssue({ code: 'custom', path: ['token_module', 'refresh_token_idle_seconds'], message: 'must not exceed refresh_token_absolute_seconds' });
+    }
+    if (c.token_module.enabled && c.token_module.issuer && c.issuers.some((i) => i.issuer === c.token_module.issuer)) {
+      ctx.addIssue({ code: 'custom', path: ['token_module', 'issuer'], message: 'collides with a configured issuer (the token module is trusted in-process)' });
     }
     const seen = new Set<string>();
     c.issuers.forEach((i, n) => {

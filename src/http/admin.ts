@@ -1,8 +1,11 @@
+import { z } from 'zod';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
 import type { PolicyRuntime } from '../policy/index.js';
 import type { Logger } from '../telemetry/logger.js';
 import { createAdminKeyCheck } from './admin_auth.js';
+import { rotateSigningKey } from '../issuer/key_rotation.js';
+import type { TokenModule } from '../issuer/module.js';
 
 export interface Readiness {
   ready: boolean;
@@ -15,13 +18,15 @@ export interface AdminServerOptions {
   readiness: () => Readiness;
   apiKey: string | undefined;
   logger: Logger;
+  /** The token module, when enabled: `/admin/keys`, `/admin/keys/rotate`, `/admin/audit`. */
+  tokens?: TokenModule | undefined;
 }
 
 /**
  * The admin listener: `/metrics` (no credentials, so scrapers need none), `/health`, `/ready`,
  * and `/admin/*` behind the admin API key. Errors are JSON and never expose internals.
  */
-export function createAdminServer({ registry, policies, readiness, apiKey, logger }: AdminServerOptions): FastifyInstance {
+export function createAdminServer({ registry, policies, readiness, apiKey, logger, tokens }: AdminServerOptions): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: 64 * 1024 });
   const keyMatches = createAdminKeyCheck(apiKey);
 
@@ -61,6 +66,7 @@ export function createAdminServer({ registry, policies, readiness, apiKey, logge
         ? { status: 'reloaded', policies: result.policies, generation: policies.current()?.generation, revision: policies.current()?.bundle.revision }
         : reply.code(422).send({ error: 'policy_reload_failed', detail: result.error });
     });
+    if (tokens) registerTokenAdmin(admin, tokens);
   });
 
   app.setNotFoundHandler((_req, reply) => reply.code(404).send({ error: 'not_found' }));
@@ -71,3 +77,29 @@ export function createAdminServer({ registry, policies, readiness, apiKey, logge
   });
   return app;
 }
+
+const auditQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  type: z.string().max(100).optional(),
+  since: z.iso.datetime().optional(),
+  before: z.coerce.number().int().positive().optional(),
+});
+
+function registerTokenAdmin(admin: FastifyInstance, tokens: TokenModule): void {
+  const { ctx } = tokens;
+  const keyView = () => ctx.keyring.states().map((k) => ({ ...k, createdAt: iso(k.createdAt), activatesAt: iso(k.activatesAt), retiresAt: k.retiresAt === null ? null : iso(k.retiresAt) }));
+  admin.get('/admin/keys', async () => ({ keys: keyView() }));
+  admin.post('/admin/keys/rotate', async (req) => {
+    const immediate = (req.query as Record<string, unknown>).immediate === 'true';
+    const key = await rotateSigningKey(ctx, 'admin', immediate);
+    return { rotated: key.kid, activates_at: iso(key.activatesAt), keys: keyView() };
+  });
+  admin.get('/admin/audit', async (req, reply) => {
+    const q = auditQuery.safeParse(req.query);
+    if (!q.success) return reply.code(400).send({ error: 'bad_request', detail: q.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') });
+    const rows = await ctx.store.audit.query({ limit: q.data.limit, type: q.data.type, since: q.data.since ? Date.parse(q.data.since) : undefined, before: q.data.before });
+    return { events: rows.map((r) => ({ ...r, at: iso(r.at) })), next_before: rows.length === q.data.limit ? rows[rows.length - 1]!.id : null };
+  });
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();

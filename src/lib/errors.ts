@@ -22,7 +22,10 @@ export type ErrorCode =
   | 'ERR_TOKEN_ALG_NOT_ALLOWED'
   | 'ERR_TOKEN_CLAIM'
   | 'ERR_TOKEN_SIGNATURE'
-  | 'ERR_KEYS_UNAVAILABLE';
+  | 'ERR_TOKEN_REVOKED'
+  | 'ERR_KEYS_UNAVAILABLE'
+  | 'ERR_STORE'
+  | 'ERR_KEK';
 
 export class PortcullisError extends Error {
   readonly code: ErrorCode;

@@ -3,6 +3,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 /** Latency buckets (seconds) fit for sub-millisecond decisions and slow outliers alike. */
 const FAST_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
 const FETCH_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+const LOGIN_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 const POLICY_COUNT_BUCKETS = [0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000];
 
 /**
@@ -29,6 +30,16 @@ export function createMetrics(registry: Registry = new Registry(), options: { de
     jwksUnknownKidRefetch: new Counter({ name: 'auth_jwks_unknown_kid_refetch_total', help: 'JWKS refetches triggered by an unknown kid', labelNames: ['issuer'] as const, registers: r }),
     policyReloads: new Counter({ name: 'auth_policy_reload_total', help: 'Policy set loads', labelNames: ['result', 'set'] as const, registers: r }),
     shadowDisagreements: new Counter({ name: 'auth_policy_shadow_disagreements_total', help: 'Decisions where the shadow policy set disagreed with the active one', labelNames: ['active', 'shadow'] as const, registers: r }),
+    loginAttempts: new Counter({ name: 'auth_login_attempts_total', help: 'Login attempts by first-factor method and client type (api: /login, browser: login page)', labelNames: ['method', 'client_type'] as const, registers: r }),
+    loginFailures: new Counter({ name: 'auth_login_failures_total', help: 'Failed logins by method and reason (reasons are never sent to clients)', labelNames: ['method', 'reason'] as const, registers: r }),
+    loginLatency: new Histogram({ name: 'auth_login_latency_seconds', help: 'Time to answer one login step', labelNames: ['method'] as const, buckets: LOGIN_BUCKETS, registers: r }),
+    mfaAttempts: new Counter({ name: 'auth_mfa_attempts_total', help: 'Second-factor attempts by method (totp, backup_code)', labelNames: ['method'] as const, registers: r }),
+    loginLockouts: new Counter({ name: 'auth_login_lockouts_total', help: 'Accounts locked after repeated failed logins', registers: r }),
+    loginRateLimited: new Counter({ name: 'auth_login_rate_limited_total', help: 'Login attempts refused by the per-client-IP rate limit', registers: r }),
+    tokenIssuance: new Histogram({ name: 'auth_token_issuance_duration_seconds', help: 'Time to issue tokens by grant type', labelNames: ['grant_type'] as const, buckets: LOGIN_BUCKETS, registers: r }),
+    oauthErrors: new Counter({ name: 'auth_oauth_errors_total', help: 'OAuth error responses by endpoint and error code', labelNames: ['endpoint', 'error'] as const, registers: r }),
+    refreshReuse: new Counter({ name: 'auth_refresh_token_reuse_total', help: 'Reuses of a rotated refresh token (each revokes its family)', registers: r }),
+    keyRotations: new Counter({ name: 'auth_key_rotation_total', help: 'Signing key rotations by trigger (cli, admin, schedule)', labelNames: ['trigger'] as const, registers: r }),
   };
 }
 

@@ -19,6 +19,8 @@ export interface IssuerPolicy extends ClaimMapping {
 export interface TrustedIssuer {
   policy: IssuerPolicy;
   keys: KeySource;
+  /** Revocation by `jti` (the embedded token module's, checked in memory on every use). */
+  isRevoked?: (jti: string) => boolean;
 }
 
 export interface TokenVerifierOptions {
@@ -32,6 +34,8 @@ export interface TokenVerifierOptions {
 export interface TokenVerifier {
   verify(token: string): Promise<Principal>;
   issuers(): readonly TrustedIssuer[];
+  /** Trusts one more issuer (the embedded token module, once its URL is known). */
+  addIssuer(issuer: TrustedIssuer): void;
 }
 
 /** Longest token accepted before any parsing. */
@@ -49,10 +53,16 @@ export const TOKEN_ERROR_DESCRIPTIONS: Partial<Record<ErrorCode, string>> = {
   ERR_TOKEN_EXPIRED: 'token expired',
   ERR_TOKEN_NOT_YET_VALID: 'token not yet valid',
   ERR_TOKEN_CLAIM: 'invalid token claims',
+  ERR_TOKEN_REVOKED: 'token revoked',
 };
 
 export function createTokenVerifier({ issuers, clock, metrics, cacheMaxEntries }: TokenVerifierOptions): TokenVerifier {
-  const byIssuer = new Map(issuers.map((i) => [i.policy.issuer, i]));
+  const all = [...issuers];
+  const byIssuer = new Map(all.map((i) => [i.policy.issuer, i]));
+  const revoked = (p: Principal): boolean => {
+    const check = byIssuer.get(p.issuer)?.isRevoked;
+    return check !== undefined && typeof p.claims.jti === 'string' && check(p.claims.jti);
+  };
   const cache = cacheMaxEntries > 0 ? new LRUCache<string, Principal>({ max: cacheMaxEntries, perf: { now: () => clock.now() }, ttlAutopurge: false }) : undefined;
 
   async function verifyUncached(token: string, key: string): Promise<Principal> {
@@ -79,6 +89,7 @@ export function createTokenVerifier({ issuers, clock, metrics, cacheMaxEntries }
         throw fail('ERR_TOKEN_CLAIM', 'iat is in the future');
       }
       const principal = principalFromClaims(payload as Record<string, unknown>, policy.issuer, policy);
+      if (revoked(principal)) throw fail('ERR_TOKEN_REVOKED', 'the token was revoked');
       const ttl = principal.expiresAt - clock.now();
       if (cache && ttl > 0) cache.set(key, principal, { ttl });
       return principal;
@@ -97,7 +108,8 @@ export function createTokenVerifier({ issuers, clock, metrics, cacheMaxEntries }
       const hit = cache?.get(key);
       if (hit) {
         metrics.tokenCacheHits.inc();
-        return hit;
+        if (!revoked(hit)) return hit;
+        cache!.delete(key);
       }
       try {
         return await verifyUncached(token, key);
@@ -107,7 +119,12 @@ export function createTokenVerifier({ issuers, clock, metrics, cacheMaxEntries }
         throw mapped;
       }
     },
-    issuers: () => issuers,
+    issuers: () => all,
+    addIssuer(issuer) {
+      if (byIssuer.has(issuer.policy.issuer)) throw new PortcullisError('ERR_CONFIG_INVALID', `issuer ${issuer.policy.issuer} is already trusted`);
+      all.push(issuer);
+      byIssuer.set(issuer.policy.issuer, issuer);
+    },
   };
 }
 

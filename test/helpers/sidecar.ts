@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { parseConfig, type ConfigInput } from '../../src/config/index.js';
 import { createCheckClient, type CheckClient } from '../../src/extauthz/client.js';
@@ -35,6 +36,9 @@ export async function startSidecar(config: ConfigInput, clock?: Clock): Promise<
     ...config,
     grpc: { address: '127.0.0.1:0', warmup_checks: 10, ...config.grpc },
     admin: { address: '127.0.0.1:0', ...config.admin },
+    http: { address: '127.0.0.1:0', ...config.http },
+    store: { driver: 'memory', ...config.store },
+    token_module: { kek: randomBytes(32).toString('base64url'), ...config.token_module },
     policies: { dir: EXAMPLE_POLICIES, ...config.policies },
   });
   const server = await startServer(cfg, { logger: createLogger('debug', sink), metrics, ...(clock ? { clock } : {}) });

@@ -1,0 +1,150 @@
+import formbody from '@fastify/formbody';
+import cookie from '@fastify/cookie';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { OAuthError, InvalidRequest, ServerError } from '../issuer/errors.js';
+import { validateAuthorizationRequest, UntrustedRedirect } from '../issuer/authorize.js';
+import { discoveryDocument } from '../issuer/discovery.js';
+import { introspect } from '../issuer/introspect.js';
+import type { Outcome } from '../issuer/interaction.js';
+import { mfaLogin, passwordLogin } from '../issuer/login_api.js';
+import type { TokenModule } from '../issuer/module.js';
+import { renderError, renderInteraction, STYLESHEET, STYLESHEET_PATH } from '../issuer/pages.js';
+import { revoke } from '../issuer/revoke.js';
+import { tokenEndpoint } from '../issuer/token_endpoint.js';
+import { userinfo } from '../issuer/userinfo.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { Metrics } from '../telemetry/metrics.js';
+import type { Readiness } from './admin.js';
+
+export interface PublicServerOptions {
+  tokens: TokenModule | undefined;
+  readiness: () => Readiness;
+  trustProxy: boolean;
+  metrics: Metrics;
+  logger: Logger;
+}
+
+const INTERACTION_COOKIE = 'portcullis_interaction';
+const NO_STORE = { 'cache-control': 'no-store', pragma: 'no-cache' };
+
+/**
+ * The public listener: `/health`, `/ready`, and the token module's endpoints. Routes only
+ * translate HTTP to the issuer's functions and render its results; OAuth errors are rendered in
+ * one place as RFC 6749 JSON, and anything unexpected becomes a generic `server_error`.
+ */
+export function createPublicServer({ tokens, readiness, trustProxy, metrics, logger }: PublicServerOptions): FastifyInstance {
+  const app = Fastify({ logger: false, bodyLimit: 64 * 1024, trustProxy });
+  app.register(formbody);
+  app.register(cookie);
+
+  app.get('/health', async () => ({ status: 'ok' }));
+  app.get('/ready', async (_req, reply) => {
+    const r = readiness();
+    return reply.code(r.ready ? 200 : 503).send({ status: r.ready ? 'ready' : 'not_ready', checks: r.checks });
+  });
+  if (tokens) registerTokenRoutes(app, tokens);
+
+  app.setNotFoundHandler((_req, reply) => reply.code(404).send({ error: 'not_found' }));
+  app.setErrorHandler((err: Error & { statusCode?: number }, req, reply) => {
+    const endpoint = req.routeOptions.url ?? 'unknown';
+    let oauth: OAuthError;
+    if (err instanceof OAuthError) oauth = err;
+    else if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) oauth = new InvalidRequest(err.statusCode === 413 ? 'request body too large' : err.statusCode === 415 ? 'unsupported content type' : 'malformed request', `http_${err.statusCode}`);
+    else {
+      logger.error({ err, endpoint }, 'token module request failed');
+      oauth = new ServerError('internal');
+    }
+    metrics.oauthErrors.inc({ endpoint, error: oauth.error });
+    if (oauth.status >= 500 || oauth.reason !== oauth.error) logger.info({ endpoint, error: oauth.error, reason: oauth.reason }, 'oauth error');
+    const status = err.statusCode === 413 ? 413 : err.statusCode === 415 ? 415 : oauth.status;
+    return reply.code(status).headers({ ...NO_STORE, ...oauth.headers }).send({ error: oauth.error, error_description: oauth.description });
+  });
+  return app;
+}
+
+function registerTokenRoutes(app: FastifyInstance, tokens: TokenModule): void {
+  const { ctx, interactions } = tokens;
+  const alg = () => ctx.keyring.jwks().keys[0]?.alg ?? 'ES256';
+  const ip = (req: FastifyRequest) => req.ip ?? null;
+
+  app.get('/.well-known/openid-configuration', async () => discoveryDocument(ctx, alg()));
+  app.get('/.well-known/oauth-authorization-server', async () => discoveryDocument(ctx, alg()));
+  app.get('/jwks.json', async (_req, reply) => reply.header('cache-control', 'public, max-age=300').send(ctx.keyring.jwks()));
+  app.get(STYLESHEET_PATH, async (_req, reply) => reply.type('text/css; charset=utf-8').header('cache-control', 'public, max-age=3600').send(STYLESHEET));
+
+  app.post('/oauth2/token', async (req, reply) => reply.headers(NO_STORE).send(await tokenEndpoint(ctx, credentials(req), ip(req))));
+  app.post('/oauth2/introspect', async (req, reply) => reply.headers(NO_STORE).send(await introspect(ctx, credentials(req))));
+  app.post('/oauth2/revoke', async (req, reply) => {
+    await revoke(ctx, credentials(req), ip(req));
+    return reply.headers(NO_STORE).send({});
+  });
+  const userinfoRoute = async (req: FastifyRequest, reply: FastifyReply) => reply.headers(NO_STORE).send(await userinfo(ctx, req.headers.authorization));
+  app.get('/userinfo', userinfoRoute);
+  app.post('/userinfo', userinfoRoute);
+
+  app.post('/login', async (req, reply) => reply.headers(NO_STORE).send(await passwordLogin(ctx, tokens.limiter, jsonBody(req), ip(req))));
+  app.post('/login/mfa', async (req, reply) => reply.headers(NO_STORE).send(await mfaLogin(ctx, tokens.limiter, jsonBody(req), ip(req))));
+
+  const authorize = async (req: FastifyRequest, reply: FastifyReply) => {
+    const params = single(req.method === 'POST' ? req.body : req.query);
+    let validated;
+    try {
+      validated = await validateAuthorizationRequest(ctx, params);
+    } catch (err) {
+      if (err instanceof UntrustedRedirect) return page(reply, 400, renderError('Invalid request', `This sign-in link is not valid: ${err.message}.`), []);
+      throw err;
+    }
+    if (!validated.ok) return reply.headers(NO_STORE).redirect(validated.redirect, 303);
+    const { id, outcome } = await interactions.start(validated.request, validated.client);
+    reply.setCookie(INTERACTION_COOKIE, id, { path: '/', httpOnly: true, sameSite: 'lax', secure: ctx.issuer().startsWith('https:'), maxAge: ctx.settings.interactionTtl });
+    return render(reply, outcome);
+  };
+  app.get('/oauth2/authorize', authorize);
+  app.post('/oauth2/authorize', authorize);
+
+  for (const step of ['login', 'mfa', 'consent'] as const) {
+    app.post(`/interaction/${step}`, async (req, reply) => render(reply, await interactions[step](req.cookies[INTERACTION_COOKIE], single(req.body), ip(req))));
+  }
+}
+
+function render(reply: FastifyReply, outcome: Outcome): FastifyReply {
+  if (outcome.kind === 'redirect') return reply.headers(NO_STORE).clearCookie(INTERACTION_COOKIE, { path: '/' }).redirect(outcome.location, 303);
+  if (outcome.kind === 'expired') return page(reply, 400, renderError('Sign-in expired', 'This sign-in page has expired or was already used. Go back to the application and start again.'), []);
+  return page(reply, outcome.status, renderInteraction(outcome), outcome.request.redirectUri ? [new URL(outcome.request.redirectUri).origin] : []);
+}
+
+/** HTML with a strict CSP: no scripts at all, our stylesheet only, forms post to us (and redirect to the client). */
+function page(reply: FastifyReply, status: number, html: string, formTargets: string[]): FastifyReply {
+  return reply
+    .code(status)
+    .headers({
+      ...NO_STORE,
+      'content-type': 'text/html; charset=utf-8',
+      'content-security-policy': `default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self' ${formTargets.join(' ')}; frame-ancestors 'none'; base-uri 'none'`.replace(/\s+;/g, ';'),
+      'x-frame-options': 'DENY',
+      'x-content-type-options': 'nosniff',
+      'referrer-policy': 'no-referrer',
+    })
+    .send(html);
+}
+
+/** OAuth parameters must not repeat (RFC 6749 §3.1); values are strings. */
+function single(input: unknown): Record<string, string | undefined> {
+  const out: Record<string, string | undefined> = {};
+  if (!input || typeof input !== 'object') return out;
+  for (const [k, v] of Object.entries(input)) {
+    if (Array.isArray(v)) throw new InvalidRequest(`parameter ${k} is repeated`);
+    if (typeof v === 'string') out[k] = v;
+  }
+  return out;
+}
+
+function credentials(req: FastifyRequest) {
+  if (!req.headers['content-type']?.startsWith('application/x-www-form-urlencoded')) throw new InvalidRequest('the body must be application/x-www-form-urlencoded');
+  return { authorization: req.headers.authorization, body: single(req.body) };
+}
+
+function jsonBody(req: FastifyRequest): Record<string, unknown> {
+  if (!req.body || typeof req.body !== 'object' || Array.isArray(req.body)) throw new InvalidRequest('the body must be a JSON object');
+  return req.body as Record<string, unknown>;
+}

@@ -1,0 +1,43 @@
+import type { Clock } from '../lib/clock.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { Metrics } from '../telemetry/metrics.js';
+import type { Store } from '../store/index.js';
+import type { AuditWriter } from './audit.js';
+import type { Kek } from './kek.js';
+import type { Keyring } from './keyring.js';
+import type { RevocationList } from './revocation_list.js';
+
+/** The token module's settings in the units the code uses (seconds), resolved from config. */
+export interface IssuerSettings {
+  audience: string;
+  /** Audiences a client may ask for with `resource` (RFC 8707), besides `audience`. */
+  resources: readonly string[];
+  accessTokenTtl: number;
+  idTokenTtl: number;
+  codeTtl: number;
+  refreshIdle: number;
+  refreshAbsolute: number;
+  mfaTokenTtl: number;
+  interactionTtl: number;
+  lockout: { maxFailures: number; baseSeconds: number; maxSeconds: number };
+  loginPerMinute: number;
+}
+
+/** Everything a grant or endpoint needs, passed explicitly (no service locator). */
+export interface IssuerContext {
+  /** The issuer URL; known once the public listener is bound when not configured. */
+  issuer(): string;
+  settings: IssuerSettings;
+  store: Store;
+  kek: Kek;
+  keyring: Keyring;
+  revoked: RevocationList;
+  audit: AuditWriter;
+  clock: Clock;
+  metrics: Metrics;
+  logger: Logger;
+  /** argon2id hash of a random password, verified against for unknown and locked users. */
+  dummyHash: string;
+}
+
+export const nowSeconds = (clock: Clock): number => Math.floor(clock.now() / 1000);

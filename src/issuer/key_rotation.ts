@@ -1,0 +1,12 @@
+import type { IssuerContext } from './context.js';
+import type { KeyState } from './keyring.js';
+
+export type RotationTrigger = 'cli' | 'admin' | 'schedule';
+
+/** One rotation, counted and audited the same way whoever asked for it. */
+export async function rotateSigningKey(ctx: IssuerContext, trigger: RotationTrigger, immediate = false): Promise<KeyState> {
+  const key = await ctx.keyring.rotate({ immediate });
+  ctx.metrics.keyRotations.inc({ trigger });
+  await ctx.audit.record('key.rotated', 'success', { details: { trigger, kid: key.kid, activates_at: new Date(key.activatesAt).toISOString(), immediate } });
+  return key;
+}

@@ -1,0 +1,171 @@
+import { calculateJwkThumbprint, createLocalJWKSet, exportJWK, generateKeyPair, importJWK, type CryptoKey, type JSONWebKeySet, type JWK, type JWSHeaderParameters } from 'jose';
+import type { Clock } from '../lib/clock.js';
+import { PortcullisError } from '../lib/errors.js';
+import type { SigningKeyRecord, Store } from '../store/index.js';
+import type { KeySource, VerifyKey } from '../tokens/key_source.js';
+import { matchingKeys } from '../tokens/match_keys.js';
+import type { Kek } from './kek.js';
+
+export type SigningAlg = 'ES256' | 'EdDSA' | 'RS256';
+
+export interface KeyringOptions {
+  store: Store;
+  kek: Kek;
+  clock: Clock;
+  alg: SigningAlg;
+  /** A new key is published this long before it signs. */
+  prepublishMs: number;
+  /** The longest lifetime of anything signed (access and ID tokens): how long a superseded key stays published. */
+  maxTokenLifetimeMs: number;
+}
+
+export interface KeyState {
+  kid: string;
+  alg: string;
+  state: 'pending' | 'active' | 'previous' | 'retired';
+  createdAt: number;
+  activatesAt: number;
+  retiresAt: number | null;
+}
+
+export interface Signer {
+  kid: string;
+  alg: string;
+  key: CryptoKey;
+}
+
+/**
+ * The token module's signing keys. All keys live in the store (private halves encrypted under
+ * the KEK); this holds the published set and the current signer in memory. A rotation publishes
+ * the new key `prepublishMs` before it signs and keeps the previous one published until every
+ * token it signed has expired. `keySource` lets the ext_authz verifier trust these keys in-process.
+ */
+export interface Keyring {
+  /** Creates the first key when the store has none that can sign; then loads. */
+  init(): Promise<void>;
+  /** Re-reads keys from the store (SIGHUP, timer, other replicas' rotations). */
+  reload(): Promise<void>;
+  rotate(options?: { immediate?: boolean }): Promise<KeyState>;
+  /** True when the newest key is older than `intervalMs` (a scheduled rotation is due). */
+  rotationDue(intervalMs: number): boolean;
+  signer(): Promise<Signer>;
+  jwks(): JSONWebKeySet;
+  states(): KeyState[];
+  readonly keySource: KeySource;
+}
+
+const PURPOSE = 'signing-key';
+
+export function createKeyring(o: KeyringOptions): Keyring {
+  let records: SigningKeyRecord[] = [];
+  let published: JSONWebKeySet = { keys: [] };
+  let localSet = createLocalJWKSet(published);
+  const imported = new Map<string, CryptoKey>();
+
+  const stateOf = (k: SigningKeyRecord, now: number, signerKid: string | undefined): KeyState['state'] =>
+    k.retiresAt !== null && k.retiresAt <= now ? 'retired' : k.kid === signerKid ? 'active' : k.activatesAt > now ? 'pending' : 'previous';
+
+  function currentSigner(now: number): SigningKeyRecord | undefined {
+    let best: SigningKeyRecord | undefined;
+    for (const k of records) {
+      if (k.activatesAt > now || (k.retiresAt !== null && k.retiresAt <= now)) continue;
+      if (!best || k.activatesAt > best.activatesAt || (k.activatesAt === best.activatesAt && k.createdAt > best.createdAt)) best = k;
+    }
+    return best;
+  }
+
+  let nextRetirement = Infinity;
+
+  async function reload(): Promise<void> {
+    records = await o.store.keys.list();
+    rebuildPublished();
+  }
+
+  function rebuildPublished(): void {
+    const now = o.clock.now();
+    const live = records.filter((k) => k.retiresAt === null || k.retiresAt > now);
+    published = { keys: live.map((k) => k.publicJwk as JWK) };
+    localSet = createLocalJWKSet(published);
+    nextRetirement = Math.min(...live.map((k) => k.retiresAt ?? Infinity));
+  }
+
+  /** Drops a key from the published set once its retirement time passes (checked lazily). */
+  function refreshPublished(): void {
+    if (o.clock.now() >= nextRetirement) rebuildPublished();
+  }
+
+  async function newKey(activatesAt: number): Promise<SigningKeyRecord> {
+    const { privateKey } = await generateKeyPair(o.alg, { extractable: true, ...(o.alg === 'RS256' ? { modulusLength: 3072 } : {}) });
+    const jwk = await exportJWK(privateKey);
+    const kid = await calculateJwkThumbprint(jwk);
+    const { d: _d, p: _p, q: _q, dp: _dp, dq: _dq, qi: _qi, ...pub } = jwk;
+    return {
+      kid,
+      alg: o.alg,
+      publicJwk: { ...pub, kid, alg: o.alg, use: 'sig' },
+      privateCiphertext: o.kek.encrypt(JSON.stringify({ ...jwk, kid, alg: o.alg }), PURPOSE),
+      createdAt: o.clock.now(),
+      activatesAt,
+      retiresAt: null,
+    };
+  }
+
+  async function rotate({ immediate = false } = {}): Promise<KeyState> {
+    await reload();
+    const now = o.clock.now();
+    const next = await newKey(immediate ? now : now + o.prepublishMs);
+    const retiresAt = next.activatesAt + o.maxTokenLifetimeMs;
+    const retiring = records.filter((k) => k.retiresAt === null || k.retiresAt > retiresAt).map((k) => ({ kid: k.kid, retiresAt }));
+    await o.store.keys.rotate(retiring, next);
+    await reload();
+    return { kid: next.kid, alg: next.alg, state: immediate ? 'active' : 'pending', createdAt: next.createdAt, activatesAt: next.activatesAt, retiresAt: null };
+  }
+
+  const keySource: KeySource = {
+    keysFor: (header: JWSHeaderParameters): Promise<VerifyKey[]> => {
+      refreshPublished();
+      return matchingKeys(localSet, header);
+    },
+    hasKeys: () => published.keys.length > 0,
+    start: () => Promise.resolve(),
+    stop() {},
+  };
+
+  return {
+    async init() {
+      await reload();
+      if (!currentSigner(o.clock.now())) {
+        await o.store.keys.insert(await newKey(o.clock.now()));
+        await reload();
+      }
+    },
+    reload,
+    rotate,
+    rotationDue(intervalMs) {
+      const newest = records.reduce((m, k) => Math.max(m, k.createdAt), 0);
+      return intervalMs > 0 && o.clock.now() - newest >= intervalMs;
+    },
+    async signer() {
+      const now = o.clock.now();
+      const record = currentSigner(now);
+      if (!record) throw new PortcullisError('ERR_KEYS_UNAVAILABLE', 'no signing key is active');
+      let key = imported.get(record.kid);
+      if (!key) {
+        const jwk = JSON.parse(o.kek.decrypt(record.privateCiphertext, PURPOSE)) as JWK;
+        key = (await importJWK(jwk, record.alg)) as CryptoKey;
+        imported.set(record.kid, key);
+      }
+      return { kid: record.kid, alg: record.alg, key };
+    },
+    jwks: () => {
+      refreshPublished();
+      return published;
+    },
+    states: () => {
+      const now = o.clock.now();
+      const signerKid = currentSigner(now)?.kid;
+      return records.map((k) => ({ kid: k.kid, alg: k.alg, state: stateOf(k, now, signerKid), createdAt: k.createdAt, activatesAt: k.activatesAt, retiresAt: k.retiresAt }));
+    },
+    keySource,
+  };
+}

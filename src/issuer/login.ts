@@ -1,0 +1,110 @@
+import type { UserRecord } from '../store/index.js';
+import type { IssuerContext } from './context.js';
+import { InvalidCredentials, MfaFailed } from './errors.js';
+import { verifyPassword } from './passwords.js';
+import { sha256 } from './secrets.js';
+import { matchTotp, normalizeBackupCode } from './totp.js';
+
+export type ClientType = 'api' | 'browser';
+
+export interface PasswordAttempt {
+  username: string;
+  password: string;
+  ip: string | null;
+  clientType: ClientType;
+}
+
+/** After the password: done, or a second factor is still owed. */
+export type FirstFactor = { user: UserRecord; mfaRequired: boolean; authTime: number };
+
+/**
+ * Verifies a username and password. Unknown user, wrong password, locked and disabled accounts
+ * all throw the same InvalidCredentials after the same argon2id work; the reason goes to metrics
+ * and the audit log only. Consecutive failures lock the account with exponential back-off.
+ */
+export async function verifyPasswordLogin(ctx: IssuerContext, a: PasswordAttempt): Promise<FirstFactor> {
+  ctx.metrics.loginAttempts.inc({ method: 'password', client_type: a.clientType });
+  const end = ctx.metrics.loginLatency.startTimer({ method: 'password' });
+  try {
+    const now = ctx.clock.now();
+    const user = await ctx.store.users.byUsername(a.username);
+    if (!user) {
+      await verifyPassword(ctx.dummyHash, a.password);
+      return await fail(ctx, 'password', 'user_not_found', null, a.ip);
+    }
+    if (user.lockedUntil !== null && user.lockedUntil > now) {
+      await verifyPassword(ctx.dummyHash, a.password);
+      return await fail(ctx, 'password', 'account_locked', user.id, a.ip);
+    }
+    const hash = await ctx.store.users.passwordHash(user.id);
+    const ok = await verifyPassword(hash ?? ctx.dummyHash, a.password);
+    if (!ok || !hash) {
+      await countFailure(ctx, user.id);
+      return await fail(ctx, 'password', 'invalid_password', user.id, a.ip);
+    }
+    if (user.disabled) return await fail(ctx, 'password', 'account_disabled', user.id, a.ip);
+    const mfaRequired = (await ctx.store.users.totp(user.id)) !== undefined;
+    if (!mfaRequired) await ctx.store.users.resetFailures(user.id);
+    await ctx.audit.record('login.password', 'success', { userId: user.id, ip: a.ip, details: { mfa_required: mfaRequired, client_type: a.clientType } });
+    return { user, mfaRequired, authTime: Math.floor(now / 1000) };
+  } finally {
+    end();
+  }
+}
+
+/**
+ * Verifies a TOTP code (RFC 6238, ±1 step, each step accepted once) or a one-time backup code.
+ * Failures count towards the account lockout like wrong passwords.
+ */
+export async function verifySecondFactor(ctx: IssuerContext, user: UserRecord, code: string, ip: string | null): Promise<string[]> {
+  const trimmed = code.replace(/\s+/g, '');
+  const method = /^\d{6}$/.test(trimmed) ? 'totp' : 'backup_code';
+  ctx.metrics.mfaAttempts.inc({ method });
+  const end = ctx.metrics.loginLatency.startTimer({ method });
+  try {
+    const now = ctx.clock.now();
+    const fresh = await ctx.store.users.byId(user.id);
+    if (!fresh || fresh.disabled || (fresh.lockedUntil !== null && fresh.lockedUntil > now)) return await failMfa(ctx, method, fresh ? 'account_locked' : 'user_not_found', user.id, ip);
+    let ok = false;
+    if (method === 'totp') {
+      const enrolment = await ctx.store.users.totp(user.id);
+      const secret = enrolment && ctx.kek.decrypt(enrolment.secretCiphertext, 'totp');
+      const step = secret ? await matchTotp(secret, trimmed, now) : undefined;
+      if (step !== undefined && !(await ctx.store.users.advanceTotpStep(user.id, step))) return await failMfa(ctx, method, 'totp_replayed', user.id, ip);
+      ok = step !== undefined;
+    } else {
+      ok = await ctx.store.users.consumeBackupCode(user.id, sha256(normalizeBackupCode(trimmed)), now);
+    }
+    if (!ok) {
+      await countFailure(ctx, user.id);
+      return await failMfa(ctx, method, 'mfa_failed', user.id, ip);
+    }
+    await ctx.store.users.resetFailures(user.id);
+    await ctx.audit.record('login.mfa', 'success', { userId: user.id, ip, details: { method } });
+    return method === 'totp' ? ['pwd', 'otp', 'mfa'] : ['pwd', 'mfa'];
+  } finally {
+    end();
+  }
+}
+
+async function countFailure(ctx: IssuerContext, userId: string): Promise<void> {
+  const { maxFailures, baseSeconds, maxSeconds } = ctx.settings.lockout;
+  const now = ctx.clock.now();
+  const failures = await ctx.store.users.recordFailure(userId, (n) => (n >= maxFailures ? now + Math.min(baseSeconds * 2 ** (n - maxFailures), maxSeconds) * 1000 : null));
+  if (failures === maxFailures) {
+    ctx.metrics.loginLockouts.inc();
+    await ctx.audit.record('account.locked', 'failure', { userId, reason: 'too_many_failures', details: { failures } });
+  }
+}
+
+async function fail(ctx: IssuerContext, method: string, reason: string, userId: string | null, ip: string | null): Promise<never> {
+  ctx.metrics.loginFailures.inc({ method, reason });
+  await ctx.audit.record('login.password', 'failure', { userId, ip, reason });
+  throw new InvalidCredentials(reason);
+}
+
+async function failMfa(ctx: IssuerContext, method: string, reason: string, userId: string, ip: string | null): Promise<never> {
+  ctx.metrics.loginFailures.inc({ method, reason });
+  await ctx.audit.record('login.mfa', 'failure', { userId, ip, reason, details: { method } });
+  throw new MfaFailed(reason);
+}

@@ -1,0 +1,135 @@
+import type { Config } from '../config/index.js';
+import type { Clock } from '../lib/clock.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { Metrics } from '../telemetry/metrics.js';
+import type { Store } from '../store/index.js';
+import type { TrustedIssuer } from '../tokens/index.js';
+import { createAuditWriter } from './audit.js';
+import { ensureBuiltinClient } from './builtin_client.js';
+import type { IssuerContext, IssuerSettings } from './context.js';
+import { createInteractions, type Interactions } from './interaction.js';
+import { loadKek } from './kek.js';
+import { rotateSigningKey } from './key_rotation.js';
+import { createKeyring, type Keyring } from './keyring.js';
+import { createDummyHash } from './passwords.js';
+import { createRateLimiter, type RateLimiter } from './rate_limit.js';
+import { createRevocationList } from './revocation_list.js';
+
+export interface TokenModuleOptions {
+  config: Readonly<Config>;
+  store: Store;
+  clock: Clock;
+  metrics: Metrics;
+  logger: Logger;
+}
+
+export interface TokenModule {
+  ctx: IssuerContext;
+  keyring: Keyring;
+  interactions: Interactions;
+  limiter: RateLimiter;
+  /** Fixes the issuer URL once the public listener is bound (when not configured). */
+  setIssuer(url: string): void;
+  /** The token module as an issuer the ext_authz verifier trusts in-process. */
+  trustedIssuer(): TrustedIssuer;
+  /** Re-reads keys and revocations from the store (SIGHUP, timer). */
+  reload(): Promise<void>;
+  /** Starts key reload / scheduled rotation / cleanup timers. */
+  start(): void;
+  stop(): void;
+}
+
+export function issuerSettings(c: Readonly<Config>['token_module']): IssuerSettings {
+  return {
+    audience: c.audience,
+    resources: c.resources,
+    accessTokenTtl: c.access_token_ttl_seconds,
+    idTokenTtl: c.id_token_ttl_seconds,
+    codeTtl: c.authorization_code_ttl_seconds,
+    refreshIdle: c.refresh_token_idle_seconds,
+    refreshAbsolute: c.refresh_token_absolute_seconds,
+    mfaTokenTtl: c.mfa_token_ttl_seconds,
+    interactionTtl: c.interaction_ttl_seconds,
+    lockout: { maxFailures: c.lockout.max_failures, baseSeconds: c.lockout.base_seconds, maxSeconds: c.lockout.max_seconds },
+    loginPerMinute: c.rate_limit.login_per_minute,
+  };
+}
+
+/** Builds the token module from config: KEK, keys (first one created if none), built-in client. */
+export async function createTokenModule(o: TokenModuleOptions): Promise<TokenModule> {
+  const tm = o.config.token_module;
+  const { kek, generated } = loadKek({ value: tm.kek, file: tm.kek_file, generate: o.config.mode !== 'production' });
+  if (generated) o.logger.warn({ kek_file: tm.kek_file }, 'generated a key-encryption key for secrets at rest (development only; set token_module.kek or PORTCULLIS_KEK in production)');
+  const settings = issuerSettings(tm);
+  const keyring = createKeyring({
+    store: o.store,
+    kek,
+    clock: o.clock,
+    alg: tm.signing_alg,
+    prepublishMs: tm.key_rotation.prepublish_seconds * 1000,
+    maxTokenLifetimeMs: Math.max(tm.access_token_ttl_seconds, tm.id_token_ttl_seconds) * 1000,
+  });
+  await keyring.init();
+  await ensureBuiltinClient(o.store, o.clock.now());
+  const revoked = createRevocationList(o.store, o.clock);
+  await revoked.reload();
+  let issuer = tm.issuer?.replace(/\/$/, '');
+  const ctx: IssuerContext = {
+    issuer: () => {
+      if (!issuer) throw new Error('token module issuer is not known before the public listener is bound');
+      return issuer;
+    },
+    settings,
+    store: o.store,
+    kek,
+    keyring,
+    revoked,
+    audit: createAuditWriter({ store: o.store, clock: o.clock, logger: o.logger, userKey: kek.derive('user-ref') }),
+    clock: o.clock,
+    metrics: o.metrics,
+    logger: o.logger,
+    dummyHash: await createDummyHash(),
+  };
+  const limiter = createRateLimiter(settings.loginPerMinute, o.clock);
+  const timers: NodeJS.Timeout[] = [];
+  const reload = async () => {
+    await keyring.reload();
+    await revoked.reload();
+  };
+  return {
+    ctx,
+    keyring,
+    interactions: createInteractions(ctx, limiter),
+    limiter,
+    setIssuer(url) {
+      issuer ??= url.replace(/\/$/, '');
+    },
+    trustedIssuer: () => ({
+      policy: { issuer: ctx.issuer(), audiences: [settings.audience, ...settings.resources], algorithms: [tm.signing_alg, 'ES256', 'EdDSA', 'RS256'].filter((a, i, all) => all.indexOf(a) === i), clock_skew_seconds: 30, required_typ: 'at+jwt', roles_claim: 'roles', scope_claim: 'scope' },
+      keys: keyring.keySource,
+      isRevoked: (jti: string) => revoked.has(jti),
+    }),
+    reload,
+    start() {
+      const every = (ms: number, fn: () => Promise<unknown>) => {
+        const t = setInterval(() => void fn().catch((err: unknown) => o.logger.error({ err }, 'token module background task failed')), ms);
+        t.unref();
+        timers.push(t);
+      };
+      every(tm.key_rotation.reload_seconds * 1000, reload);
+      if (tm.key_rotation.interval_seconds > 0) {
+        every(Math.min(tm.key_rotation.interval_seconds * 1000, 60_000), async () => {
+          if (keyring.rotationDue(tm.key_rotation.interval_seconds * 1000)) await rotateSigningKey(ctx, 'schedule');
+        });
+      }
+      every(300_000, async () => {
+        const before = o.clock.now() - 3600_000;
+        await o.store.codes.deleteExpired(before);
+        await o.store.challenges.deleteExpired(before);
+      });
+    },
+    stop() {
+      for (const t of timers) clearInterval(t);
+    },
+  };
+}

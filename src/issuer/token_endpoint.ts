@@ -1,0 +1,32 @@
+import type { IssuerContext } from './context.js';
+import { authenticateClient, type ClientCredentials } from './client_auth.js';
+import { InvalidRequest, UnsupportedGrantType } from './errors.js';
+import { authorizationCodeGrant } from './grants/authorization_code.js';
+import { clientCredentialsGrant } from './grants/client_credentials.js';
+import { refreshTokenGrant } from './grants/refresh_token.js';
+import type { TokenResponse } from './tokens.js';
+
+const GRANTS = {
+  authorization_code: authorizationCodeGrant,
+  refresh_token: refreshTokenGrant,
+  client_credentials: clientCredentialsGrant,
+} as const;
+
+/** `POST /oauth2/token`: authenticate the client, then run the grant it names. */
+export async function tokenEndpoint(ctx: IssuerContext, creds: ClientCredentials, ip: string | null): Promise<TokenResponse> {
+  const grantType = creds.body.grant_type;
+  if (!grantType) throw new InvalidRequest('grant_type is required');
+  if (!Object.hasOwn(GRANTS, grantType)) throw new UnsupportedGrantType();
+  const client = await authenticateClient(ctx, creds, [`${ctx.issuer()}/oauth2/token`, ctx.issuer()]);
+  const end = ctx.metrics.tokenIssuance.startTimer({ grant_type: grantType });
+  try {
+    const response = await GRANTS[grantType as keyof typeof GRANTS](ctx, client, creds.body, ip);
+    await ctx.audit.record('token.issued', 'success', { clientId: client.clientId, ip, details: { grant_type: grantType, scope: response.scope } });
+    return response;
+  } catch (err) {
+    await ctx.audit.record('token.issued', 'failure', { clientId: client.clientId, ip, reason: (err as { reason?: string }).reason ?? 'error', details: { grant_type: grantType } });
+    throw err;
+  } finally {
+    end();
+  }
+}

@@ -1,0 +1,86 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { SignJWT } from 'jose';
+import { nowSeconds, type IssuerContext } from './context.js';
+
+export interface AccessTokenClaims {
+  sub: string;
+  clientId: string;
+  scope: string;
+  roles: readonly string[];
+  amr: readonly string[];
+  audience: string;
+  authTime?: number | undefined;
+}
+
+export interface IssuedAccessToken {
+  token: string;
+  jti: string;
+  expiresIn: number;
+  expiresAtMs: number;
+}
+
+/** An RFC 9068 JWT access token signed with the current key. */
+export async function issueAccessToken(ctx: IssuerContext, c: AccessTokenClaims): Promise<IssuedAccessToken> {
+  const signer = await ctx.keyring.signer();
+  const iat = nowSeconds(ctx.clock);
+  const ttl = ctx.settings.accessTokenTtl;
+  const jti = randomUUID();
+  const token = await new SignJWT({
+    client_id: c.clientId,
+    scope: c.scope,
+    roles: [...c.roles],
+    amr: [...c.amr],
+    ...(c.authTime !== undefined ? { auth_time: c.authTime } : {}),
+  })
+    .setProtectedHeader({ alg: signer.alg, kid: signer.kid, typ: 'at+jwt' })
+    .setIssuer(ctx.issuer())
+    .setSubject(c.sub)
+    .setAudience(c.audience)
+    .setIssuedAt(iat)
+    .setExpirationTime(iat + ttl)
+    .setJti(jti)
+    .sign(signer.key);
+  return { token, jti, expiresIn: ttl, expiresAtMs: (iat + ttl) * 1000 };
+}
+
+export interface IdTokenClaims {
+  sub: string;
+  clientId: string;
+  nonce: string | null;
+  amr: readonly string[];
+  authTime: number;
+  accessToken?: string;
+  profile?: Record<string, unknown>;
+}
+
+/** An OpenID Connect Core ID token (§2), with `at_hash` when issued beside an access token. */
+export async function issueIdToken(ctx: IssuerContext, c: IdTokenClaims): Promise<string> {
+  const signer = await ctx.keyring.signer();
+  const iat = nowSeconds(ctx.clock);
+  const claims: Record<string, unknown> = { ...c.profile, auth_time: c.authTime, amr: [...c.amr], azp: c.clientId };
+  if (c.nonce) claims.nonce = c.nonce;
+  if (c.accessToken) claims.at_hash = leftHalfHash(c.accessToken, signer.alg);
+  return new SignJWT(claims)
+    .setProtectedHeader({ alg: signer.alg, kid: signer.kid, typ: 'JWT' })
+    .setIssuer(ctx.issuer())
+    .setSubject(c.sub)
+    .setAudience(c.clientId)
+    .setIssuedAt(iat)
+    .setExpirationTime(iat + ctx.settings.idTokenTtl)
+    .sign(signer.key);
+}
+
+/** OIDC `at_hash`: left half of the hash the signing alg uses (SHA-256 for ES256/RS256, SHA-512 for Ed25519). */
+function leftHalfHash(value: string, alg: string): string {
+  const digest = createHash(alg === 'EdDSA' ? 'sha512' : 'sha256').update(value).digest();
+  return digest.subarray(0, digest.length / 2).toString('base64url');
+}
+
+export interface TokenResponse {
+  access_token: string;
+  token_type: 'Bearer';
+  expires_in: number;
+  scope: string;
+  refresh_token?: string;
+  id_token?: string;
+}

@@ -1,0 +1,75 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { PortcullisError } from '../lib/errors.js';
+import { SQLITE_MIGRATIONS } from './sqlite_migrations.js';
+import { createSqliteUserStore } from './sqlite_users.js';
+import { createSqliteClientStore, createSqliteCodeStore, createSqliteRefreshStore } from './sqlite_oauth.js';
+import { createSqliteAuditStore, createSqliteChallengeStore, createSqliteKeyStore, createSqliteRevocationStore } from './sqlite_misc.js';
+import type { Store } from './store.js';
+
+export type Db = Database.Database;
+
+export interface SqliteStoreOptions {
+  /** Database file; `:memory:` for a throw-away store (tests). */
+  file: string;
+}
+
+/** The default store: one SQLite file in WAL mode, migrated at open. */
+export function openSqliteStore({ file }: SqliteStoreOptions): Store {
+  let db: Db | undefined;
+  let schemaVersion: number;
+  try {
+    if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+    db = new Database(file);
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    db.pragma('foreign_keys = ON');
+    db.pragma('busy_timeout = 5000');
+    schemaVersion = migrate(db, file);
+  } catch (cause) {
+    if (db?.open) db.close();
+    if (cause instanceof PortcullisError) throw cause;
+    throw new PortcullisError('ERR_STORE', `cannot open SQLite store ${file}: ${(cause as Error).message}`, { cause });
+  }
+  return {
+    users: createSqliteUserStore(db),
+    clients: createSqliteClientStore(db),
+    codes: createSqliteCodeStore(db),
+    refresh: createSqliteRefreshStore(db),
+    keys: createSqliteKeyStore(db),
+    challenges: createSqliteChallengeStore(db),
+    revocations: createSqliteRevocationStore(db),
+    audit: createSqliteAuditStore(db),
+    schemaVersion,
+    close: () => {
+      if (db.open) db.close();
+      return Promise.resolve();
+    },
+  };
+}
+
+/** A store that lives only as long as the process: an in-memory SQLite database (tests only). */
+export function openMemoryStore(): Store {
+  return openSqliteStore({ file: ':memory:' });
+}
+
+function migrate(db: Db, file: string): number {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current > SQLITE_MIGRATIONS.length) {
+    throw new PortcullisError('ERR_STORE', `SQLite store ${file} has schema version ${current}, newer than this build knows (${SQLITE_MIGRATIONS.length}); refusing to run an older Portcullis against it`);
+  }
+  for (let version = current; version < SQLITE_MIGRATIONS.length; version++) {
+    db.transaction(() => {
+      db.exec(SQLITE_MIGRATIONS[version]!);
+      db.pragma(`user_version = ${version + 1}`);
+    })();
+  }
+  return SQLITE_MIGRATIONS.length;
+}
+
+/** JSON column helpers. */
+export const json = {
+  write: (value: unknown): string => JSON.stringify(value),
+  read: <T>(text: string | null): T => (text === null ? null : JSON.parse(text)) as T,
+};

@@ -1,0 +1,191 @@
+import type { Db } from './sqlite.js';
+import { json } from './sqlite.js';
+import type {
+  AuthorizationCodeRecord,
+  ClientRecord,
+  ClientStore,
+  CodeStore,
+  Consumed,
+  RefreshFamilyRecord,
+  RefreshStore,
+  RefreshTokenRecord,
+} from './store.js';
+
+interface ClientRow {
+  client_id: string;
+  name: string;
+  type: ClientRecord['type'];
+  auth_method: ClientRecord['authMethod'];
+  secret_hash: string | null;
+  jwks: string | null;
+  grant_types: string;
+  redirect_uris: string;
+  scopes: string;
+  roles: string;
+  first_party: number;
+  created_at: number;
+}
+
+const toClient = (r: ClientRow): ClientRecord => ({
+  clientId: r.client_id,
+  name: r.name,
+  type: r.type,
+  authMethod: r.auth_method,
+  secretHash: r.secret_hash,
+  jwks: json.read(r.jwks),
+  grantTypes: json.read(r.grant_types),
+  redirectUris: json.read(r.redirect_uris),
+  scopes: json.read(r.scopes),
+  roles: json.read(r.roles),
+  firstParty: r.first_party === 1,
+  createdAt: r.created_at,
+});
+
+export function createSqliteClientStore(db: Db): ClientStore {
+  const insert = db.prepare(
+    'INSERT INTO clients (client_id, name, type, auth_method, secret_hash, jwks, grant_types, redirect_uris, scopes, roles, first_party, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+  );
+  const byId = db.prepare<[string], ClientRow>('SELECT * FROM clients WHERE client_id = ?');
+  const list = db.prepare<[], ClientRow>('SELECT * FROM clients ORDER BY client_id');
+  const remove = db.prepare('DELETE FROM clients WHERE client_id = ?');
+  return {
+    create: async (c) =>
+      void insert.run(c.clientId, c.name, c.type, c.authMethod, c.secretHash, c.jwks ? json.write(c.jwks) : null, json.write(c.grantTypes), json.write(c.redirectUris), json.write(c.scopes), json.write(c.roles), c.firstParty ? 1 : 0, c.createdAt),
+    byId: async (id) => {
+      const r = byId.get(id);
+      return r && toClient(r);
+    },
+    list: async () => list.all().map(toClient),
+    remove: async (id) => remove.run(id).changes === 1,
+  };
+}
+
+interface CodeRow {
+  code_hash: string;
+  client_id: string;
+  user_id: string;
+  redirect_uri: string;
+  scope: string;
+  code_challenge: string;
+  nonce: string | null;
+  resource: string | null;
+  amr: string;
+  auth_time: number;
+  expires_at: number;
+  consumed_at: number | null;
+  family_id: string | null;
+  access_token_jti: string | null;
+}
+
+const toCode = (r: CodeRow): AuthorizationCodeRecord => ({
+  codeHash: r.code_hash,
+  clientId: r.client_id,
+  userId: r.user_id,
+  redirectUri: r.redirect_uri,
+  scope: r.scope,
+  codeChallenge: r.code_challenge,
+  nonce: r.nonce,
+  resource: r.resource,
+  amr: json.read(r.amr),
+  authTime: r.auth_time,
+  expiresAt: r.expires_at,
+  consumedAt: r.consumed_at,
+  familyId: r.family_id,
+  accessTokenJti: r.access_token_jti,
+});
+
+export function createSqliteCodeStore(db: Db): CodeStore {
+  const insert = db.prepare(
+    'INSERT INTO authorization_codes (code_hash, client_id, user_id, redirect_uri, scope, code_challenge, nonce, resource, amr, auth_time, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+  );
+  const consume = db.prepare<[number, string], CodeRow>('UPDATE authorization_codes SET consumed_at = ? WHERE code_hash = ? AND consumed_at IS NULL RETURNING *');
+  const get = db.prepare<[string], CodeRow>('SELECT * FROM authorization_codes WHERE code_hash = ?');
+  const issued = db.prepare('UPDATE authorization_codes SET family_id = ?, access_token_jti = ? WHERE code_hash = ?');
+  const expired = db.prepare('DELETE FROM authorization_codes WHERE expires_at < ?');
+  return {
+    save: async (c) => void insert.run(c.codeHash, c.clientId, c.userId, c.redirectUri, c.scope, c.codeChallenge, c.nonce, c.resource, json.write(c.amr), c.authTime, c.expiresAt),
+    consume: async (hash, at) => consumed(consume.get(at, hash), () => get.get(hash), toCode),
+    recordIssued: async (hash, i) => void issued.run(i.familyId, i.accessTokenJti, hash),
+    deleteExpired: async (before) => expired.run(before).changes,
+  };
+}
+
+interface FamilyRow {
+  id: string;
+  client_id: string;
+  user_id: string | null;
+  scope: string;
+  resource: string | null;
+  amr: string;
+  auth_time: number;
+  created_at: number;
+  absolute_expires_at: number;
+  revoked_at: number | null;
+  revoked_reason: string | null;
+}
+interface TokenRow {
+  token_hash: string;
+  family_id: string;
+  created_at: number;
+  idle_expires_at: number;
+  consumed_at: number | null;
+}
+
+const toFamily = (r: FamilyRow): RefreshFamilyRecord => ({
+  id: r.id,
+  clientId: r.client_id,
+  userId: r.user_id,
+  scope: r.scope,
+  resource: r.resource,
+  amr: json.read(r.amr),
+  authTime: r.auth_time,
+  createdAt: r.created_at,
+  absoluteExpiresAt: r.absolute_expires_at,
+  revokedAt: r.revoked_at,
+  revokedReason: r.revoked_reason,
+});
+const toToken = (r: TokenRow): RefreshTokenRecord => ({ tokenHash: r.token_hash, familyId: r.family_id, createdAt: r.created_at, idleExpiresAt: r.idle_expires_at, consumedAt: r.consumed_at });
+
+export function createSqliteRefreshStore(db: Db): RefreshStore {
+  const s = {
+    insertFamily: db.prepare('INSERT INTO refresh_families (id, client_id, user_id, scope, resource, amr, auth_time, created_at, absolute_expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)'),
+    insertToken: db.prepare('INSERT INTO refresh_tokens (token_hash, family_id, created_at, idle_expires_at) VALUES (?, ?, ?, ?)'),
+    family: db.prepare<[string], FamilyRow>('SELECT * FROM refresh_families WHERE id = ?'),
+    consume: db.prepare<[number, string], TokenRow>('UPDATE refresh_tokens SET consumed_at = ? WHERE token_hash = ? AND consumed_at IS NULL RETURNING *'),
+    token: db.prepare<[string], TokenRow>('SELECT * FROM refresh_tokens WHERE token_hash = ?'),
+    revoke: db.prepare('UPDATE refresh_families SET revoked_at = ?, revoked_reason = ? WHERE id = ? AND revoked_at IS NULL'),
+    consumeAll: db.prepare('UPDATE refresh_tokens SET consumed_at = ? WHERE family_id = ? AND consumed_at IS NULL'),
+  };
+  const addToken = (t: RefreshTokenRecord) => s.insertToken.run(t.tokenHash, t.familyId, t.createdAt, t.idleExpiresAt);
+  const createFamily = db.transaction((f: RefreshFamilyRecord, t: RefreshTokenRecord) => {
+    s.insertFamily.run(f.id, f.clientId, f.userId, f.scope, f.resource, json.write(f.amr), f.authTime, f.createdAt, f.absoluteExpiresAt);
+    addToken(t);
+  });
+  const revoke = db.transaction((id: string, at: number, reason: string) => {
+    const changed = s.revoke.run(at, reason, id).changes === 1;
+    s.consumeAll.run(at, id);
+    return changed;
+  });
+  const withFamily = (t: TokenRow) => ({ token: toToken(t), family: toFamily(s.family.get(t.family_id)!) });
+  return {
+    createFamily: async (f, t) => void createFamily(f, t),
+    family: async (id) => {
+      const r = s.family.get(id);
+      return r && toFamily(r);
+    },
+    consume: async (hash, at) => consumed(s.consume.get(at, hash), () => s.token.get(hash), withFamily),
+    add: async (t) => void addToken(t),
+    revokeFamily: async (id, at, reason) => revoke(id, at, reason),
+    lookup: async (hash) => {
+      const t = s.token.get(hash);
+      return t && withFamily(t);
+    },
+  };
+}
+
+/** The outcome of a compare-and-set: the row it won, or the row someone else already consumed. */
+export function consumed<R, T>(won: R | undefined, lookup: () => R | undefined, map: (row: R) => T): Consumed<T> {
+  if (won) return { status: 'ok', record: map(won) };
+  const seen = lookup();
+  return seen ? { status: 'replayed', record: map(seen) } : { status: 'unknown' };
+}

@@ -1,0 +1,244 @@
+/**
+ * The storage port of the token module. The core owns it; SQLite (default), an in-memory SQLite
+ * for tests and, later, PostgreSQL implement it, and one contract suite runs against each.
+ *
+ * Times are milliseconds since the epoch. Secrets never arrive here in clear: passwords are
+ * argon2id hashes, refresh tokens / codes / client secrets / backup codes SHA-256 hashes, TOTP
+ * secrets and private keys ciphertext under the key-encryption key.
+ *
+ * Every one-time thing is consumed by a single compare-and-set, so two concurrent uses can never
+ * both succeed.
+ */
+export interface Store {
+  readonly users: UserStore;
+  readonly clients: ClientStore;
+  readonly codes: CodeStore;
+  readonly refresh: RefreshStore;
+  readonly keys: KeyStore;
+  readonly challenges: ChallengeStore;
+  readonly revocations: RevocationStore;
+  readonly audit: AuditStore;
+  /** Schema version after migrations. */
+  readonly schemaVersion: number;
+  close(): Promise<void>;
+}
+
+export interface UserRecord {
+  id: string;
+  username: string;
+  name: string | null;
+  email: string | null;
+  roles: string[];
+  disabled: boolean;
+  createdAt: number;
+  /** Consecutive failed logins since the last success. */
+  failedLogins: number;
+  lockedUntil: number | null;
+}
+
+export interface NewUser {
+  id: string;
+  username: string;
+  name?: string | null;
+  email?: string | null;
+  roles: string[];
+  passwordHash: string;
+  createdAt: number;
+}
+
+export interface TotpEnrolment {
+  userId: string;
+  secretCiphertext: string;
+  createdAt: number;
+  /** The last accepted RFC 6238 time step; a code of that step or earlier is a replay. */
+  lastStep: number | null;
+}
+
+export interface UserStore {
+  create(user: NewUser): Promise<void>;
+  byId(id: string): Promise<UserRecord | undefined>;
+  byUsername(username: string): Promise<UserRecord | undefined>;
+  list(): Promise<UserRecord[]>;
+  setDisabled(id: string, disabled: boolean): Promise<boolean>;
+  setRoles(id: string, roles: string[]): Promise<boolean>;
+  passwordHash(id: string): Promise<string | undefined>;
+  setPasswordHash(id: string, hash: string): Promise<boolean>;
+  /** Atomically counts one failed login; returns the new count. `lockedUntil` as computed by the caller from it. */
+  recordFailure(id: string, lockFor: (failures: number) => number | null): Promise<number>;
+  resetFailures(id: string): Promise<void>;
+  totp(id: string): Promise<TotpEnrolment | undefined>;
+  setTotp(enrolment: TotpEnrolment, backupCodeHashes: string[]): Promise<void>;
+  /** Removes TOTP and backup codes. */
+  resetMfa(id: string): Promise<boolean>;
+  /** Compare-and-set: accepts `step` only if it is later than the last accepted one. */
+  advanceTotpStep(id: string, step: number): Promise<boolean>;
+  /** Compare-and-set: consumes one unused backup code with this hash. */
+  consumeBackupCode(id: string, codeHash: string, at: number): Promise<boolean>;
+}
+
+export type ClientType = 'confidential' | 'public';
+export type ClientAuthMethod = 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt' | 'none';
+export type GrantType = 'authorization_code' | 'refresh_token' | 'client_credentials';
+
+export interface ClientRecord {
+  clientId: string;
+  name: string;
+  type: ClientType;
+  authMethod: ClientAuthMethod;
+  secretHash: string | null;
+  /** Public keys (JWKS JSON) for private_key_jwt. */
+  jwks: { keys: Record<string, unknown>[] } | null;
+  grantTypes: GrantType[];
+  redirectUris: string[];
+  scopes: string[];
+  /** Roles carried by client_credentials tokens (service accounts). */
+  roles: string[];
+  /** First-party clients skip the consent page. */
+  firstParty: boolean;
+  createdAt: number;
+}
+
+export interface ClientStore {
+  create(client: ClientRecord): Promise<void>;
+  byId(clientId: string): Promise<ClientRecord | undefined>;
+  list(): Promise<ClientRecord[]>;
+  remove(clientId: string): Promise<boolean>;
+}
+
+export interface AuthorizationCodeRecord {
+  codeHash: string;
+  clientId: string;
+  userId: string;
+  redirectUri: string;
+  scope: string;
+  codeChallenge: string;
+  nonce: string | null;
+  resource: string | null;
+  amr: string[];
+  authTime: number;
+  expiresAt: number;
+  consumedAt: number | null;
+  /** The refresh family and access-token ids issued from this code, revoked on replay. */
+  familyId: string | null;
+  accessTokenJti: string | null;
+}
+
+export type Consumed<T> = { status: 'ok'; record: T } | { status: 'replayed'; record: T } | { status: 'unknown' };
+
+export interface CodeStore {
+  save(code: AuthorizationCodeRecord): Promise<void>;
+  /** Compare-and-set; a second use reports `replayed` with what the first one issued. */
+  consume(codeHash: string, at: number): Promise<Consumed<AuthorizationCodeRecord>>;
+  recordIssued(codeHash: string, issued: { familyId: string | null; accessTokenJti: string }): Promise<void>;
+  deleteExpired(before: number): Promise<number>;
+}
+
+export interface RefreshFamilyRecord {
+  id: string;
+  clientId: string;
+  userId: string | null;
+  scope: string;
+  resource: string | null;
+  amr: string[];
+  authTime: number;
+  createdAt: number;
+  absoluteExpiresAt: number;
+  revokedAt: number | null;
+  revokedReason: string | null;
+}
+
+export interface RefreshTokenRecord {
+  tokenHash: string;
+  familyId: string;
+  createdAt: number;
+  idleExpiresAt: number;
+  /** Set when rotated (or revoked); a later use of it is a reuse. */
+  consumedAt: number | null;
+}
+
+export interface RefreshStore {
+  createFamily(family: RefreshFamilyRecord, first: RefreshTokenRecord): Promise<void>;
+  family(id: string): Promise<RefreshFamilyRecord | undefined>;
+  /** Compare-and-set on the token; returns it with its family, or `replayed` when it was already used. */
+  consume(tokenHash: string, at: number): Promise<Consumed<{ token: RefreshTokenRecord; family: RefreshFamilyRecord }>>;
+  add(token: RefreshTokenRecord): Promise<void>;
+  /** Returns false when the family was already revoked. */
+  revokeFamily(id: string, at: number, reason: string): Promise<boolean>;
+  /** Looks a token up without consuming it (introspection, revocation). */
+  lookup(tokenHash: string): Promise<{ token: RefreshTokenRecord; family: RefreshFamilyRecord } | undefined>;
+}
+
+export interface SigningKeyRecord {
+  kid: string;
+  alg: string;
+  publicJwk: Record<string, unknown>;
+  privateCiphertext: string;
+  createdAt: number;
+  /** Signs from this time on (published in JWKS from `createdAt`). */
+  activatesAt: number;
+  /** Leaves the JWKS at this time; null while current. */
+  retiresAt: number | null;
+}
+
+export interface KeyStore {
+  insert(key: SigningKeyRecord): Promise<void>;
+  list(): Promise<SigningKeyRecord[]>;
+  setRetiresAt(kid: string, at: number): Promise<void>;
+  /** Rotation changes several keys at once: run them as one transaction. */
+  rotate(retire: Array<{ kid: string; retiresAt: number }>, insert: SigningKeyRecord): Promise<void>;
+}
+
+/** Short-lived single-use server-side records: MFA challenges of `/login`, login-page interactions. */
+export interface ChallengeRecord {
+  idHash: string;
+  kind: 'mfa' | 'interaction';
+  userId: string | null;
+  data: Record<string, unknown>;
+  expiresAt: number;
+  consumedAt: number | null;
+}
+
+export interface ChallengeStore {
+  save(challenge: ChallengeRecord): Promise<void>;
+  get(idHash: string): Promise<ChallengeRecord | undefined>;
+  update(idHash: string, userId: string | null, data: Record<string, unknown>): Promise<void>;
+  consume(idHash: string, at: number): Promise<Consumed<ChallengeRecord>>;
+  /** Records a one-time identifier (client assertion `jti`); false if it was seen before. */
+  useOnce(key: string, expiresAt: number): Promise<boolean>;
+  deleteExpired(before: number): Promise<number>;
+}
+
+export interface RevocationStore {
+  /** Revokes an access token by `jti` until it would expire anyway. */
+  revoke(jti: string, expiresAt: number): Promise<void>;
+  isRevoked(jti: string): Promise<boolean>;
+  /** Revoked, unexpired jtis (loaded by the in-process verifier). */
+  active(now: number): Promise<string[]>;
+}
+
+export type AuditOutcome = 'success' | 'failure';
+
+export interface AuditEvent {
+  at: number;
+  type: string;
+  outcome: AuditOutcome;
+  /** Keyed hash of the user id; never a username. */
+  actor: string | null;
+  clientId: string | null;
+  ip: string | null;
+  reason: string | null;
+  details: Record<string, unknown>;
+}
+
+export interface AuditQuery {
+  limit: number;
+  type?: string | undefined;
+  since?: number | undefined;
+  /** Rows with an id below this one (paging backwards). */
+  before?: number | undefined;
+}
+
+export interface AuditStore {
+  append(event: AuditEvent): Promise<void>;
+  query(q: AuditQuery): Promise<Array<AuditEvent & { id: number }>>;
+}
