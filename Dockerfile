@@ -6,17 +6,24 @@ COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm ci --no-audit --no-fund
 
-# Production dependencies only (no compiler, no test tools).
+# Production dependencies only (no test tools). better-sqlite3 is a native addon: its install
+# script fetches a prebuilt binary or compiles one, so the toolchain is here, not in the final image.
 FROM node:24-bookworm-slim AS deps
 WORKDIR /app
+RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
 COPY package.json package-lock.json ./
-# --omit=optional leaves out benchmark peers (the Cerbos binary).
-RUN npm ci --omit=dev --omit=optional --ignore-scripts --no-audit --no-fund
+# --ignore-scripts skips our own `prepare` (tsc, a dev dependency), then only better-sqlite3's
+# install script runs. Optional dependencies stay (argon2's native binary is one); the benchmark
+# peer (the Cerbos binary, also optional) is removed.
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
+ && npm rebuild better-sqlite3 \
+ && rm -rf node_modules/@cerbos
 
 FROM node:24-bookworm-slim
 ENV NODE_ENV=production \
     PORTCULLIS_GRPC_ADDRESS=0.0.0.0:9191 \
-    PORTCULLIS_ADMIN_ADDRESS=0.0.0.0:9001
+    PORTCULLIS_ADMIN_ADDRESS=0.0.0.0:9001 \
+    PORTCULLIS_HTTP_ADDRESS=0.0.0.0:9000
 WORKDIR /app
 RUN groupadd --system portcullis && useradd --system --gid portcullis --home-dir /app --shell /usr/sbin/nologin portcullis \
  && mkdir -p /app/data && chown portcullis:portcullis /app/data
@@ -26,7 +33,8 @@ COPY package.json ./
 COPY proto ./proto
 COPY policies ./policies
 USER portcullis
-# 9191 gRPC (ext_authz, health); 9000 public HTTP and 9001 admin HTTP (token module, metrics).
+# 9191 gRPC (ext_authz, health); 9000 public HTTP (token module, /health, /ready); 9001 admin HTTP (metrics, /admin).
+# /app/data holds the SQLite store and, outside production, the generated KEK: mount a volume there.
 EXPOSE 9191 9000 9001
 # The gRPC health service reports SERVING once policies are loaded and warmed up.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \

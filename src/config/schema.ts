@@ -105,7 +105,7 @@ const tokenModuleSchema = z
 
 export const configSchema = z
   .object({
-    mode: z.enum(['development', 'production']).default('development').describe('`production` refuses unsafe defaults (the development issuer).'),
+    mode: z.enum(['development', 'production']).default('development').describe('`production` refuses unsafe defaults: the development issuer, the in-memory store, a generated key-encryption key, an unset token-module issuer URL.'),
     grpc: z
       .object({
         address: hostPort.default('127.0.0.1:9191').describe('Listen address of the gRPC server (Envoy ext_authz, health). Env `PORTCULLIS_GRPC_ADDRESS`.'),
@@ -202,6 +202,9 @@ export const configSchema = z
     }
     if (c.mode === 'production' && c.token_module.enabled && !c.token_module.issuer) {
       ctx.addIssue({ code: 'custom', path: ['token_module', 'issuer'], message: 'must be set in mode: production (the public https URL of this token module)' });
+    }
+    if (c.mode === 'production' && c.token_module.enabled && c.token_module.issuer && !c.token_module.issuer.startsWith('https://')) {
+      ctx.addIssue({ code: 'custom', path: ['token_module', 'issuer'], message: 'must be an https URL in mode: production' });
     }
     if (c.token_module.kek !== undefined && !/^[A-Za-z0-9_-]{43}$/.test(c.token_module.kek)) {
       ctx.addIssue({ code: 'custom', path: ['token_module', 'kek'], message: 'must be 32 bytes in base64url (43 characters)' });

@@ -69,7 +69,8 @@ export function createKeyring(o: KeyringOptions): Keyring {
     let best: SigningKeyRecord | undefined;
     for (const k of records) {
       if (k.activatesAt > now || (k.retiresAt !== null && k.retiresAt <= now)) continue;
-      if (!best || k.activatesAt > best.activatesAt || (k.activatesAt === best.activatesAt && k.createdAt > best.createdAt)) best = k;
+      // The store lists keys in activation, then creation order: on a tie the newer key wins.
+      if (!best || k.activatesAt >= best.activatesAt) best = k;
     }
     return best;
   }

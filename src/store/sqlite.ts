@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { PortcullisError } from '../lib/errors.js';
@@ -20,8 +20,11 @@ export function openSqliteStore({ file }: SqliteStoreOptions): Store {
   let db: Db | undefined;
   let schemaVersion: number;
   try {
+    const created = file !== ':memory:' && !existsSync(file);
     if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
     db = new Database(file);
+    // Password hashes and encrypted secrets live here: owner-only, like the KEK file.
+    if (created) chmodSync(file, 0o600);
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
     db.pragma('foreign_keys = ON');

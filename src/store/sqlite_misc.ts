@@ -24,7 +24,7 @@ const toKey = (r: KeyRow): SigningKeyRecord => ({
 
 export function createSqliteKeyStore(db: Db): KeyStore {
   const insert = db.prepare('INSERT INTO signing_keys (kid, alg, public_jwk, private_ciphertext, created_at, activates_at, retires_at) VALUES (?, ?, ?, ?, ?, ?, ?)');
-  const list = db.prepare<[], KeyRow>('SELECT * FROM signing_keys ORDER BY activates_at, created_at');
+  const list = db.prepare<[], KeyRow>('SELECT * FROM signing_keys ORDER BY activates_at, created_at, rowid');
   const retire = db.prepare('UPDATE signing_keys SET retires_at = ? WHERE kid = ?');
   const add = (k: SigningKeyRecord) => insert.run(k.kid, k.alg, json.write(k.publicJwk), k.privateCiphertext, k.createdAt, k.activatesAt, k.retiresAt);
   const rotate = db.transaction((retiring: Array<{ kid: string; retiresAt: number }>, next: SigningKeyRecord) => {

@@ -182,6 +182,7 @@ export interface SigningKeyRecord {
 
 export interface KeyStore {
   insert(key: SigningKeyRecord): Promise<void>;
+  /** Ordered by activation time, then creation time, then insertion order. */
   list(): Promise<SigningKeyRecord[]>;
   setRetiresAt(kid: string, at: number): Promise<void>;
   /** Rotation changes several keys at once: run them as one transaction. */

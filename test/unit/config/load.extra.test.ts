@@ -72,7 +72,7 @@ describe('configuration: edge cases', () => {
 
   it('refuses production mode set from the environment while the development issuer is on', () => {
     expect(configError(() => loadConfig({ env: { PORTCULLIS_MODE: 'production' } }))).toContain('dev_issuer.enabled');
-    const file = configFile('dev_issuer:\n  enabled: false\n');
+    const file = configFile('dev_issuer:\n  enabled: false\ntoken_module:\n  issuer: https://auth.example.com\n');
     expect(loadConfig({ file, env: { PORTCULLIS_MODE: 'production' } }).mode).toBe('production');
   });
 

@@ -54,7 +54,14 @@ describe('configuration', () => {
 
   it('applies the cross-field checks', () => {
     expect(configError({ mode: 'production' })).toContain('dev_issuer.enabled: the development issuer is refused in mode: production');
-    expect(parseConfig({ mode: 'production', dev_issuer: { enabled: false } }).mode).toBe('production');
+    expect(parseConfig({ mode: 'production', dev_issuer: { enabled: false }, token_module: { issuer: 'https://auth.example.com' } }).mode).toBe('production');
+    expect(configError({ mode: 'production', dev_issuer: { enabled: false } })).toContain('token_module.issuer: must be set in mode: production');
+    expect(configError({ mode: 'production', dev_issuer: { enabled: false }, token_module: { issuer: 'http://auth.example.com' } })).toContain('token_module.issuer: must be an https URL');
+    expect(configError({ mode: 'production', dev_issuer: { enabled: false }, token_module: { enabled: false }, store: { driver: 'memory' } })).toContain('store.driver: the in-memory store is refused in mode: production');
+    expect(parseConfig({ mode: 'production', dev_issuer: { enabled: false }, token_module: { enabled: false } }).token_module.enabled).toBe(false);
+    expect(configError({ token_module: { kek: 'too-short' } })).toContain('token_module.kek: must be 32 bytes in base64url');
+    expect(configError({ token_module: { refresh_token_idle_seconds: 100, refresh_token_absolute_seconds: 10 } })).toContain('token_module.refresh_token_idle_seconds');
+    expect(configError({ token_module: { issuer: 'https://idp.example' }, issuers: [{ issuer: 'https://idp.example', discovery: true }] })).toContain('token_module.issuer: collides with a configured issuer');
     expect(configError({ issuers: [{ issuer: 'a', discovery: true }, { issuer: 'a', discovery: true }] })).toContain('issuers.1.issuer: duplicate issuer a');
     expect(configError({ issuers: [{ issuer: 'a', discovery: true, jwks: { refresh_min_seconds: 100, refresh_max_seconds: 10 } }] })).toContain('issuers.0.jwks.refresh_min_seconds');
     expect(configError({ issuers: [{ issuer: 'urn:portcullis:dev', discovery: true }] })).toContain('dev_issuer.issuer: collides with a configured issuer');
