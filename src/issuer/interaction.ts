@@ -7,6 +7,7 @@ import { OAuthError } from './errors.js';
 import { verifyPasswordLogin, verifySecondFactor } from './login.js';
 import type { RateLimiter } from './rate_limit.js';
 import { randomToken, safeEqual, sha256 } from './secrets.js';
+import { inSpan } from '../telemetry/tracing.js';
 
 /**
  * The login pages of an authorization request: login → (MFA) → (consent) → redirect with a code.
@@ -109,54 +110,60 @@ export function createInteractions(ctx: IssuerContext, limiter: RateLimiter): In
       await ctx.store.challenges.save({ idHash: sha256(id), kind: 'interaction', userId: null, data, expiresAt: ctx.clock.now() + ctx.settings.interactionTtl * 1000, consumedAt: null });
       return { id, outcome: page(id, client, data) };
     },
-    async login(id, form, ip) {
-      const s = await load(id, form, 'login');
-      if (!s) return { kind: 'expired' };
-      if (limited(ip)) return page(id!, s.client, s.data, 429, 'Too many attempts. Wait a minute and try again.');
-      try {
-        const first = await verifyPasswordLogin(ctx, { username: form.username ?? '', password: form.password ?? '', ip, clientType: 'browser' });
-        const data: InteractionData = { ...s.data, amr: ['pwd'], authTime: first.authTime, stage: first.mfaRequired ? 'mfa' : s.data.stage };
-        if (first.mfaRequired) {
-          await ctx.store.challenges.update(sha256(id!), first.user.id, data);
-          return page(id!, s.client, data);
-        }
-        return advance(id!, first.user.id, s.client, data, ip);
-      } catch (err) {
-        if (err instanceof OAuthError) return page(id!, s.client, s.data, 401, 'The username or password is incorrect.');
-        throw err;
-      }
-    },
-    async mfa(id, form, ip) {
-      const s = await load(id, form, 'mfa');
-      if (!s || !s.record.userId) return { kind: 'expired' };
-      if (limited(ip)) return page(id!, s.client, s.data, 429, 'Too many attempts. Wait a minute and try again.');
-      const user = await ctx.store.users.byId(s.record.userId);
-      try {
-        if (!user) throw new OAuthError('access_denied', 401, 'unknown user');
-        const amr = await verifySecondFactor(ctx, user, form.code ?? '', ip);
-        return advance(id!, user.id, s.client, { ...s.data, amr }, ip);
-      } catch (err) {
-        if (!(err instanceof OAuthError)) throw err;
-        const attempts = s.data.attempts + 1;
-        if (attempts >= MAX_MFA_ATTEMPTS) {
-          await ctx.store.challenges.consume(sha256(id!), ctx.clock.now());
-          return { kind: 'redirect', location: errorRedirect(ctx, s.data.request.redirectUri, s.data.request.state, 'access_denied', 'too many failed attempts') };
-        }
-        const data = { ...s.data, attempts };
-        await ctx.store.challenges.update(sha256(id!), s.record.userId, data);
-        return page(id!, s.client, data, 401, 'The code is incorrect.');
-      }
-    },
-    async consent(id, form, ip) {
-      const s = await load(id, form, 'consent');
-      if (!s || !s.record.userId) return { kind: 'expired' };
-      if (form.decision !== 'allow') {
-        await ctx.store.challenges.consume(sha256(id!), ctx.clock.now());
-        await ctx.audit.record('authorization.consent', 'failure', { userId: s.record.userId, clientId: s.client.clientId, ip, reason: 'consent_denied' });
-        return { kind: 'redirect', location: errorRedirect(ctx, s.data.request.redirectUri, s.data.request.state, 'access_denied', 'the user denied the request') };
-      }
-      await ctx.audit.record('authorization.consent', 'success', { userId: s.record.userId, clientId: s.client.clientId, ip, details: { scope: s.data.request.scope } });
-      return finish(id!, s.record.userId, s.client, s.data, ip);
-    },
+    login: (id, form, ip) => inSpan('auth.login', { 'auth.client_type': 'browser', 'auth.step': 'password' }, () => loginStep(id, form, ip)),
+    mfa: (id, form, ip) => inSpan('auth.login', { 'auth.client_type': 'browser', 'auth.step': 'mfa' }, () => mfaStep(id, form, ip)),
+    consent: (id, form, ip) => consentStep(id, form, ip),
   };
+
+  async function loginStep(id: string | undefined, form: Record<string, string | undefined>, ip: string | null): Promise<Outcome> {
+    const s = await load(id, form, 'login');
+    if (!s) return { kind: 'expired' };
+    if (limited(ip)) return page(id!, s.client, s.data, 429, 'Too many attempts. Wait a minute and try again.');
+    try {
+      const first = await verifyPasswordLogin(ctx, { username: form.username ?? '', password: form.password ?? '', ip, clientType: 'browser' });
+      const data: InteractionData = { ...s.data, amr: ['pwd'], authTime: first.authTime, stage: first.mfaRequired ? 'mfa' : s.data.stage };
+      if (first.mfaRequired) {
+        await ctx.store.challenges.update(sha256(id!), first.user.id, data);
+        return page(id!, s.client, data);
+      }
+      return advance(id!, first.user.id, s.client, data, ip);
+    } catch (err) {
+      if (err instanceof OAuthError) return page(id!, s.client, s.data, 401, 'The username or password is incorrect.');
+      throw err;
+    }
+  }
+
+  async function mfaStep(id: string | undefined, form: Record<string, string | undefined>, ip: string | null): Promise<Outcome> {
+    const s = await load(id, form, 'mfa');
+    if (!s || !s.record.userId) return { kind: 'expired' };
+    if (limited(ip)) return page(id!, s.client, s.data, 429, 'Too many attempts. Wait a minute and try again.');
+    const user = await ctx.store.users.byId(s.record.userId);
+    try {
+      if (!user) throw new OAuthError('access_denied', 401, 'unknown user');
+      const amr = await verifySecondFactor(ctx, user, form.code ?? '', ip);
+      return advance(id!, user.id, s.client, { ...s.data, amr }, ip);
+    } catch (err) {
+      if (!(err instanceof OAuthError)) throw err;
+      const attempts = s.data.attempts + 1;
+      if (attempts >= MAX_MFA_ATTEMPTS) {
+        await ctx.store.challenges.consume(sha256(id!), ctx.clock.now());
+        return { kind: 'redirect', location: errorRedirect(ctx, s.data.request.redirectUri, s.data.request.state, 'access_denied', 'too many failed attempts') };
+      }
+      const data = { ...s.data, attempts };
+      await ctx.store.challenges.update(sha256(id!), s.record.userId, data);
+      return page(id!, s.client, data, 401, 'The code is incorrect.');
+    }
+  }
+
+  async function consentStep(id: string | undefined, form: Record<string, string | undefined>, ip: string | null): Promise<Outcome> {
+    const s = await load(id, form, 'consent');
+    if (!s || !s.record.userId) return { kind: 'expired' };
+    if (form.decision !== 'allow') {
+      await ctx.store.challenges.consume(sha256(id!), ctx.clock.now());
+      await ctx.audit.record('authorization.consent', 'failure', { userId: s.record.userId, clientId: s.client.clientId, ip, reason: 'consent_denied' });
+      return { kind: 'redirect', location: errorRedirect(ctx, s.data.request.redirectUri, s.data.request.state, 'access_denied', 'the user denied the request') };
+    }
+    await ctx.audit.record('authorization.consent', 'success', { userId: s.record.userId, clientId: s.client.clientId, ip, details: { scope: s.data.request.scope } });
+    return finish(id!, s.record.userId, s.client, s.data, ip);
+  }
 }

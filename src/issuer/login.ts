@@ -1,7 +1,8 @@
 import type { UserRecord } from '../store/index.js';
 import type { IssuerContext } from './context.js';
 import { InvalidCredentials, MfaFailed } from './errors.js';
-import { verifyPassword } from './passwords.js';
+import { verifyPassword as verifyArgon2 } from './passwords.js';
+import { inSpan } from '../telemetry/tracing.js';
 import { sha256 } from './secrets.js';
 import { matchTotp, normalizeBackupCode } from './totp.js';
 
@@ -22,7 +23,13 @@ export type FirstFactor = { user: UserRecord; mfaRequired: boolean; authTime: nu
  * all throw the same InvalidCredentials after the same argon2id work; the reason goes to metrics
  * and the audit log only. Consecutive failures lock the account with exponential back-off.
  */
-export async function verifyPasswordLogin(ctx: IssuerContext, a: PasswordAttempt): Promise<FirstFactor> {
+export function verifyPasswordLogin(ctx: IssuerContext, a: PasswordAttempt): Promise<FirstFactor> {
+  return inSpan('auth.verify_credentials', { 'auth.method': 'password', 'auth.client_type': a.clientType }, () => passwordStep(ctx, a));
+}
+
+const verifyPassword = (hash: string, password: string) => inSpan('auth.verify_password', { 'auth.password.algorithm': 'argon2id' }, () => verifyArgon2(hash, password));
+
+async function passwordStep(ctx: IssuerContext, a: PasswordAttempt): Promise<FirstFactor> {
   ctx.metrics.loginAttempts.inc({ method: 'password', client_type: a.clientType });
   const end = ctx.metrics.loginLatency.startTimer({ method: 'password' });
   try {
@@ -56,9 +63,13 @@ export async function verifyPasswordLogin(ctx: IssuerContext, a: PasswordAttempt
  * Verifies a TOTP code (RFC 6238, ±1 step, each step accepted once) or a one-time backup code.
  * Failures count towards the account lockout like wrong passwords.
  */
-export async function verifySecondFactor(ctx: IssuerContext, user: UserRecord, code: string, ip: string | null): Promise<string[]> {
+export function verifySecondFactor(ctx: IssuerContext, user: UserRecord, code: string, ip: string | null): Promise<string[]> {
   const trimmed = code.replace(/\s+/g, '');
   const method = /^\d{6}$/.test(trimmed) ? 'totp' : 'backup_code';
+  return inSpan('auth.mfa.verify', { 'auth.mfa.method': method, 'enduser.pseudo_id': ctx.audit.userRef(user.id) }, () => secondFactorStep(ctx, user, trimmed, method, ip));
+}
+
+async function secondFactorStep(ctx: IssuerContext, user: UserRecord, trimmed: string, method: 'totp' | 'backup_code', ip: string | null): Promise<string[]> {
   ctx.metrics.mfaAttempts.inc({ method });
   const end = ctx.metrics.loginLatency.startTimer({ method });
   try {

@@ -8,11 +8,16 @@ import { completeMfaChallenge, startMfaChallenge } from './mfa_challenge.js';
 import type { RateLimiter } from './rate_limit.js';
 import { grantedScope } from './scope.js';
 import type { TokenResponse } from './tokens.js';
+import { inSpan } from '../telemetry/tracing.js';
 
 export type LoginResponse = TokenResponse | { mfa_required: true; mfa_token: string; methods: string[] };
 
 /** `POST /login`: password, then tokens or an MFA challenge. */
-export async function passwordLogin(ctx: IssuerContext, limiter: RateLimiter, body: Record<string, unknown>, ip: string | null): Promise<LoginResponse> {
+export function passwordLogin(ctx: IssuerContext, limiter: RateLimiter, body: Record<string, unknown>, ip: string | null): Promise<LoginResponse> {
+  return inSpan('auth.login', { 'auth.client_type': 'api', 'auth.step': 'password' }, () => passwordStep(ctx, limiter, body, ip));
+}
+
+async function passwordStep(ctx: IssuerContext, limiter: RateLimiter, body: Record<string, unknown>, ip: string | null): Promise<LoginResponse> {
   limit(ctx, limiter, ip);
   const { username, password } = body;
   if (typeof username !== 'string' || typeof password !== 'string' || username.length > 256 || password.length > 1024) throw new InvalidRequest('username and password are required strings');
@@ -28,7 +33,11 @@ export async function passwordLogin(ctx: IssuerContext, limiter: RateLimiter, bo
 }
 
 /** `POST /login/mfa`: the code for an `mfa_token`, then tokens. */
-export async function mfaLogin(ctx: IssuerContext, limiter: RateLimiter, body: Record<string, unknown>, ip: string | null): Promise<TokenResponse> {
+export function mfaLogin(ctx: IssuerContext, limiter: RateLimiter, body: Record<string, unknown>, ip: string | null): Promise<TokenResponse> {
+  return inSpan('auth.login', { 'auth.client_type': 'api', 'auth.step': 'mfa' }, () => mfaStep(ctx, limiter, body, ip));
+}
+
+async function mfaStep(ctx: IssuerContext, limiter: RateLimiter, body: Record<string, unknown>, ip: string | null): Promise<TokenResponse> {
   limit(ctx, limiter, ip);
   const { mfa_token: mfaToken, code } = body;
   if (typeof mfaToken !== 'string' || typeof code !== 'string' || mfaToken.length > 128 || code.length > 32) throw new InvalidRequest('mfa_token and code are required strings');
@@ -37,7 +46,11 @@ export async function mfaLogin(ctx: IssuerContext, limiter: RateLimiter, body: R
   return issue(ctx, client, done.user.id, String(done.bound.scope ?? ''), done.amr, done.authTime, ip);
 }
 
-async function issue(ctx: IssuerContext, client: ClientRecord, userId: string, scope: string, amr: string[], authTime: number, ip: string | null): Promise<TokenResponse> {
+function issue(ctx: IssuerContext, client: ClientRecord, userId: string, scope: string, amr: string[], authTime: number, ip: string | null): Promise<TokenResponse> {
+  return inSpan('auth.token.issue', { 'oauth.grant_type': 'login', 'oauth.client_id': client.clientId }, () => issueStep(ctx, client, userId, scope, amr, authTime, ip));
+}
+
+async function issueStep(ctx: IssuerContext, client: ClientRecord, userId: string, scope: string, amr: string[], authTime: number, ip: string | null): Promise<TokenResponse> {
   const end = ctx.metrics.tokenIssuance.startTimer({ grant_type: 'password_login' });
   const user = await ctx.store.users.byId(userId);
   if (!user || user.disabled) throw new InvalidCredentials('account_disabled');

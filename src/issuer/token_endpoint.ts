@@ -5,6 +5,7 @@ import { authorizationCodeGrant } from './grants/authorization_code.js';
 import { clientCredentialsGrant } from './grants/client_credentials.js';
 import { refreshTokenGrant } from './grants/refresh_token.js';
 import type { TokenResponse } from './tokens.js';
+import { inSpan } from '../telemetry/tracing.js';
 
 const GRANTS = {
   authorization_code: authorizationCodeGrant,
@@ -20,7 +21,8 @@ export async function tokenEndpoint(ctx: IssuerContext, creds: ClientCredentials
   const client = await authenticateClient(ctx, creds, [`${ctx.issuer()}/oauth2/token`, ctx.issuer()]);
   const end = ctx.metrics.tokenIssuance.startTimer({ grant_type: grantType });
   try {
-    const response = await GRANTS[grantType as keyof typeof GRANTS](ctx, client, creds.body, ip);
+    const grant = GRANTS[grantType as keyof typeof GRANTS];
+    const response = await inSpan('auth.token.issue', { 'oauth.grant_type': grantType, 'oauth.client_id': client.clientId }, () => grant(ctx, client, creds.body, ip));
     await ctx.audit.record('token.issued', 'success', { clientId: client.clientId, ip, details: { grant_type: grantType, scope: response.scope } });
     return response;
   } catch (err) {

@@ -123,4 +123,7 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   CREATE INDEX audit_events_type ON audit_events(type, id);
   CREATE INDEX audit_events_at ON audit_events(at);
   `,
+  // 2: a code replay that arrives while the first exchange is still issuing is recorded, so
+  // whichever of the two finishes second revokes what the first one issued.
+  `ALTER TABLE authorization_codes ADD COLUMN replayed_at INTEGER;`,
 ];

@@ -100,12 +100,19 @@ export function createSqliteCodeStore(db: Db): CodeStore {
   );
   const consume = db.prepare<[number, string], CodeRow>('UPDATE authorization_codes SET consumed_at = ? WHERE code_hash = ? AND consumed_at IS NULL RETURNING *');
   const get = db.prepare<[string], CodeRow>('SELECT * FROM authorization_codes WHERE code_hash = ?');
-  const issued = db.prepare('UPDATE authorization_codes SET family_id = ?, access_token_jti = ? WHERE code_hash = ?');
+  const issued = db.prepare('UPDATE authorization_codes SET family_id = ?, access_token_jti = ? WHERE code_hash = ? AND replayed_at IS NULL');
+  const replayed = db.prepare<[number, string], { family_id: string | null; access_token_jti: string | null }>(
+    'UPDATE authorization_codes SET replayed_at = COALESCE(replayed_at, ?) WHERE code_hash = ? RETURNING family_id, access_token_jti',
+  );
   const expired = db.prepare('DELETE FROM authorization_codes WHERE expires_at < ?');
   return {
     save: async (c) => void insert.run(c.codeHash, c.clientId, c.userId, c.redirectUri, c.scope, c.codeChallenge, c.nonce, c.resource, json.write(c.amr), c.authTime, c.expiresAt),
     consume: async (hash, at) => consumed(consume.get(at, hash), () => get.get(hash), toCode),
-    recordIssued: async (hash, i) => void issued.run(i.familyId, i.accessTokenJti, hash),
+    recordIssued: async (hash, i) => issued.run(i.familyId, i.accessTokenJti, hash).changes === 1,
+    markReplayed: async (hash, at) => {
+      const r = replayed.get(at, hash);
+      return r && { familyId: r.family_id, accessTokenJti: r.access_token_jti };
+    },
     deleteExpired: async (before) => expired.run(before).changes,
   };
 }

@@ -129,7 +129,13 @@ export interface CodeStore {
   save(code: AuthorizationCodeRecord): Promise<void>;
   /** Compare-and-set; a second use reports `replayed` with what the first one issued. */
   consume(codeHash: string, at: number): Promise<Consumed<AuthorizationCodeRecord>>;
-  recordIssued(codeHash: string, issued: { familyId: string | null; accessTokenJti: string }): Promise<void>;
+  /**
+   * Records what the first exchange issued; false when a replay was already recorded, in which
+   * case the caller revokes what it just issued.
+   */
+  recordIssued(codeHash: string, issued: { familyId: string | null; accessTokenJti: string }): Promise<boolean>;
+  /** Marks a code as replayed; returns what its first exchange issued so far (null while it is still issuing). */
+  markReplayed(codeHash: string, at: number): Promise<{ familyId: string | null; accessTokenJti: string | null } | undefined>;
   deleteExpired(before: number): Promise<number>;
 }
 

@@ -445,6 +445,21 @@ export function describeStoreContract(name: string, open: () => Promise<Store> |
         expect(replay.status !== 'unknown' && replay.record).toMatchObject({ familyId: 'fam-1', accessTokenJti: 'jti-1', consumedAt: T0 + SECOND });
       });
 
+      it('hands a replay marked after the first issuance what it issued, and keeps recordIssued true', async () => {
+        await store.codes.save(code('code-1'));
+        await store.codes.consume('code-1', T0);
+        expect(await store.codes.recordIssued('code-1', { familyId: 'fam-1', accessTokenJti: 'jti-1' })).toBe(true);
+        expect(await store.codes.markReplayed('code-1', T0 + SECOND)).toEqual({ familyId: 'fam-1', accessTokenJti: 'jti-1' });
+      });
+
+      it('tells a first exchange still issuing that a replay came in between (recordIssued false)', async () => {
+        await store.codes.save(code('code-1'));
+        await store.codes.consume('code-1', T0);
+        expect(await store.codes.markReplayed('code-1', T0 + SECOND)).toEqual({ familyId: null, accessTokenJti: null });
+        expect(await store.codes.recordIssued('code-1', { familyId: 'fam-1', accessTokenJti: 'jti-1' })).toBe(false);
+        expect(await store.codes.markReplayed('code-unknown', T0)).toBeUndefined();
+      });
+
       it('records an issuance without a refresh family', async () => {
         await store.codes.save(code('code-1'));
         await store.codes.consume('code-1', T0);

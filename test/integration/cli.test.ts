@@ -168,6 +168,21 @@ describe('serve, token mint and check', () => {
     expect(bad).toMatchObject({ authentication: { credential: 'bearer', error: 'not a compact JWS' }, decision: { allow: false, status: 401 } });
   });
 
+  it('publishes and signs with a key rotated by the CLI once SIGHUP re-reads the store', async () => {
+    const http = logs.map((l) => JSON.parse(l) as { msg: string; http?: string }).find((l) => l.msg === 'portcullis serving')!.http!;
+    const kids = async () => ((await (await fetch(`http://${http}/jwks.json`)).json()) as { keys: Array<{ kid: string }> }).keys.map((k) => k.kid);
+    const before = await kids();
+    expect(before).toHaveLength(1);
+    const rotated = run(['keys', 'rotate', '--immediate', '--config', config]);
+    expect(rotated.status).toBe(0);
+    const { rotated: kid } = JSON.parse(rotated.stdout) as { rotated: string };
+    expect(await kids()).toEqual(before); // the server has not re-read the store yet
+    server.kill('SIGHUP');
+    await expect.poll(kids, { timeout: 10_000 }).toEqual([...before, kid]);
+    const list = run(['keys', 'list', '--config', config]).stdout.trim().split('\n').map((l) => JSON.parse(l) as { kid: string; state: string });
+    expect(list.map((k) => [k.kid, k.state])).toEqual([[before[0], 'previous'], [kid, 'active']]);
+  });
+
   it('drains and exits 0 on SIGTERM', async () => {
     const exited = new Promise<number | null>((resolve) => server.on('exit', (code) => resolve(code)));
     server.kill('SIGTERM');

@@ -23,8 +23,9 @@ export async function authorizationCodeGrant(ctx: IssuerContext, client: ClientR
   if (result.status === 'unknown') throw new InvalidGrant('unknown_code');
   const record = result.record;
   if (result.status === 'replayed') {
-    if (record.familyId) await ctx.store.refresh.revokeFamily(record.familyId, now, 'code_replay');
-    if (record.accessTokenJti) await ctx.revoked.revoke(record.accessTokenJti, now + ctx.settings.accessTokenTtl * 1000);
+    // The first exchange may still be issuing: then it sees this mark and revokes its own tokens.
+    const first = await ctx.store.codes.markReplayed(codeHash, now);
+    await revokeIssued(ctx, first?.familyId ?? null, first?.accessTokenJti ?? null);
     await ctx.audit.record('authorization_code.replay', 'failure', { userId: record.userId, clientId: client.clientId, ip, reason: 'code_replayed' });
     throw new InvalidGrant('code_replayed');
   }
@@ -45,6 +46,15 @@ export async function authorizationCodeGrant(ctx: IssuerContext, client: ClientR
     authTime: record.authTime,
     nonce: record.nonce,
   });
-  await ctx.store.codes.recordIssued(codeHash, { familyId: issued.familyId, accessTokenJti: issued.jti });
+  if (!(await ctx.store.codes.recordIssued(codeHash, { familyId: issued.familyId, accessTokenJti: issued.jti }))) {
+    await revokeIssued(ctx, issued.familyId, issued.jti);
+    throw new InvalidGrant('code_replayed');
+  }
   return issued.response;
+}
+
+async function revokeIssued(ctx: IssuerContext, familyId: string | null, jti: string | null): Promise<void> {
+  const now = ctx.clock.now();
+  if (familyId) await ctx.store.refresh.revokeFamily(familyId, now, 'code_replay');
+  if (jti) await ctx.revoked.revoke(jti, now + ctx.settings.accessTokenTtl * 1000);
 }
