@@ -110,7 +110,16 @@ function registerTokenRoutes(app: FastifyInstance, tokens: TokenModule): void {
 function render(reply: FastifyReply, outcome: Outcome): FastifyReply {
   if (outcome.kind === 'redirect') return reply.headers(NO_STORE).clearCookie(INTERACTION_COOKIE, { path: '/' }).redirect(outcome.location, 303);
   if (outcome.kind === 'expired') return page(reply, 400, renderError('Sign-in expired', 'This sign-in page has expired or was already used. Go back to the application and start again.'), []);
-  return page(reply, outcome.status, renderInteraction(outcome), outcome.request.redirectUri ? [new URL(outcome.request.redirectUri).origin] : []);
+  return page(reply, outcome.status, renderInteraction(outcome), [formTarget(outcome.request.redirectUri)]);
+}
+
+/**
+ * The redirect after the last form post must pass `form-action`. CSP host sources cannot name an
+ * IPv6 literal, so an `http://[::1]:port` loopback redirect URI (RFC 8252) gets its scheme instead.
+ */
+function formTarget(redirectUri: string): string {
+  const url = new URL(redirectUri);
+  return url.hostname.startsWith('[') ? url.protocol : url.origin;
 }
 
 /** HTML with a strict CSP: no scripts at all, our stylesheet only, forms post to us (and redirect to the client). */

@@ -1,4 +1,4 @@
-import type { UserRecord } from '../store/index.js';
+import type { AttemptReservation, UserRecord } from '../store/index.js';
 import type { IssuerContext } from './context.js';
 import { InvalidCredentials, MfaFailed } from './errors.js';
 import { verifyPassword as verifyArgon2 } from './passwords.js';
@@ -39,19 +39,23 @@ async function passwordStep(ctx: IssuerContext, a: PasswordAttempt): Promise<Fir
       await verifyPassword(ctx.dummyHash, a.password);
       return await fail(ctx, 'password', 'user_not_found', null, a.ip);
     }
-    if (user.lockedUntil !== null && user.lockedUntil > now) {
+    const attempt = await reserveAttempt(ctx, user.id);
+    if (!attempt.allowed) {
       await verifyPassword(ctx.dummyHash, a.password);
       return await fail(ctx, 'password', 'account_locked', user.id, a.ip);
     }
     const hash = await ctx.store.users.passwordHash(user.id);
     const ok = await verifyPassword(hash ?? ctx.dummyHash, a.password);
     if (!ok || !hash) {
-      await countFailure(ctx, user.id);
+      await lockedIfSo(ctx, user.id, attempt);
       return await fail(ctx, 'password', 'invalid_password', user.id, a.ip);
     }
     if (user.disabled) return await fail(ctx, 'password', 'account_disabled', user.id, a.ip);
     const mfaRequired = (await ctx.store.users.totp(user.id)) !== undefined;
-    if (!mfaRequired) await ctx.store.users.resetFailures(user.id);
+    // The password was right: its reserved attempt no longer counts. With MFA still owed, only
+    // this attempt is given back; earlier failures stay until the second factor succeeds.
+    if (mfaRequired) await ctx.store.users.releaseAttempt(user.id, attempt);
+    else await ctx.store.users.resetFailures(user.id);
     await ctx.audit.record('login.password', 'success', { userId: user.id, ip: a.ip, details: { mfa_required: mfaRequired, client_type: a.clientType } });
     return { user, mfaRequired, authTime: Math.floor(now / 1000) };
   } finally {
@@ -75,19 +79,24 @@ async function secondFactorStep(ctx: IssuerContext, user: UserRecord, trimmed: s
   try {
     const now = ctx.clock.now();
     const fresh = await ctx.store.users.byId(user.id);
-    if (!fresh || fresh.disabled || (fresh.lockedUntil !== null && fresh.lockedUntil > now)) return await failMfa(ctx, method, fresh ? 'account_locked' : 'user_not_found', user.id, ip);
+    if (!fresh || fresh.disabled) return await failMfa(ctx, method, fresh ? 'account_disabled' : 'user_not_found', user.id, ip);
+    const attempt = await reserveAttempt(ctx, user.id);
+    if (!attempt.allowed) return await failMfa(ctx, method, 'account_locked', user.id, ip);
     let ok = false;
     if (method === 'totp') {
       const enrolment = await ctx.store.users.totp(user.id);
       const secret = enrolment && ctx.kek.decrypt(enrolment.secretCiphertext, 'totp');
       const step = secret ? await matchTotp(secret, trimmed, now) : undefined;
-      if (step !== undefined && !(await ctx.store.users.advanceTotpStep(user.id, step))) return await failMfa(ctx, method, 'totp_replayed', user.id, ip);
+      if (step !== undefined && !(await ctx.store.users.advanceTotpStep(user.id, step))) {
+        await lockedIfSo(ctx, user.id, attempt);
+        return await failMfa(ctx, method, 'totp_replayed', user.id, ip);
+      }
       ok = step !== undefined;
     } else {
       ok = await ctx.store.users.consumeBackupCode(user.id, sha256(normalizeBackupCode(trimmed)), now);
     }
     if (!ok) {
-      await countFailure(ctx, user.id);
+      await lockedIfSo(ctx, user.id, attempt);
       return await failMfa(ctx, method, 'mfa_failed', user.id, ip);
     }
     await ctx.store.users.resetFailures(user.id);
@@ -98,14 +107,18 @@ async function secondFactorStep(ctx: IssuerContext, user: UserRecord, trimmed: s
   }
 }
 
-async function countFailure(ctx: IssuerContext, userId: string): Promise<void> {
+/** Counts the attempt before the slow check (see Store.reserveAttempt); the lock doubles with each failure past the limit. */
+function reserveAttempt(ctx: IssuerContext, userId: string): Promise<AttemptReservation> {
   const { maxFailures, baseSeconds, maxSeconds } = ctx.settings.lockout;
   const now = ctx.clock.now();
-  const failures = await ctx.store.users.recordFailure(userId, (n) => (n >= maxFailures ? now + Math.min(baseSeconds * 2 ** (n - maxFailures), maxSeconds) * 1000 : null));
-  if (failures === maxFailures) {
-    ctx.metrics.loginLockouts.inc();
-    await ctx.audit.record('account.locked', 'failure', { userId, reason: 'too_many_failures', details: { failures } });
-  }
+  return ctx.store.users.reserveAttempt(userId, now, (n) => (n >= maxFailures ? now + Math.min(baseSeconds * 2 ** (n - maxFailures), maxSeconds) * 1000 : null));
+}
+
+/** A failed attempt that set a lock: every lock (the first and each longer one after it) is counted and audited. */
+async function lockedIfSo(ctx: IssuerContext, userId: string, attempt: AttemptReservation): Promise<void> {
+  if (attempt.lockedUntil === null || attempt.lockedUntil === attempt.previousLockedUntil) return;
+  ctx.metrics.loginLockouts.inc();
+  await ctx.audit.record('account.locked', 'failure', { userId, reason: 'too_many_failures', details: { failures: attempt.failures, locked_seconds: Math.round((attempt.lockedUntil - ctx.clock.now()) / 1000) } });
 }
 
 async function fail(ctx: IssuerContext, method: string, reason: string, userId: string | null, ip: string | null): Promise<never> {

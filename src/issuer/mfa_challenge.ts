@@ -21,6 +21,7 @@ export async function completeMfaChallenge(ctx: IssuerContext, mfaToken: string,
   const now = ctx.clock.now();
   if (!challenge || challenge.kind !== 'mfa' || challenge.consumedAt !== null || challenge.expiresAt <= now || !challenge.userId) {
     ctx.metrics.loginFailures.inc({ method: 'totp', reason: 'mfa_token_invalid' });
+    await ctx.audit.record('login.mfa', 'failure', { userId: challenge?.userId, ip, reason: 'mfa_token_invalid' });
     throw new MfaFailed('mfa_token_invalid');
   }
   const user = await ctx.store.users.byId(challenge.userId);

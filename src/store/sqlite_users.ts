@@ -1,6 +1,6 @@
 import type { Db } from './sqlite.js';
 import { json } from './sqlite.js';
-import type { NewUser, TotpEnrolment, UserRecord, UserStore } from './store.js';
+import type { AttemptReservation, NewUser, TotpEnrolment, UserRecord, UserStore } from './store.js';
 
 interface UserRow {
   id: string;
@@ -37,8 +37,9 @@ export function createSqliteUserStore(db: Db): UserStore {
     setRoles: db.prepare('UPDATE users SET roles = ? WHERE id = ?'),
     password: db.prepare<[string], { hash: string }>('SELECT hash FROM password_credentials WHERE user_id = ?'),
     setPassword: db.prepare("UPDATE password_credentials SET hash = ?, updated_at = CAST(unixepoch('subsec') * 1000 AS INTEGER) WHERE user_id = ?"),
-    fail: db.prepare<[string], { failed_logins: number }>('UPDATE users SET failed_logins = failed_logins + 1 WHERE id = ? RETURNING failed_logins'),
-    lock: db.prepare('UPDATE users SET locked_until = ? WHERE id = ?'),
+    attempts: db.prepare<[string], { failed_logins: number; locked_until: number | null }>('SELECT failed_logins, locked_until FROM users WHERE id = ?'),
+    count: db.prepare('UPDATE users SET failed_logins = ?, locked_until = COALESCE(?, locked_until) WHERE id = ?'),
+    release: db.prepare('UPDATE users SET failed_logins = MAX(failed_logins - 1, 0), locked_until = CASE WHEN locked_until IS ? THEN ? ELSE locked_until END WHERE id = ?'),
     reset: db.prepare('UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = ?'),
     totp: db.prepare<[string], { user_id: string; secret_ciphertext: string; created_at: number; last_step: number | null }>('SELECT * FROM totp_enrolments WHERE user_id = ?'),
     putTotp: db.prepare('INSERT OR REPLACE INTO totp_enrolments (user_id, secret_ciphertext, created_at, last_step) VALUES (?, ?, ?, ?)'),
@@ -58,12 +59,15 @@ export function createSqliteUserStore(db: Db): UserStore {
     for (const c of codes) s.insertBackup.run(e.userId, c);
   });
   const resetMfa = db.transaction((id: string) => s.deleteTotp.run(id).changes + s.deleteBackup.run(id).changes > 0);
-  const recordFailure = db.transaction((id: string, lockFor: (n: number) => number | null) => {
-    const row = s.fail.get(id);
-    if (!row) return 0;
-    const until = lockFor(row.failed_logins);
-    if (until !== null) s.lock.run(until, id);
-    return row.failed_logins;
+  const reserve = db.transaction((id: string, now: number, lockFor: (n: number) => number | null): AttemptReservation => {
+    const row = s.attempts.get(id);
+    if (!row) return { allowed: false, failures: 0, lockedUntil: null, previousLockedUntil: null };
+    const previousLockedUntil = row.locked_until;
+    if (previousLockedUntil !== null && previousLockedUntil > now) return { allowed: false, failures: row.failed_logins, lockedUntil: previousLockedUntil, previousLockedUntil };
+    const failures = row.failed_logins + 1;
+    const lockedUntil = lockFor(failures);
+    s.count.run(failures, lockedUntil, id);
+    return { allowed: true, failures, lockedUntil: lockedUntil ?? previousLockedUntil, previousLockedUntil };
   });
   return {
     create: async (u) => void create(u),
@@ -74,7 +78,8 @@ export function createSqliteUserStore(db: Db): UserStore {
     setRoles: async (id, roles) => s.setRoles.run(json.write(roles), id).changes === 1,
     passwordHash: async (id) => s.password.get(id)?.hash,
     setPasswordHash: async (id, hash) => s.setPassword.run(hash, id).changes === 1,
-    recordFailure: async (id, lockFor) => recordFailure(id, lockFor),
+    reserveAttempt: async (id, now, lockFor) => reserve(id, now, lockFor),
+    releaseAttempt: async (id, r) => void s.release.run(r.lockedUntil, r.previousLockedUntil, id),
     resetFailures: async (id) => void s.reset.run(id),
     totp: async (id) => {
       const r = s.totp.get(id);

@@ -46,6 +46,15 @@ export interface NewUser {
   createdAt: number;
 }
 
+export interface AttemptReservation {
+  allowed: boolean;
+  /** The count after this attempt (unchanged when refused). */
+  failures: number;
+  lockedUntil: number | null;
+  /** The lock before this attempt (an expired one, or null). */
+  previousLockedUntil: number | null;
+}
+
 export interface TotpEnrolment {
   userId: string;
   secretCiphertext: string;
@@ -63,8 +72,19 @@ export interface UserStore {
   setRoles(id: string, roles: string[]): Promise<boolean>;
   passwordHash(id: string): Promise<string | undefined>;
   setPasswordHash(id: string, hash: string): Promise<boolean>;
-  /** Atomically counts one failed login; returns the new count. `lockedUntil` as computed by the caller from it. */
-  recordFailure(id: string, lockFor: (failures: number) => number | null): Promise<number>;
+  /**
+   * Counts a login attempt before its (slow) verification, in one compare-and-set: refused while
+   * the account is locked at `now`; otherwise the failure count goes up and the lock the caller
+   * computes from the new count (`lockFor`) is stored. Parallel guesses therefore can never
+   * outrun the lockout. A success then calls `resetFailures` or `releaseAttempt`.
+   */
+  reserveAttempt(id: string, now: number, lockFor: (failures: number) => number | null): Promise<AttemptReservation>;
+  /**
+   * Gives back one reserved attempt (a correct password still owing its second factor): the count
+   * drops by one and the lock this attempt set, unless another attempt has replaced it since,
+   * goes back to what it was.
+   */
+  releaseAttempt(id: string, reservation: AttemptReservation): Promise<void>;
   resetFailures(id: string): Promise<void>;
   totp(id: string): Promise<TotpEnrolment | undefined>;
   setTotp(enrolment: TotpEnrolment, backupCodeHashes: string[]): Promise<void>;

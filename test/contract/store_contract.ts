@@ -244,51 +244,67 @@ export function describeStoreContract(name: string, open: () => Promise<Store> |
         expect(await store.users.passwordHash('u-nobody')).toBeUndefined();
       });
 
-      it('counts consecutive failed logins and stores the lock the caller computes from the new count', async () => {
+      it('counts each reserved attempt and stores the lock the caller computes from the new count', async () => {
         await store.users.create(newUser('u-alice'));
         const seen: number[] = [];
         const lockFor = (failures: number): number | null => {
           seen.push(failures);
           return failures >= 3 ? T0 + 15 * MINUTE : null;
         };
-        expect(await store.users.recordFailure('u-alice', lockFor)).toBe(1);
-        expect(await store.users.recordFailure('u-alice', lockFor)).toBe(2);
+        expect(await store.users.reserveAttempt('u-alice', T0, lockFor)).toEqual({ allowed: true, failures: 1, lockedUntil: null, previousLockedUntil: null });
+        expect(await store.users.reserveAttempt('u-alice', T0, lockFor)).toEqual({ allowed: true, failures: 2, lockedUntil: null, previousLockedUntil: null });
         expect(await store.users.byId('u-alice')).toMatchObject({ failedLogins: 2, lockedUntil: null });
-        expect(await store.users.recordFailure('u-alice', lockFor)).toBe(3);
+        expect(await store.users.reserveAttempt('u-alice', T0, lockFor)).toEqual({ allowed: true, failures: 3, lockedUntil: T0 + 15 * MINUTE, previousLockedUntil: null });
         expect(seen).toEqual([1, 2, 3]);
         expect(await store.users.byId('u-alice')).toMatchObject({ failedLogins: 3, lockedUntil: T0 + 15 * MINUTE });
       });
 
-      it('moves the lock to whatever the caller computes on a later failure', async () => {
+      it('refuses attempts while locked, without counting them, and allows them again once the lock has passed', async () => {
         await store.users.create(newUser('u-alice'));
-        const lockFor = (failures: number): number | null => T0 + failures * MINUTE;
-        await store.users.recordFailure('u-alice', lockFor);
-        expect((await store.users.byId('u-alice'))?.lockedUntil).toBe(T0 + MINUTE);
-        await store.users.recordFailure('u-alice', lockFor);
-        expect((await store.users.byId('u-alice'))?.lockedUntil).toBe(T0 + 2 * MINUTE);
+        await store.users.reserveAttempt('u-alice', T0, () => T0 + MINUTE);
+        expect(await store.users.reserveAttempt('u-alice', T0 + SECOND, () => T0 + HOUR)).toEqual({ allowed: false, failures: 1, lockedUntil: T0 + MINUTE, previousLockedUntil: T0 + MINUTE });
+        expect((await store.users.byId('u-alice'))?.failedLogins).toBe(1);
+        expect(await store.users.reserveAttempt('u-alice', T0 + MINUTE, (n) => T0 + n * HOUR)).toEqual({ allowed: true, failures: 2, lockedUntil: T0 + 2 * HOUR, previousLockedUntil: T0 + MINUTE });
       });
 
-      it('counts failures per user', async () => {
+      it('counts attempts per user and refuses an unknown user', async () => {
         await store.users.create(newUser('u-alice'));
         await store.users.create(newUser('u-bob'));
-        await store.users.recordFailure('u-alice', () => T0 + HOUR);
-        await store.users.recordFailure('u-alice', () => T0 + HOUR);
+        await store.users.reserveAttempt('u-alice', T0, () => T0 + HOUR);
         expect(await store.users.byId('u-bob')).toMatchObject({ failedLogins: 0, lockedUntil: null });
+        expect((await store.users.reserveAttempt('u-nobody', T0, () => null)).allowed).toBe(false);
       });
 
-      it('counts every one of many simultaneous failures', async () => {
+      it('lets no more simultaneous attempts through than the lock allows', async () => {
         await store.users.create(newUser('u-alice'));
-        const counts = await Promise.all(Array.from({ length: RACERS }, () => store.users.recordFailure('u-alice', () => null)));
-        expect([...counts].sort((a, b) => a - b)).toEqual(Array.from({ length: RACERS }, (_, i) => i + 1));
-        expect((await store.users.byId('u-alice'))?.failedLogins).toBe(RACERS);
+        const results = await Promise.all(Array.from({ length: RACERS }, () => store.users.reserveAttempt('u-alice', T0, (n) => (n >= 3 ? T0 + HOUR : null))));
+        expect(results.filter((r) => r.allowed).map((r) => r.failures).sort((a, b) => a - b)).toEqual([1, 2, 3]);
+        expect(results.filter((r) => !r.allowed)).toHaveLength(RACERS - 3);
+        expect((await store.users.byId('u-alice'))?.failedLogins).toBe(3);
+      });
+
+      it('gives one attempt back, restoring the lock it set unless another attempt replaced it', async () => {
+        await store.users.create(newUser('u-alice'));
+        const lockAt3 = (n: number) => (n >= 3 ? T0 + n * HOUR : null);
+        await store.users.reserveAttempt('u-alice', T0, lockAt3);
+        await store.users.reserveAttempt('u-alice', T0, lockAt3);
+        const third = await store.users.reserveAttempt('u-alice', T0, lockAt3);
+        expect(third.lockedUntil).toBe(T0 + 3 * HOUR);
+        await store.users.releaseAttempt('u-alice', third);
+        expect(await store.users.byId('u-alice')).toMatchObject({ failedLogins: 2, lockedUntil: null });
+        const mine = await store.users.reserveAttempt('u-alice', T0, lockAt3);
+        const theirs = await store.users.reserveAttempt('u-alice', T0 + 4 * HOUR, lockAt3);
+        expect(theirs.lockedUntil).toBe(T0 + 4 * HOUR);
+        await store.users.releaseAttempt('u-alice', mine);
+        expect(await store.users.byId('u-alice')).toMatchObject({ failedLogins: 3, lockedUntil: T0 + 4 * HOUR });
       });
 
       it('resets the failure count and lifts the lock', async () => {
         await store.users.create(newUser('u-alice'));
-        for (let i = 0; i < 5; i++) await store.users.recordFailure('u-alice', () => T0 + HOUR);
+        for (let i = 0; i < 5; i++) await store.users.reserveAttempt('u-alice', T0, () => T0 + HOUR);
         await store.users.resetFailures('u-alice');
         expect(await store.users.byId('u-alice')).toMatchObject({ failedLogins: 0, lockedUntil: null });
-        expect(await store.users.recordFailure('u-alice', () => null)).toBe(1);
+        expect((await store.users.reserveAttempt('u-alice', T0, () => null)).failures).toBe(1);
       });
 
       it('has no TOTP enrolment until one is set, then returns it unchanged', async () => {

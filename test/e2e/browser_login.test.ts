@@ -330,7 +330,9 @@ describe.skipIf(!haveChromium)('browser login through the server-rendered pages 
 
     const mfa = page.waitForResponse((r) => r.url().endsWith('/interaction/login'));
     await signIn(page, user.username, PASSWORD);
-    await checkPage((await mfa).headers()['content-security-policy']);
+    const mfaCsp = (await mfa).headers()['content-security-policy'];
+    await page.getByLabel('Verification code').waitFor();
+    await checkPage(mfaCsp);
     expect(await page.getByLabel('Verification code').getAttribute('autocomplete')).toBe('one-time-code');
 
     // The stylesheet is the only subresource and it loads under the CSP.

@@ -104,7 +104,8 @@ describe('signing key rotation with prepublication', () => {
 
   it('refuses /admin/keys and /admin/keys/rotate without the admin key (401), and rotates nothing', async () => {
     const before = await http.keys();
-    for (const headers of [{}, { authorization: 'Bearer wrong-key-wrong-key-wrong' }, { authorization: `Basic ${Buffer.from('admin:nope').toString('base64')}` }, { authorization: ADMIN_KEY }]) {
+    const attempts: Array<Record<string, string>> = [{}, { authorization: 'Bearer wrong-key-wrong-key-wrong' }, { authorization: `Basic ${Buffer.from('admin:nope').toString('base64')}` }, { authorization: ADMIN_KEY }];
+    for (const headers of attempts) {
       const list = await fetch(`${http.admin}/admin/keys`, { headers });
       expect(list.status).toBe(401);
       expect(list.headers.get('www-authenticate')).toBe('Bearer realm="portcullis-admin"');

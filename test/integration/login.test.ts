@@ -241,6 +241,21 @@ describe('account lockout', () => {
   });
 });
 
+describe('account lockout under concurrent guesses', () => {
+  it(`verifies at most ${MAX_FAILURES} passwords of a burst of parallel guesses; the rest are refused as locked`, async () => {
+    const user = await addUser(ctx, { username: 'burst', password: PASSWORD, roles: [] });
+    const verified = await failures('password', 'invalid_password');
+    const locked = await failures('password', 'account_locked');
+    const answers = await Promise.all(Array.from({ length: 10 }, (_, i) => login('burst', `guess ${i}`)));
+    expect(answers.map((a) => a.status)).toEqual(Array(10).fill(401));
+    // The lockout bounds how many guesses an attacker gets: sending them at once must not
+    // multiply that bound (each password check is what the lock exists to ration).
+    expect(await failures('password', 'invalid_password')).toBe(verified + MAX_FAILURES);
+    expect(await failures('password', 'account_locked')).toBe(locked + 10 - MAX_FAILURES);
+    expect((await ctx.store.users.byId(user.id))?.lockedUntil).not.toBeNull();
+  });
+});
+
 describe('account lockout back-off', () => {
   it('locks again for twice as long on the next failure after a lock expires, and counts and audits every lock', async () => {
     const user = await addUser(ctx, { username: 'relock', password: PASSWORD, roles: [] });
@@ -413,6 +428,7 @@ describe('login with TOTP', () => {
 });
 
 describe('audit trail', () => {
+  // Reads the events the tests above left: every kind of failure, for a dozen accounts.
   it('records every failure reason in GET /admin/audit, with users as keyed hashes and never by name', async () => {
     const events = await audit();
     const reasons = new Set(events.map((e) => `${String(e.type)}:${String(e.reason)}`));

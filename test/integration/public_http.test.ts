@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { addClient } from '../../src/issuer/clients.js';
 import { startSidecar, type Sidecar } from '../helpers/sidecar.js';
 
 let sidecar: Sidecar;
@@ -63,6 +64,20 @@ describe('public HTTP listener', () => {
     const unsupported = await fetch(`${base}/oauth2/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'grant_type=password&username=a&password=b' });
     expect(await unsupported.json()).toMatchObject({ error: 'unsupported_grant_type' });
     expect((await fetch(`${base}/health`)).status).toBe(200);
+  });
+
+  it('lets the login page post to us and redirect to the client, naming an IPv6 loopback redirect by scheme (CSP cannot name IPv6 hosts)', async () => {
+    const ctx = sidecar.server.tokens!.ctx;
+    const csp = async (clientId: string, redirectUri: string) => {
+      await addClient(ctx, { clientId, type: 'public', grantTypes: ['authorization_code'], redirectUris: [redirectUri], scopes: ['openid'], roles: [], firstParty: true });
+      const q = new URLSearchParams({ response_type: 'code', client_id: clientId, redirect_uri: redirectUri, scope: 'openid', code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256', state: 's' });
+      const res = await fetch(`${base}/oauth2/authorize?${q}`);
+      expect(res.status).toBe(200);
+      return res.headers.get('content-security-policy')!;
+    };
+    expect(await csp('csp-v4', 'http://127.0.0.1:8123/cb')).toContain("form-action 'self' http://127.0.0.1:8123;");
+    expect(await csp('csp-v6', 'http://[::1]:8123/cb')).toContain("form-action 'self' http:;");
+    expect(await csp('csp-https', 'https://app.example/cb')).toContain("form-action 'self' https://app.example;");
   });
 
   it('answers unknown paths with a JSON 404', async () => {

@@ -253,27 +253,37 @@ describe('a running server', { timeout: 60_000 }, () => {
 
   beforeAll(async () => {
     server = spawn(process.execPath, [BIN, 'serve', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'], env: baseEnv });
-    server.stdout!.on('data', (b: Buffer) => logs.push(...String(b).split('\n').filter(Boolean)));
+    let partial = '';
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`server did not start: ${logs.join('\n')}`)), 15_000);
-      server.stdout!.on('data', () => {
-        const line = logs.map((l) => JSON.parse(l) as { msg: string; http?: string }).find((l) => l.msg === 'portcullis serving');
-        if (line?.http) {
-          httpBase = `http://${line.http}`;
-          clearTimeout(timer);
-          resolve();
+      server.on('exit', (code) => reject(new Error(`server exited with ${code}: ${logs.join('\n')}`)));
+      server.stdout!.on('data', (b: Buffer) => {
+        const lines = (partial + String(b)).split('\n');
+        partial = lines.pop()!;
+        for (const line of lines.filter(Boolean)) {
+          logs.push(line);
+          const entry = JSON.parse(line) as { msg?: string; http?: string };
+          if (entry.msg === 'portcullis serving' && entry.http) {
+            httpBase = `http://${entry.http}`;
+            clearTimeout(timer);
+            resolve();
+          }
         }
       });
     });
   });
 
-  afterAll(() => {
-    if (server && server.exitCode === null) server.kill('SIGKILL');
+  afterAll(async () => {
+    if (!server || server.exitCode !== null) return;
+    const exited = new Promise((resolve) => server.on('exit', resolve));
+    server.kill('SIGTERM');
+    await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 10_000))]);
+    if (server.exitCode === null) server.kill('SIGKILL');
   });
 
   const post = (path: string, body: unknown) => fetch(`${httpBase}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
 
-  it('logs in users created with the CLI, with the TOTP enrolled by the CLI', async () => {
+  it('logs in users created with the CLI, with the TOTP enrolled by the CLI, and refuses one disabled by the CLI', async () => {
     expect(run(['users', 'add', 'erin', '--role', 'viewer', '--config', config], `${PASSWORD}\n`).status).toBe(0);
     const enrol = run(['users', 'enroll-totp', 'erin', '--no-qr', '--config', config]);
     const secret = new URL(enrol.stdout.split('\n')[0]!).searchParams.get('secret')!;
@@ -284,9 +294,10 @@ describe('a running server', { timeout: 60_000 }, () => {
     expect(second.status).toBe(200);
     expect(((await second.json()) as { access_token?: string }).access_token).toEqual(expect.any(String));
 
-    expect((await post('/login', { username: 'carol', password: PASSWORD })).status).toBe(200);
-    expect(run(['users', 'disable', 'carol', '--config', config]).status).toBe(0);
-    expect((await post('/login', { username: 'carol', password: PASSWORD })).status).toBe(401);
+    expect(run(['users', 'add', 'dave', '--config', config], `${PASSWORD}\n`).status).toBe(0);
+    expect((await post('/login', { username: 'dave', password: PASSWORD })).status).toBe(200);
+    expect(run(['users', 'disable', 'dave', '--config', config]).status).toBe(0);
+    expect((await post('/login', { username: 'dave', password: PASSWORD })).status).toBe(401);
   });
 
   it('publishes a key rotated by the CLI after SIGHUP', async () => {
