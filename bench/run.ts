@@ -14,6 +14,7 @@ import { AUTHORIZATION_CHECK_PATH } from '../src/extauthz/service.js';
 import { createCheckClient } from '../src/extauthz/client.js';
 import { runNodeLoad, type LoadResult, type LoadSpec } from './lib/load_grpc.js';
 import { h2loadAvailable, runH2load } from './lib/load_h2load.js';
+import { runHttpLoad } from './lib/load_http.js';
 import { markdown, svgChart, type BenchReport, type PhaseResult } from './lib/report.js';
 import { SCENARIOS, type PhaseKind } from './scenarios.js';
 
@@ -85,11 +86,20 @@ async function runVariant(scenario: (typeof SCENARIOS)[number], variant: (typeof
   try {
     const envoy = run.path === undefined;
     const base = { address: run.target.address, path: run.path ?? AUTHORIZATION_CHECK_PATH, requests: run.requests, expect: envoy ? ('allow' as const) : ('any' as const) };
-    await (run.verify ? run.verify() : verifySample(run.target.address, run.requests[0]!));
-    await load({ ...base, mode: 'closed', concurrency: 8, durationMs: profile!.warmupMs });
+    const http = run.http;
+    const measure = run.measure;
+    // One phase of load, by the variant's kind: in-process, HTTP (autocannon) or gRPC.
+    const phaseLoad = (mode: 'open' | 'closed', durationMs: number, rate?: number, concurrency?: number): Promise<LoadResult> =>
+      measure
+        ? measure(durationMs)
+        : http
+          ? runHttpLoad({ url: http.url, requests: http.requests, connections: concurrency === profile!.maxConcurrency ? (http.connections ?? concurrency) : (concurrency ?? 8), durationMs, ...(mode === 'open' && rate ? { rate } : {}) })
+          : load({ ...base, mode, rate, concurrency, durationMs });
+    if (!measure) await (run.verify ? run.verify() : verifySample(run.target.address, run.requests[0]!));
+    await phaseLoad('closed', profile!.warmupMs, undefined, 8);
     for (const phase of phasesFor(scenario.phases)) {
       const cpu0 = run.target.cpuSeconds();
-      const r = await load({ ...base, mode: phase.mode, rate: phase.rate, concurrency: phase.concurrency, durationMs: profile!.phaseMs });
+      const r = await phaseLoad(phase.mode, profile!.phaseMs, phase.rate, phase.concurrency);
       const cpu = run.target.cpuSeconds() - cpu0;
       const result: PhaseResult = {
         scenario: scenario.name,

@@ -5,6 +5,7 @@ import { loadDevIssuer } from '../src/tokens/index.js';
 import { tenantPolicyFiles, tenantRequest } from './lib/policy_sets.js';
 import { checkBytes, startBenchIssuer } from './lib/requests.js';
 import { startFloor, startPortcullis, type Target } from './lib/target.js';
+import { TOKEN_SCENARIOS } from './token_scenarios.js';
 import { CERBOS_CHECK_PATH, cerbosBinary, cerbosCheckResourcesBytes, startCerbos, verifyCerbosAllows } from './peers/cerbos.js';
 
 const EXAMPLE_POLICIES = new URL('../policies', import.meta.url).pathname;
@@ -13,7 +14,12 @@ export type PhaseKind = 'rates' | 'max' | 'open-1000+max';
 
 export interface VariantRun {
   target: Target;
+  /** gRPC request pool (empty for HTTP and in-process variants). */
   requests: Uint8Array[];
+  /** An HTTP scenario (autocannon): base URL, request(s), connections in the max phase (default: the profile's). */
+  http?: { url: string; requests: import('autocannon').Request[]; connections?: number };
+  /** An in-process measurement instead of a load against a server. */
+  measure?: (durationMs: number) => Promise<import('./lib/load_grpc.js').LoadResult>;
   /** gRPC method; default Envoy's Authorization/Check. */
   path?: string;
   /** Checks the first request once through a real gRPC client; default: an Envoy Check that must be allowed. */
@@ -100,6 +106,7 @@ export const SCENARIOS: Scenario[] = [
         }))
       : [],
   },
+  ...TOKEN_SCENARIOS,
 ];
 
 function policyVariant(name: string, count: number, sliced: boolean): Variant {

@@ -13,6 +13,10 @@ export interface Target {
   pid: number;
   /** Folder for this target's files (config, keys, policies); removed on stop. */
   dir: string;
+  /** Portcullis only: its public HTTP listener (token module), store file and key-encryption key. */
+  http?: string;
+  sqliteFile?: string;
+  kek?: string;
   cpuSeconds(): number;
   peakRssMb(): number;
   stop(): Promise<void>;
@@ -23,13 +27,16 @@ export async function startPortcullis(configYaml: (dir: string) => string): Prom
   const dir = mkdtempSync(join(tmpdir(), 'pc-bench-'));
   const file = join(dir, 'bench.yaml');
   writeFileSync(file, configYaml(dir));
-  return launch('portcullis', dir, [join(ROOT, 'dist/cli/main.js'), 'serve', '--config', file], 'portcullis serving', {
+  const sqliteFile = join(dir, 'portcullis.db');
+  const kek = randomBytes(32).toString('base64url');
+  const target = await launch('portcullis', dir, [join(ROOT, 'dist/cli/main.js'), 'serve', '--config', file], 'portcullis serving', {
     PORTCULLIS_GRPC_ADDRESS: '127.0.0.1:0',
     PORTCULLIS_ADMIN_ADDRESS: '127.0.0.1:0',
     PORTCULLIS_HTTP_ADDRESS: '127.0.0.1:0',
-    PORTCULLIS_SQLITE_FILE: join(dir, 'portcullis.db'),
-    PORTCULLIS_KEK: randomBytes(32).toString('base64url'),
+    PORTCULLIS_SQLITE_FILE: sqliteFile,
+    PORTCULLIS_KEK: kek,
   });
+  return { ...target, sqliteFile, kek };
 }
 
 /** The no-op floor server. */
@@ -42,6 +49,7 @@ async function launch(name: string, dir: string, args: string[], ready: string, 
   const child: ChildProcess = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let stderr = '';
   child.stderr!.on('data', (b: Buffer) => (stderr += String(b)).length > 20_000 && (stderr = stderr.slice(-10_000)));
+  let http: string | undefined;
   const address = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${name} did not start in 30 s: ${stderr}`)), 30_000);
     let buffered = '';
@@ -51,8 +59,9 @@ async function launch(name: string, dir: string, args: string[], ready: string, 
       buffered = lines.pop() ?? '';
       for (const line of lines) {
         try {
-          const l = JSON.parse(line) as { msg?: string; grpc?: string };
+          const l = JSON.parse(line) as { msg?: string; grpc?: string; http?: string };
           if (l.msg === ready && l.grpc) {
+            http = l.http;
             clearTimeout(timer);
             resolve(l.grpc);
           }
@@ -67,6 +76,7 @@ async function launch(name: string, dir: string, args: string[], ready: string, 
   return {
     name,
     address,
+    ...(http ? { http } : {}),
     pid,
     dir,
     cpuSeconds: () => cpuSeconds(pid),

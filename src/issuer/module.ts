@@ -34,6 +34,8 @@ export interface TokenModule {
   trustedIssuer(): TrustedIssuer;
   /** Re-reads keys and revocations from the store (SIGHUP, timer). */
   reload(): Promise<void>;
+  /** One round of background upkeep: re-read keys and revocations, rotate when the schedule says so. */
+  maintain(): Promise<void>;
   /** Starts key reload / scheduled rotation / cleanup timers. */
   start(): void;
   stop(): void;
@@ -96,6 +98,11 @@ export async function createTokenModule(o: TokenModuleOptions): Promise<TokenMod
     await keyring.reload();
     await revoked.reload();
   };
+  const rotationMs = tm.key_rotation.interval_seconds * 1000;
+  const maintain = async () => {
+    await reload();
+    if (keyring.rotationDue(rotationMs)) await rotateSigningKey(ctx, 'schedule');
+  };
   return {
     ctx,
     keyring,
@@ -110,18 +117,14 @@ export async function createTokenModule(o: TokenModuleOptions): Promise<TokenMod
       isRevoked: (jti: string) => revoked.has(jti),
     }),
     reload,
+    maintain,
     start() {
       const every = (ms: number, fn: () => Promise<unknown>) => {
         const t = setInterval(() => void fn().catch((err: unknown) => o.logger.error({ err }, 'token module background task failed')), ms);
         t.unref();
         timers.push(t);
       };
-      every(tm.key_rotation.reload_seconds * 1000, reload);
-      if (tm.key_rotation.interval_seconds > 0) {
-        every(Math.min(tm.key_rotation.interval_seconds * 1000, 60_000), async () => {
-          if (keyring.rotationDue(tm.key_rotation.interval_seconds * 1000)) await rotateSigningKey(ctx, 'schedule');
-        });
-      }
+      every(Math.min(tm.key_rotation.reload_seconds * 1000, rotationMs > 0 ? rotationMs : Infinity), maintain);
       every(300_000, async () => {
         const before = o.clock.now() - 3600_000;
         await o.store.codes.deleteExpired(before);

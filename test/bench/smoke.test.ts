@@ -38,6 +38,24 @@ describe('npm run bench', () => {
     expect(readFileSync(join(out, files[2]!), 'utf8')).toMatch(/^<svg[\s\S]*check\/example max[\s\S]*<\/svg>\n$/);
   });
 
+  it('runs the token module scenarios over HTTP (autocannon) with the in-process argon2id ceiling beside login', () => {
+    const out = tempDir('pc-bench-out');
+    const r = spawnSync(tsx, ['bench/run.ts', '--profile', 'smoke', '--scenario', 'token-client-credentials', '--scenario', 'token-refresh', '--scenario', 'login', '--report-only', '--out', out], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
+    expect(r.status, r.stderr).toBe(0);
+    const json = readdirSync(out).find((f) => f.endsWith('.json'))!;
+    const report = JSON.parse(readFileSync(join(out, json), 'utf8')) as BenchReport;
+    expect(report.results.map((x) => `${x.scenario}/${x.variant}/${x.phase}`)).toEqual(['token-client-credentials/basic/max', 'token-refresh/rotate/max', 'login/password/max', 'login/argon2id-raw/max']);
+    for (const x of report.results) {
+      expect(x.errors, `${x.scenario}/${x.variant}`).toBe(0);
+      expect(x.requests).toBeGreaterThan(0);
+      expect(x.p99).toBeGreaterThanOrEqual(x.p50);
+      expect(x.cpuPer1000).toBeGreaterThan(0);
+    }
+    for (const name of ['login/s >= 0.6 x raw argon2id verifications/s', 'refresh rotation >= 0.25 x client_credentials throughput']) {
+      expect(report.budgets.find((b) => b.name === name)?.status).toMatch(/pass|fail/);
+    }
+  }, 150_000);
+
   it('refuses an unknown scenario with exit code 2', () => {
     const r = spawnSync(tsx, ['bench/run.ts', '--scenario', 'nope'], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
     expect(r.status).toBe(2);

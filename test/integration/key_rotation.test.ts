@@ -260,3 +260,29 @@ describe('refresh-token family lifetimes', () => {
     expect(failures[0]).toMatchObject({ outcome: 'failure', details: { grant_type: 'refresh_token' }, reason: expect.stringMatching(/^refresh_(family_expired|token_idle_expired)$/) });
   });
 });
+
+describe('scheduled rotation', () => {
+  const clock = createManualClock();
+  let sidecar: Sidecar;
+
+  beforeAll(async () => {
+    sidecar = await startSidecar({ admin: { api_key: ADMIN_KEY }, token_module: { key_rotation: { interval_seconds: 86400, prepublish_seconds: 600 } } }, clock);
+  });
+  afterAll(() => sidecar.close());
+
+  it('rotates once the newest key is older than interval_seconds, counted with trigger "schedule" and audited', async () => {
+    const tokens = sidecar.server.tokens!;
+    const before = tokens.keyring.states().map((k) => k.kid);
+    await tokens.maintain();
+    expect(tokens.keyring.states().map((k) => k.kid)).toEqual(before);
+    clock.advance(86400 * 1000);
+    await tokens.maintain();
+    const after = tokens.keyring.states();
+    expect(after).toHaveLength(2);
+    expect(after[1]).toMatchObject({ state: 'pending', activatesAt: clock.now() + 600_000 });
+    expect(await metricValue(sidecar.metrics, 'auth_key_rotation_total', { trigger: 'schedule' })).toBe(1);
+    expect((await sidecarHttp(sidecar).audit('key.rotated'))[0]).toMatchObject({ details: { trigger: 'schedule', kid: after[1]!.kid } });
+    await tokens.maintain();
+    expect(tokens.keyring.states()).toHaveLength(2); // not due again until the new key is a day old
+  });
+});
