@@ -72,6 +72,11 @@ export async function createTokenModule(o: TokenModuleOptions): Promise<TokenMod
     maxTokenLifetimeMs: Math.max(tm.access_token_ttl_seconds, tm.id_token_ttl_seconds) * 1000,
   });
   await keyring.init();
+  const reportSigningKey = () => {
+    const active = keyring.states().find((k) => k.state === 'active');
+    if (active) o.metrics.signingKeyCreated.set(active.createdAt / 1000);
+  };
+  reportSigningKey();
   await ensureBuiltinClient(o.store, o.clock.now());
   const revoked = createRevocationList(o.store, o.clock);
   await revoked.reload();
@@ -97,11 +102,13 @@ export async function createTokenModule(o: TokenModuleOptions): Promise<TokenMod
   const reload = async () => {
     await keyring.reload();
     await revoked.reload();
+    reportSigningKey();
   };
   const rotationMs = tm.key_rotation.interval_seconds * 1000;
   const maintain = async () => {
     await reload();
     if (keyring.rotationDue(rotationMs)) await rotateSigningKey(ctx, 'schedule');
+    reportSigningKey();
   };
   return {
     ctx,
