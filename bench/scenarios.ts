@@ -1,4 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { systemClock } from '../src/lib/clock.js';
 import { loadDevIssuer } from '../src/tokens/index.js';
@@ -72,6 +74,22 @@ export const SCENARIOS: Scenario[] = [
     })),
   },
   {
+    name: 'check-traced',
+    description: 'check/example with tracing on: 10 % of traces sampled, spans exported over OTLP/HTTP to a sink in the bench process (tracing off is check/example itself)',
+    phases: 'rates',
+    variants: [
+      {
+        name: 'sample-10pct',
+        async start() {
+          const sink = await startOtlpSink();
+          const extra = `observability:\n  tracing:\n    enabled: true\n    endpoint: ${sink.url}\n    sample_rate: 0.1\n    export_interval_ms: 1000\n`;
+          const target = await startPortcullis((dir) => devConfig(dir, EXAMPLE_POLICIES, extra));
+          return { target, requests: [checkBytes('GET', '/documents/d1', await devToken(target, 'alice', ['viewer']))], cleanup: sink.close, note: 'OTLP export batches every second' };
+        },
+      },
+    ],
+  },
+  {
     name: 'check-policies',
     description: 'tenant-style generated policy sets, decision cache off; "unsliced" writes the same rules so no slicing applies',
     phases: 'open-1000+max',
@@ -139,6 +157,16 @@ export const SCENARIOS: Scenario[] = [
   },
   ...TOKEN_SCENARIOS,
 ];
+
+/** An OTLP/HTTP endpoint that accepts and drops spans (the bench measures the exporting side). */
+async function startOtlpSink(): Promise<{ url: string; close: () => Promise<void> }> {
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/traces`, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
 
 function policyVariant(name: string, count: number, sliced: boolean): Variant {
   return {

@@ -13,6 +13,8 @@ import { startGrpcServer } from './grpc/server.js';
 import { systemClock, type Clock } from './lib/clock.js';
 import { PortcullisError } from './lib/errors.js';
 import { createDecider } from './pipeline/index.js';
+import { tracedDecider, tracedPolicies, tracedVerifier } from './pipeline/traced.js';
+import { startTracing } from './telemetry/otel.js';
 import { createPolicyRuntime, watchPolicyFolder, type PolicyRuntime } from './policy/index.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
 import { createMetrics, type Metrics } from './telemetry/metrics.js';
@@ -53,19 +55,32 @@ export async function createCore(config: Readonly<Config>, deps: ServerDeps = {}
   const metrics = deps.metrics ?? createMetrics(undefined, { defaultMetrics: true });
   const issuers = await trustedIssuers(config, { logger, clock, metrics });
   const verifier = createTokenVerifier({ issuers, clock, metrics, cacheMaxEntries: config.token_cache.max_entries });
+  // Tracing off: the decision path is built without any span code.
+  const traced = config.observability.tracing.enabled;
   const policies = createPolicyRuntime({ dir: config.policies.dir, warmupChecks: config.grpc.warmup_checks, decisionCacheSize: config.policies.decision_cache_size, logger, metrics });
   const first = policies.reload();
   if (!first.ok) throw new PortcullisError('ERR_POLICY_LOAD', `cannot start: ${first.error}`);
   const shadow = config.policies.shadow_dir ? createPolicyRuntime({ dir: config.policies.shadow_dir, warmupChecks: config.grpc.warmup_checks, decisionCacheSize: config.policies.decision_cache_size, namespace: 's', role: 'shadow', logger, metrics }) : undefined;
   // A broken shadow set is reported and retried on the next reload; it never stops the server.
   shadow?.reload();
-  const decide = createDecider({ verifier, policies: policies.current, clock, metrics, logger, maxBodyBytes: config.request_body.max_bytes, shadow: shadow?.current });
+  const decider = createDecider({
+    verifier: traced ? tracedVerifier(verifier) : verifier,
+    policies: traced ? tracedPolicies(policies.current) : policies.current,
+    clock,
+    metrics,
+    logger,
+    maxBodyBytes: config.request_body.max_bytes,
+    shadow: shadow?.current,
+  });
+  const decide = traced ? tracedDecider(decider) : decider;
   const appApi = createAppChecker({ verifier, policies: policies.current, clock, metrics, logger });
   return { logger, clock, metrics, issuers, verifier, policies, shadow, decide, appApi };
 }
 
 /** The composition root: builds every part from config and starts the listeners. */
 export async function startServer(config: Readonly<Config>, deps: ServerDeps = {}): Promise<PortcullisServer> {
+  const t = config.observability.tracing;
+  const tracing = t.enabled ? startTracing({ serviceName: config.observability.service_name, endpoint: t.endpoint, sampleRate: t.sample_rate, exportIntervalMs: t.export_interval_ms }) : undefined;
   const { logger, clock, metrics, issuers, verifier, policies, shadow, decide, appApi } = await createCore(config, deps);
   const store = config.token_module.enabled ? openStore(config) : undefined;
   if (config.store.driver === 'memory') logger.warn('store.driver is memory: users, clients, keys and tokens are lost on exit (tests only)');
@@ -152,6 +167,7 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
       await publicHttp.close();
       for (const i of issuers) i.keys.stop();
       await store?.close();
+      await tracing?.shutdown();
     },
   };
 }

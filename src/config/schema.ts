@@ -166,6 +166,23 @@ export const configSchema = z
       .strict()
       .prefault({})
       .describe('Policy folder.'),
+    observability: z
+      .object({
+        service_name: z.string().min(1).default('portcullis').describe('`service.name` of exported telemetry.'),
+        tracing: z
+          .object({
+            enabled: z.boolean().default(false).describe('Export traces over OTLP/HTTP (protobuf). Off: no span is created on the Check path at all.'),
+            endpoint: z.url().default('http://127.0.0.1:4318/v1/traces').describe('OTLP/HTTP traces endpoint (a collector).'),
+            sample_rate: z.number().min(0).max(1).default(0.1).describe('Share of new traces recorded (parent-based: a sampled caller trace, from `traceparent`, is always continued).'),
+            export_interval_ms: z.number().int().min(10).max(60000).default(5000).describe('How often batched spans are sent.'),
+          })
+          .strict()
+          .prefault({})
+          .describe('OpenTelemetry tracing.'),
+      })
+      .strict()
+      .prefault({})
+      .describe('Telemetry export.'),
     issuers: z.array(issuerSchema).default([]).describe('Trusted token issuers.'),
     dev_issuer: z
       .object({

@@ -1,3 +1,4 @@
+import { context, trace } from '@opentelemetry/api';
 import { pino, type Logger } from 'pino';
 
 export type { Logger };
@@ -12,6 +13,13 @@ export function createLogger(level: string, destination?: pino.DestinationStream
       level,
       base: { service: 'portcullis' },
       timestamp: pino.stdTimeFunctions.isoTime,
+      // Lines written inside a span carry its ids (only when a tracing SDK is registered).
+      mixin: () => {
+        const span = trace.getSpan(context.active());
+        if (!span) return {};
+        const { traceId, spanId } = span.spanContext();
+        return { trace_id: traceId, span_id: spanId };
+      },
       redact: {
         paths: ['token', 'authorization', 'password', '*.token', '*.authorization', '*.password', 'headers.authorization', 'headers.cookie'],
         censor: '[redacted]',

@@ -1,0 +1,90 @@
+import { ROOT_CONTEXT, SpanStatusCode, context, propagation, trace, type TextMapGetter } from '@opentelemetry/api';
+import type { ActivePolicySet } from '../policy/index.js';
+import type { TokenVerifier } from '../tokens/index.js';
+import type { Decider } from './decide.js';
+import type { AuthzInput } from './types.js';
+
+/**
+ * Tracing decorators for the decision path, installed only when tracing is enabled (off, the
+ * Check path runs no span code at all). The checked request's own `traceparent` continues the
+ * caller's trace: client → Envoy → this decision → service in one trace.
+ */
+const tracer = trace.getTracer('portcullis');
+
+const headerGetter: TextMapGetter<AuthzInput['headers']> = {
+  get: (headers, key) => headers.get(key)?.[0],
+  keys: (headers) => [...headers.keys()],
+};
+
+export function tracedDecider(decide: Decider): Decider {
+  return (input) => {
+    const parent = propagation.extract(ROOT_CONTEXT, input.headers, headerGetter);
+    return tracer.startActiveSpan('auth.authz.check', { attributes: { 'auth.authz.decision_source': input.source, 'http.request.method': input.method } }, parent, async (span) => {
+      try {
+        const d = await decide(input);
+        span.setAttributes({
+          'auth.authz.permitted': d.allow,
+          'auth.authz.decision_id': d.decisionId,
+          'auth.authz.policies_checked': d.policiesChecked,
+          ...(d.action ? { 'auth.authz.action': d.action } : {}),
+          ...(d.resourceType ? { 'auth.authz.resource_type': d.resourceType } : {}),
+          ...(d.policyRevision ? { 'auth.policy.revision': d.policyRevision } : {}),
+        });
+        if (!d.allow) span.addEvent('authorization_denied', { 'auth.authz.deny_reason': d.reason, 'auth.authz.deny_code': d.code, 'http.response.status_code': d.status });
+        return d;
+      } catch (err) {
+        span.setStatus({ code: SpanStatusCode.ERROR, message: (err as { code?: string }).code ?? 'error' });
+        throw err;
+      } finally {
+        span.end();
+      }
+    });
+  };
+}
+
+export function tracedVerifier(verifier: TokenVerifier): TokenVerifier {
+  return {
+    ...verifier,
+    verify: (token) =>
+      tracer.startActiveSpan('auth.token.verify', async (span) => {
+        try {
+          const principal = await verifier.verify(token);
+          span.setAttributes({ 'auth.token.issuer': principal.issuer, 'auth.token.mfa': principal.mfa });
+          return principal;
+        } catch (err) {
+          span.setStatus({ code: SpanStatusCode.ERROR, message: (err as { code?: string }).code ?? 'error' });
+          throw err;
+        } finally {
+          span.end();
+        }
+      }),
+  };
+}
+
+/** The policy engine's evaluation (RBAC and resource rules are one Cedar evaluation) as `auth.authz.rbac_eval`. */
+export function tracedPolicies(policies: () => ActivePolicySet | undefined): () => ActivePolicySet | undefined {
+  let wrappedFor: ActivePolicySet | undefined;
+  let wrapped: ActivePolicySet | undefined;
+  return () => {
+    const active = policies();
+    if (active !== wrappedFor) {
+      wrappedFor = active;
+      wrapped = active && {
+        bundle: active.bundle,
+        generation: active.generation,
+        checkKnown: (a, t) => active.checkKnown(a, t),
+        evaluate(request) {
+          const span = tracer.startSpan('auth.authz.rbac_eval', { attributes: { 'auth.authz.action': request.action, 'auth.authz.resource_type': request.resource.type } }, context.active());
+          try {
+            const result = active.evaluate(request);
+            span.setAttributes({ 'auth.authz.policies_checked': result.policiesChecked, 'auth.authz.permitted': result.allow, 'auth.authz.cached': result.cached });
+            return result;
+          } finally {
+            span.end();
+          }
+        },
+      };
+    }
+    return wrapped;
+  };
+}

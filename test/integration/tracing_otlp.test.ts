@@ -1,0 +1,93 @@
+import { fromBinary } from '@bufbuild/protobuf';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { httpCheckRequest } from '../../src/extauthz/client.js';
+import { ExportTraceServiceRequestSchema } from '../../src/gen/opentelemetry/proto/collector/trace/v1/trace_service_pb.js';
+import type { Span } from '../../src/gen/opentelemetry/proto/trace/v1/trace_pb.js';
+import { addUser } from '../../src/issuer/users.js';
+import { startSidecar, type Sidecar } from '../helpers/sidecar.js';
+
+/** A real OTLP/HTTP receiver: decodes each protobuf export body and keeps the spans. */
+const spans: Span[] = [];
+let receiver: Server;
+let sidecar: Sidecar;
+let accessToken = '';
+const PASSWORD = 'otlp-test-password-1';
+
+const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+const attr = (s: Span, key: string) => {
+  const v = s.attributes.find((a) => a.key === key)?.value?.value;
+  return v?.value;
+};
+
+beforeAll(async () => {
+  receiver = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      expect(req.url).toBe('/v1/traces');
+      expect(req.headers['content-type']).toBe('application/x-protobuf');
+      const body = fromBinary(ExportTraceServiceRequestSchema, Buffer.concat(chunks));
+      for (const rs of body.resourceSpans) for (const ss of rs.scopeSpans) spans.push(...ss.spans);
+      res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
+    });
+  });
+  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+  const endpoint = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/v1/traces`;
+  sidecar = await startSidecar({ observability: { tracing: { enabled: true, endpoint, sample_rate: 1, export_interval_ms: 50 } } });
+  await addUser(sidecar.server.tokens!.ctx, { username: 'otlp-user', password: PASSWORD, roles: ['viewer'] });
+  const res = await fetch(`http://127.0.0.1:${sidecar.server.httpPort}/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'otlp-user', password: PASSWORD }) });
+  accessToken = ((await res.json()) as { access_token: string }).access_token;
+});
+afterAll(async () => {
+  await sidecar.close();
+  await new Promise((resolve) => receiver.close(resolve));
+});
+
+async function tracedCheck(method: string, path: string, traceId: string, parentId: string) {
+  const res = await sidecar.client.check(httpCheckRequest(method, path, { authorization: `Bearer ${accessToken}`, traceparent: `00-${traceId}-${parentId}-01` }));
+  await expect.poll(() => spans.filter((s) => hex(s.traceId) === traceId && s.name === 'auth.authz.check').length, { timeout: 5000 }).toBe(1);
+  await expect.poll(() => spans.filter((s) => hex(s.traceId) === traceId).length, { timeout: 5000 }).toBeGreaterThanOrEqual(3);
+  return { res, trace: spans.filter((s) => hex(s.traceId) === traceId) };
+}
+
+describe('OTLP trace export', () => {
+  it("continues the caller's trace from the checked request's traceparent, with token and policy spans beneath the check", async () => {
+    const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
+    const parentId = '00f067aa0ba902b7';
+    const { res, trace } = await tracedCheck('GET', '/documents/d1', traceId, parentId);
+    expect(res.status?.code).toBe(0);
+    const check = trace.find((s) => s.name === 'auth.authz.check')!;
+    expect(hex(check.parentSpanId)).toBe(parentId);
+    expect(attr(check, 'auth.authz.permitted')).toBe(true);
+    expect(attr(check, 'auth.authz.resource_type')).toBe('Document');
+    expect(attr(check, 'auth.authz.decision_source')).toBe('envoy');
+    const verify = trace.find((s) => s.name === 'auth.token.verify')!;
+    const evaluation = trace.find((s) => s.name === 'auth.authz.rbac_eval')!;
+    expect(hex(verify.parentSpanId)).toBe(hex(check.spanId));
+    expect(hex(evaluation.parentSpanId)).toBe(hex(check.spanId));
+    expect(Number(attr(evaluation, 'auth.authz.policies_checked'))).toBeGreaterThan(0);
+  });
+
+  it('marks a denial with an authorization_denied event', async () => {
+    const traceId = '0af7651916cd43dd8448eb211c80319c';
+    const { res, trace } = await tracedCheck('DELETE', '/documents/d1', traceId, 'b7ad6b7169203331');
+    expect(res.httpResponse.case).toBe('deniedResponse');
+    const check = trace.find((s) => s.name === 'auth.authz.check')!;
+    expect(attr(check, 'auth.authz.permitted')).toBe(false);
+    expect(check.events.map((e) => e.name)).toEqual(['authorization_denied']);
+  });
+
+  it('writes the trace and span ids into the decision log lines, and never a token or password into spans', async () => {
+    const traceId = 'a1b2c3d4e5f60718293a4b5c6d7e8f90';
+    await tracedCheck('GET', '/documents', traceId, '1111111111111111');
+    const check = spans.find((s) => hex(s.traceId) === traceId && s.name === 'auth.authz.check')!;
+    const line = sidecar.logs.find((l) => l.trace_id === traceId);
+    expect(line).toBeDefined();
+    expect(line!.span_id).toBe(hex(check.spanId));
+    const exported = JSON.stringify(spans.map((s) => [s.name, s.attributes, s.events]), (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v));
+    for (const secret of [accessToken, PASSWORD, accessToken.split('.')[2]!]) expect(exported).not.toContain(secret);
+    expect(exported).not.toContain('otlp-user');
+  });
+});
