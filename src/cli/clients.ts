@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { addClient, removeClient } from '../issuer/clients.js';
 import { PortcullisError } from '../lib/errors.js';
 import type { ClientAuthMethod, GrantType } from '../store/index.js';
-import { exitWith } from './fail.js';
+import { action } from './fail.js';
 import { withTokenModule } from './token_module.js';
 
 const list = (value: string, previous: string[] = []) => [...previous, ...value.split(/[ ,]/).map((s) => s.trim()).filter(Boolean)];
@@ -38,8 +38,8 @@ export function registerClients(program: Command): void {
     .option('--name <name>', 'name shown on the consent page')
     .option('--jwks-file <file>', 'public JWKS of the client (private_key_jwt)')
     .option('-c, --config <file>', 'YAML config file')
-    .action(async (clientId: string, opts: AddOptions) => {
-      try {
+    .action(
+      action(async (clientId: string, opts: AddOptions) => {
         if (opts.type !== 'confidential' && opts.type !== 'public') throw new PortcullisError('ERR_BAD_REQUEST', '--type must be confidential or public');
         if (opts.authMethod && !METHODS.includes(opts.authMethod as ClientAuthMethod)) throw new PortcullisError('ERR_BAD_REQUEST', `--auth-method must be one of ${METHODS.join(', ')}`);
         const bad = opts.grant.find((g) => !GRANTS.includes(g as GrantType));
@@ -61,35 +61,29 @@ export function registerClients(program: Command): void {
           });
           process.stdout.write(`${JSON.stringify({ client_id: client.clientId, client_secret: secret, token_endpoint_auth_method: client.authMethod, grant_types: client.grantTypes })}\n`);
         });
-      } catch (err) {
-        exitWith(err);
-      }
-    });
+      }),
+    );
   clients
     .command('list')
     .description('list clients (JSON lines, no secrets)')
     .option('-c, --config <file>', 'YAML config file')
-    .action(async (opts: { config?: string }) => {
-      try {
+    .action(
+      action(async (opts: { config?: string }) => {
         await withTokenModule(opts.config, async ({ ctx }) => {
           for (const c of await ctx.store.clients.list()) {
             process.stdout.write(`${JSON.stringify({ client_id: c.clientId, name: c.name, type: c.type, token_endpoint_auth_method: c.authMethod, grant_types: c.grantTypes, redirect_uris: c.redirectUris, scopes: c.scopes, roles: c.roles, first_party: c.firstParty })}\n`);
           }
         });
-      } catch (err) {
-        exitWith(err);
-      }
-    });
+      }),
+    );
   clients
     .command('remove <client_id>')
     .description('remove a client')
     .option('-c, --config <file>', 'YAML config file')
-    .action(async (clientId: string, opts: { config?: string }) => {
-      try {
+    .action(
+      action(async (clientId: string, opts: { config?: string }) => {
         const removed = await withTokenModule(opts.config, ({ ctx }) => removeClient(ctx, clientId));
         if (!removed) throw new PortcullisError('ERR_BAD_REQUEST', `no client ${clientId}`);
-      } catch (err) {
-        exitWith(err);
-      }
-    });
+      }),
+    );
 }

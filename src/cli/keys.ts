@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { rotateSigningKey } from '../issuer/key_rotation.js';
-import { exitWith } from './fail.js';
+import { action } from './fail.js';
 import { withTokenModule } from './token_module.js';
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
@@ -11,28 +11,24 @@ export function registerKeys(program: Command): void {
     .command('list')
     .description('list signing keys with their state (pending, active, previous, retired)')
     .option('-c, --config <file>', 'YAML config file')
-    .action(async (opts: { config?: string }) => {
-      try {
+    .action(
+      action(async (opts: { config?: string }) => {
         await withTokenModule(opts.config, async ({ keyring }) => {
           for (const k of keyring.states()) process.stdout.write(`${JSON.stringify({ kid: k.kid, alg: k.alg, state: k.state, created_at: iso(k.createdAt), activates_at: iso(k.activatesAt), retires_at: iso(k.retiresAt) })}\n`);
         });
-      } catch (err) {
-        exitWith(err);
-      }
-    });
+      }),
+    );
   keys
     .command('rotate')
     .description('create a new signing key: published now, signing after token_module.key_rotation.prepublish_seconds; a running server picks it up on SIGHUP or its reload timer')
     .option('--immediate', 'sign with the new key at once (e.g. after a key compromise)')
     .option('-c, --config <file>', 'YAML config file')
-    .action(async (opts: { immediate?: boolean; config?: string }) => {
-      try {
+    .action(
+      action(async (opts: { immediate?: boolean; config?: string }) => {
         await withTokenModule(opts.config, async ({ ctx }) => {
           const k = await rotateSigningKey(ctx, 'cli', opts.immediate ?? false);
           process.stdout.write(`${JSON.stringify({ rotated: k.kid, activates_at: iso(k.activatesAt) })}\n`);
         });
-      } catch (err) {
-        exitWith(err);
-      }
-    });
+      }),
+    );
 }

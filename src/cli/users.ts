@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import qrcode from 'qrcode-terminal';
 import { addUser, enrollTotp, resetMfa, setDisabled, setPassword } from '../issuer/users.js';
-import { exitWith } from './fail.js';
+import { action } from './fail.js';
 import { readSecret } from './secret_input.js';
 import { withTokenModule } from './token_module.js';
 
@@ -9,13 +9,6 @@ const list = (value: string, previous: string[] = []) => [...previous, ...value.
 
 export function registerUsers(program: Command): void {
   const users = program.command('users').description('token module accounts (passwords are read from stdin or prompted, never from arguments)');
-  const action = <A extends unknown[]>(fn: (...args: A) => Promise<void>) => async (...args: A) => {
-    try {
-      await fn(...args);
-    } catch (err) {
-      exitWith(err);
-    }
-  };
   users
     .command('add <username>')
     .description('create a user; the password is prompted (or read from the first line of stdin)')
