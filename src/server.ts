@@ -100,7 +100,7 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
   };
   // The public listener is bound first: when token_module.issuer is unset, the issuer URL is its
   // bound address, and the ext_authz verifier must trust it before the first Check.
-  const publicHttp = createPublicServer({ tokens, readiness, trustProxy: config.http.trust_proxy, metrics, logger });
+  const publicHttp = createPublicServer({ tokens, readiness, trustProxy: config.http.trusted_proxy_hops, metrics, logger });
   const [httpHost, httpPortWanted] = splitAddress(config.http.address);
   await publicHttp.listen({ host: httpHost, port: httpPortWanted });
   const httpPort = (publicHttp.server.address() as AddressInfo).port;

@@ -21,12 +21,13 @@ export function registerKeys(program: Command): void {
   keys
     .command('rotate')
     .description('create a new signing key: published now, signing after token_module.key_rotation.prepublish_seconds; a running server picks it up on SIGHUP or its reload timer')
-    .option('--immediate', 'sign with the new key at once (e.g. after a key compromise)')
+    .option('--immediate', 'sign with the new key at once; earlier keys stay published until their tokens expire')
+    .option('--revoke-previous', 'after a key compromise: sign with the new key at once and withdraw every earlier key now (tokens they signed stop being accepted)')
     .option('-c, --config <file>', 'YAML config file')
     .action(
-      action(async (opts: { immediate?: boolean; config?: string }) => {
+      action(async (opts: { immediate?: boolean; revokePrevious?: boolean; config?: string }) => {
         await withTokenModule(opts.config, async ({ ctx }) => {
-          const k = await rotateSigningKey(ctx, 'cli', opts.immediate ?? false);
+          const k = await rotateSigningKey(ctx, 'cli', opts.immediate ?? false, opts.revokePrevious ?? false);
           process.stdout.write(`${JSON.stringify({ rotated: k.kid, activates_at: iso(k.activatesAt) })}\n`);
         });
       }),

@@ -134,7 +134,7 @@ export const configSchema = z
     http: z
       .object({
         address: hostPort.default('127.0.0.1:9000').describe('Listen address of the public HTTP server: the token module (login, OAuth 2.1 / OIDC endpoints, JWKS) and `/health`, `/ready`. Env `PORTCULLIS_HTTP_ADDRESS`.'),
-        trust_proxy: z.boolean().default(false).describe('Take the client IP (for login rate limits and audit) from `X-Forwarded-For`; only behind a proxy that sets it.'),
+        trusted_proxy_hops: z.number().int().min(0).max(10).default(0).describe('Proxies in front of this listener that append to `X-Forwarded-For` (e.g. 1 behind one Envoy); the client IP for login rate limits and audit is taken that many hops from the right. 0: the socket address.'),
       })
       .strict()
       .prefault({})

@@ -90,8 +90,8 @@ function registerTokenAdmin(admin: FastifyInstance, tokens: TokenModule): void {
   const keyView = () => ctx.keyring.states().map((k) => ({ ...k, createdAt: iso(k.createdAt), activatesAt: iso(k.activatesAt), retiresAt: k.retiresAt === null ? null : iso(k.retiresAt) }));
   admin.get('/admin/keys', async () => ({ keys: keyView() }));
   admin.post('/admin/keys/rotate', async (req) => {
-    const immediate = (req.query as Record<string, unknown>).immediate === 'true';
-    const key = await rotateSigningKey(ctx, 'admin', immediate);
+    const query = req.query as Record<string, unknown>;
+    const key = await rotateSigningKey(ctx, 'admin', query.immediate === 'true', query.revoke_previous === 'true');
     return { rotated: key.kid, activates_at: iso(key.activatesAt), keys: keyView() };
   });
   admin.get('/admin/audit', async (req, reply) => {

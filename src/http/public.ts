@@ -19,7 +19,8 @@ import type { Readiness } from './admin.js';
 export interface PublicServerOptions {
   tokens: TokenModule | undefined;
   readiness: () => Readiness;
-  trustProxy: boolean;
+  /** Proxy hops whose `X-Forwarded-For` entries are trusted (never `true`: the leftmost entry is the client's to choose). */
+  trustProxy: number;
   metrics: Metrics;
   logger: Logger;
 }
@@ -33,7 +34,8 @@ const NO_STORE = { 'cache-control': 'no-store', pragma: 'no-cache' };
  * one place as RFC 6749 JSON, and anything unexpected becomes a generic `server_error`.
  */
 export function createPublicServer({ tokens, readiness, trustProxy, metrics, logger }: PublicServerOptions): FastifyInstance {
-  const app = Fastify({ logger: false, bodyLimit: 64 * 1024, trustProxy });
+  // proxy-addr asks hop by hop from the socket outwards: trust exactly the configured number of proxies.
+  const app = Fastify({ logger: false, bodyLimit: 64 * 1024, trustProxy: (_address: string, hop: number) => hop < trustProxy });
   app.register(formbody);
   app.register(cookie);
 
@@ -64,7 +66,7 @@ export function createPublicServer({ tokens, readiness, trustProxy, metrics, log
 
 function registerTokenRoutes(app: FastifyInstance, tokens: TokenModule): void {
   const { ctx, interactions } = tokens;
-  const alg = () => ctx.keyring.jwks().keys[0]?.alg ?? 'ES256';
+  const alg = () => tokens.signingAlg;
   const ip = (req: FastifyRequest) => req.ip ?? null;
 
   app.get('/.well-known/openid-configuration', async () => discoveryDocument(ctx, alg()));
@@ -154,6 +156,8 @@ function credentials(req: FastifyRequest) {
 }
 
 function jsonBody(req: FastifyRequest): Record<string, unknown> {
+  // JSON only: a cross-site HTML form cannot send it, so no page can make browsers guess passwords here.
+  if (!req.headers['content-type']?.startsWith('application/json')) throw new InvalidRequest('the body must be application/json');
   if (!req.body || typeof req.body !== 'object' || Array.isArray(req.body)) throw new InvalidRequest('the body must be a JSON object');
   return req.body as Record<string, unknown>;
 }

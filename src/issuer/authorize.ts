@@ -35,6 +35,7 @@ export async function validateAuthorizationRequest(ctx: IssuerContext, q: Record
   if (q.response_type !== 'code') return back('unsupported_response_type', 'response_type must be code');
   if (!client.grantTypes.includes('authorization_code')) return back('unauthorized_client', 'the client may not use authorization_code');
   if (!q.code_challenge || q.code_challenge_method !== 'S256' || !CHALLENGE.test(q.code_challenge)) return back('invalid_request', 'PKCE is required: code_challenge with code_challenge_method=S256');
+  if ((q.state?.length ?? 0) > 1024 || (q.nonce?.length ?? 0) > 1024) return back('invalid_request', 'state and nonce must be at most 1024 characters');
   if (q.prompt?.split(' ').includes('none')) return back('login_required', 'the user must log in');
   let scope: string;
   let resource: string | null = null;

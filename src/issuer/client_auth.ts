@@ -34,13 +34,16 @@ export async function authenticateClient(ctx: IssuerContext, creds: ClientCreden
   let clientId = basic?.id ?? bodyId;
   if (method === 'private_key_jwt') {
     if (assertionType !== CLIENT_ASSERTION_TYPE || !assertion) throw new InvalidRequest('client_assertion_type must be jwt-bearer with a client_assertion');
+    let sub: unknown;
     try {
-      clientId = decodeJwt(assertion).sub ?? undefined;
+      sub = decodeJwt(assertion).sub;
     } catch {
       throw new InvalidClient('assertion_malformed');
     }
+    if (typeof sub !== 'string') throw new InvalidClient('assertion_malformed');
+    clientId = sub;
   }
-  if (!clientId) throw new InvalidClient('client_id_missing', method === 'client_secret_basic');
+  if (!clientId || clientId.length > 256) throw new InvalidClient('client_id_missing', method === 'client_secret_basic');
   if (bodyId !== undefined && bodyId !== clientId) throw new InvalidRequest('client_id does not match the authenticated client');
 
   const client = await ctx.store.clients.byId(clientId);

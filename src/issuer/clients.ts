@@ -67,6 +67,8 @@ export async function addClient(ctx: IssuerContext, c: NewClientInput): Promise<
 
 export async function removeClient(ctx: IssuerContext, clientId: string): Promise<boolean> {
   const removed = await ctx.store.clients.remove(clientId);
-  if (removed) await ctx.audit.record('admin.client_removed', 'success', { clientId });
+  // Its refresh families end too, so a client later registered under the same id inherits nothing.
+  const revoked = removed ? await ctx.store.refresh.revokeClient(clientId, ctx.clock.now(), 'client_removed') : 0;
+  if (removed) await ctx.audit.record('admin.client_removed', 'success', { clientId, details: { refresh_families_revoked: revoked } });
   return removed;
 }

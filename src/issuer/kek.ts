@@ -32,7 +32,13 @@ export function loadKek({ value, file, generate }: KekSource): { kek: Kek; gener
   }
   const key = randomBytes(32);
   mkdirSync(dirname(file), { recursive: true });
-  writeFileSync(file, `${key.toString('base64url')}\n`, { mode: 0o600 });
+  try {
+    writeFileSync(file, `${key.toString('base64url')}\n`, { mode: 0o600, flag: 'wx' });
+  } catch (err) {
+    // Another process (the server and a CLI command starting together) created it first: use theirs.
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return { kek: createKek(decodeKey(readFileSync(file, 'utf8').trim(), file)), generated: false };
+    throw err;
+  }
   chmodSync(file, 0o600);
   return { kek: createKek(key), generated: true };
 }

@@ -4,9 +4,9 @@ import type { KeyState } from './keyring.js';
 export type RotationTrigger = 'cli' | 'admin' | 'schedule';
 
 /** One rotation, counted and audited the same way whoever asked for it. */
-export async function rotateSigningKey(ctx: IssuerContext, trigger: RotationTrigger, immediate = false): Promise<KeyState> {
-  const key = await ctx.keyring.rotate({ immediate });
+export async function rotateSigningKey(ctx: IssuerContext, trigger: RotationTrigger, immediate = false, revokePrevious = false): Promise<KeyState> {
+  const key = await ctx.keyring.rotate({ immediate, revokePrevious });
   ctx.metrics.keyRotations.inc({ trigger });
-  await ctx.audit.record('key.rotated', 'success', { details: { trigger, kid: key.kid, activates_at: new Date(key.activatesAt).toISOString(), immediate } });
+  await ctx.audit.record('key.rotated', 'success', { details: { trigger, kid: key.kid, activates_at: new Date(key.activatesAt).toISOString(), immediate, revoke_previous: revokePrevious } });
   return key;
 }

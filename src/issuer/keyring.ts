@@ -45,7 +45,11 @@ export interface Keyring {
   init(): Promise<void>;
   /** Re-reads keys from the store (SIGHUP, timer, other replicas' rotations). */
   reload(): Promise<void>;
-  rotate(options?: { immediate?: boolean }): Promise<KeyState>;
+  /**
+   * `immediate`: the new key signs at once. `revokePrevious` (after a key compromise): every
+   * earlier key leaves the JWKS and the in-process verifier now, so tokens it signed stop working.
+   */
+  rotate(options?: { immediate?: boolean; revokePrevious?: boolean }): Promise<KeyState>;
   /** True when the newest key is older than `intervalMs` (a scheduled rotation is due). */
   rotationDue(intervalMs: number): boolean;
   signer(): Promise<Signer>;
@@ -111,15 +115,15 @@ export function createKeyring(o: KeyringOptions): Keyring {
     };
   }
 
-  async function rotate({ immediate = false } = {}): Promise<KeyState> {
+  async function rotate({ immediate = false, revokePrevious = false } = {}): Promise<KeyState> {
     await reload();
     const now = o.clock.now();
-    const next = await newKey(immediate ? now : now + o.prepublishMs);
-    const retiresAt = next.activatesAt + o.maxTokenLifetimeMs;
+    const next = await newKey(immediate || revokePrevious ? now : now + o.prepublishMs);
+    const retiresAt = revokePrevious ? now : next.activatesAt + o.maxTokenLifetimeMs;
     const retiring = records.filter((k) => k.retiresAt === null || k.retiresAt > retiresAt).map((k) => ({ kid: k.kid, retiresAt }));
     await o.store.keys.rotate(retiring, next);
     await reload();
-    return { kid: next.kid, alg: next.alg, state: immediate ? 'active' : 'pending', createdAt: next.createdAt, activatesAt: next.activatesAt, retiresAt: null };
+    return { kid: next.kid, alg: next.alg, state: immediate || revokePrevious ? 'active' : 'pending', createdAt: next.createdAt, activatesAt: next.activatesAt, retiresAt: null };
   }
 
   const keySource: KeySource = {

@@ -3,8 +3,8 @@ import type { IssuerContext } from './context.js';
 import { InvalidCredentials, MfaFailed } from './errors.js';
 import { verifyPassword as verifyArgon2 } from './passwords.js';
 import { inSpan } from '../telemetry/tracing.js';
-import { sha256 } from './secrets.js';
-import { matchTotp, normalizeBackupCode } from './totp.js';
+import { matchTotp } from './totp.js';
+import { backupCodeHash } from './users.js';
 
 export type ClientType = 'api' | 'browser';
 
@@ -93,7 +93,7 @@ async function secondFactorStep(ctx: IssuerContext, user: UserRecord, trimmed: s
       }
       ok = step !== undefined;
     } else {
-      ok = await ctx.store.users.consumeBackupCode(user.id, sha256(normalizeBackupCode(trimmed)), now);
+      ok = await ctx.store.users.consumeBackupCode(user.id, backupCodeHash(ctx, trimmed), now);
     }
     if (!ok) {
       await lockedIfSo(ctx, user.id, attempt);

@@ -63,7 +63,8 @@ async function issueStep(ctx: IssuerContext, client: ClientRecord, userId: strin
 async function loginClient(ctx: IssuerContext, clientId: unknown): Promise<ClientRecord> {
   const id = typeof clientId === 'string' && clientId !== '' ? clientId : BUILTIN_LOGIN_CLIENT;
   const client = await ctx.store.clients.byId(id);
-  if (!client || !client.firstParty) throw new UnauthorizedClient('only first-party clients may use /login');
+  // A confidential client would be impersonated here (no client authentication on /login).
+  if (!client || !client.firstParty || client.type !== 'public') throw new UnauthorizedClient('only first-party public clients may use /login');
   return client;
 }
 

@@ -28,6 +28,8 @@ export interface TokenModule {
   keyring: Keyring;
   interactions: Interactions;
   limiter: RateLimiter;
+  /** Algorithm of newly generated keys (what discovery advertises for ID tokens). */
+  signingAlg: string;
   /** Fixes the issuer URL once the public listener is bound (when not configured). */
   setIssuer(url: string): void;
   /** The token module as an issuer the ext_authz verifier trusts in-process. */
@@ -115,6 +117,7 @@ export async function createTokenModule(o: TokenModuleOptions): Promise<TokenMod
     keyring,
     interactions: createInteractions(ctx, limiter),
     limiter,
+    signingAlg: tm.signing_alg,
     setIssuer(url) {
       issuer ??= url.replace(/\/$/, '');
     },

@@ -19,7 +19,14 @@ export function createRateLimiter(perMinute: number, clock: Clock): RateLimiter 
       const now = clock.now();
       let w = windows.get(key);
       if (!w || now - w.start >= 60_000) {
-        if (windows.size >= MAX_KEYS) for (const [k, v] of windows) if (now - v.start >= 60_000) windows.delete(k);
+        if (windows.size >= MAX_KEYS) {
+          for (const [k, v] of windows) if (now - v.start >= 60_000) windows.delete(k);
+          // Still full of live windows: drop the oldest (insertion order), so memory stays bounded.
+          for (const k of windows.keys()) {
+            if (windows.size < MAX_KEYS) break;
+            windows.delete(k);
+          }
+        }
         w = { start: now, count: 0 };
         windows.set(key, w);
       }

@@ -40,12 +40,20 @@ export async function startFamily(ctx: IssuerContext, f: FamilyStart): Promise<{
  * same family returned. A token used a second time, whether replayed by an attacker or by the
  * legitimate client after a theft, revokes the whole family (OAuth 2.1 §4.3.1).
  */
-export async function rotateRefreshToken(ctx: IssuerContext, presented: string, client: ClientRecord, ip: string | null): Promise<{ token: string; family: RefreshFamilyRecord }> {
+export async function rotateRefreshToken(
+  ctx: IssuerContext,
+  presented: string,
+  client: ClientRecord,
+  ip: string | null,
+  /** Checks the request against the family before the token is spent (a refused request leaves it usable). */
+  precheck: (family: RefreshFamilyRecord) => void = () => {},
+): Promise<{ token: string; family: RefreshFamilyRecord }> {
   const hash = sha256(presented);
   const now = ctx.clock.now();
   // Bound to its client: another client's presentation neither consumes nor reveals it.
   const seen = await ctx.store.refresh.lookup(hash);
   if (!seen || seen.family.clientId !== client.clientId) throw new InvalidGrant(seen ? 'client_mismatch' : 'unknown_refresh_token');
+  if (seen.token.consumedAt === null) precheck(seen.family);
   const result = await ctx.store.refresh.consume(hash, now);
   if (result.status === 'unknown') throw new InvalidGrant('unknown_refresh_token');
   const { family, token } = result.record;

@@ -13,14 +13,24 @@ export interface RevocationList {
 
 export function createRevocationList(store: Store, clock: Clock): RevocationList {
   let set = new Set<string>();
+  /** Revocations made while a reload's query runs: kept, not lost when the set is replaced. */
+  let during: Set<string> | undefined;
   return {
     has: (jti) => set.has(jti),
     async revoke(jti, expiresAtMs) {
       set.add(jti);
+      during?.add(jti);
       await store.revocations.revoke(jti, expiresAtMs);
     },
     async reload() {
-      set = new Set(await store.revocations.active(clock.now()));
+      during = new Set();
+      try {
+        const loaded = new Set(await store.revocations.active(clock.now()));
+        for (const jti of during) loaded.add(jti);
+        set = loaded;
+      } finally {
+        during = undefined;
+      }
     },
   };
 }

@@ -6,7 +6,12 @@ import { verifyOwnAccessToken } from './own_tokens.js';
 /** OIDC Core §5.3 UserInfo: the claims the access token's scopes release. */
 export async function userinfo(ctx: IssuerContext, authorization: string | undefined): Promise<Record<string, unknown>> {
   const match = /^Bearer ([^\s]+)$/i.exec(authorization ?? '');
-  if (!match) throw new InvalidToken('missing_bearer');
+  if (!match) {
+    // RFC 6750 §3.1: no credentials, no error code in the challenge.
+    const err = new InvalidToken('missing_bearer');
+    err.headers['www-authenticate'] = 'Bearer';
+    throw err;
+  }
   const payload = await verifyOwnAccessToken(ctx, match[1]!);
   if (!payload) throw new InvalidToken('invalid_access_token');
   const scopes = String(payload.scope ?? '').split(' ');

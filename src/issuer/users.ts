@@ -3,7 +3,7 @@ import { PortcullisError } from '../lib/errors.js';
 import type { UserRecord } from '../store/index.js';
 import type { IssuerContext } from './context.js';
 import { hashPassword, passwordProblem } from './passwords.js';
-import { sha256 } from './secrets.js';
+import { keyedHash } from './secrets.js';
 import { newBackupCodes, newTotpSecret, normalizeBackupCode, totpUri } from './totp.js';
 
 /** Account administration (the `portcullis users` commands); every change is audited. */
@@ -40,13 +40,22 @@ export async function setPassword(ctx: IssuerContext, username: string, password
   if (problem) throw new PortcullisError('ERR_BAD_REQUEST', `password ${problem}`);
   await ctx.store.users.setPasswordHash(user.id, await hashPassword(password));
   await ctx.store.users.resetFailures(user.id);
-  await ctx.audit.record('admin.password_set', 'success', { userId: user.id });
+  // A reset password usually means a suspected compromise: sessions of the old one end.
+  const revoked = await ctx.store.refresh.revokeUser(user.id, ctx.clock.now(), 'password_changed');
+  await ctx.audit.record('admin.password_set', 'success', { userId: user.id, details: { refresh_families_revoked: revoked } });
 }
 
 export async function setDisabled(ctx: IssuerContext, username: string, disabled: boolean): Promise<void> {
   const user = await userByName(ctx, username);
   await ctx.store.users.setDisabled(user.id, disabled);
-  await ctx.audit.record(disabled ? 'admin.user_disabled' : 'admin.user_enabled', 'success', { userId: user.id });
+  // Disabling ends the sessions for good: enabling again does not bring them back.
+  const revoked = disabled ? await ctx.store.refresh.revokeUser(user.id, ctx.clock.now(), 'user_disabled') : 0;
+  await ctx.audit.record(disabled ? 'admin.user_disabled' : 'admin.user_enabled', 'success', { userId: user.id, details: { refresh_families_revoked: revoked } });
+}
+
+/** Backup codes carry ~40 bits: stored as an HMAC under a key derived from the KEK, so a copied database cannot brute-force them. */
+export function backupCodeHash(ctx: IssuerContext, code: string): string {
+  return keyedHash(ctx.kek.derive('backup-code'), normalizeBackupCode(code));
 }
 
 export interface TotpEnrolmentResult {
@@ -60,7 +69,7 @@ export async function enrollTotp(ctx: IssuerContext, username: string, issuerLab
   const user = await userByName(ctx, username);
   const secret = newTotpSecret();
   const backupCodes = newBackupCodes();
-  await ctx.store.users.setTotp({ userId: user.id, secretCiphertext: ctx.kek.encrypt(secret, 'totp'), createdAt: ctx.clock.now(), lastStep: null }, backupCodes.map((c) => sha256(normalizeBackupCode(c))));
+  await ctx.store.users.setTotp({ userId: user.id, secretCiphertext: ctx.kek.encrypt(secret, 'totp'), createdAt: ctx.clock.now(), lastStep: null }, backupCodes.map((c) => backupCodeHash(ctx, c)));
   await ctx.audit.record('admin.mfa_enrolled', 'success', { userId: user.id, details: { method: 'totp' } });
   return { uri: totpUri(secret, issuerLabel, user.username), secret, backupCodes };
 }
@@ -68,6 +77,7 @@ export async function enrollTotp(ctx: IssuerContext, username: string, issuerLab
 export async function resetMfa(ctx: IssuerContext, username: string): Promise<boolean> {
   const user = await userByName(ctx, username);
   const removed = await ctx.store.users.resetMfa(user.id);
-  await ctx.audit.record('admin.mfa_reset', 'success', { userId: user.id });
+  const revoked = await ctx.store.refresh.revokeUser(user.id, ctx.clock.now(), 'mfa_reset');
+  await ctx.audit.record('admin.mfa_reset', 'success', { userId: user.id, details: { refresh_families_revoked: revoked } });
   return removed;
 }

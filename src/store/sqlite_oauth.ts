@@ -162,6 +162,8 @@ export function createSqliteRefreshStore(db: Db): RefreshStore {
     token: db.prepare<[string], TokenRow>('SELECT * FROM refresh_tokens WHERE token_hash = ?'),
     revoke: db.prepare('UPDATE refresh_families SET revoked_at = ?, revoked_reason = ? WHERE id = ? AND revoked_at IS NULL'),
     consumeAll: db.prepare('UPDATE refresh_tokens SET consumed_at = ? WHERE family_id = ? AND consumed_at IS NULL'),
+    liveOfUser: db.prepare<[string], { id: string }>('SELECT id FROM refresh_families WHERE user_id = ? AND revoked_at IS NULL'),
+    liveOfClient: db.prepare<[string], { id: string }>('SELECT id FROM refresh_families WHERE client_id = ? AND revoked_at IS NULL'),
   };
   const addToken = (t: RefreshTokenRecord) => s.insertToken.run(t.tokenHash, t.familyId, t.createdAt, t.idleExpiresAt);
   const createFamily = db.transaction((f: RefreshFamilyRecord, t: RefreshTokenRecord) => {
@@ -173,6 +175,7 @@ export function createSqliteRefreshStore(db: Db): RefreshStore {
     s.consumeAll.run(at, id);
     return changed;
   });
+  const revokeAll = db.transaction((ids: Array<{ id: string }>, at: number, reason: string) => ids.filter(({ id }) => revoke(id, at, reason)).length);
   const withFamily = (t: TokenRow) => ({ token: toToken(t), family: toFamily(s.family.get(t.family_id)!) });
   return {
     createFamily: async (f, t) => void createFamily(f, t),
@@ -183,6 +186,8 @@ export function createSqliteRefreshStore(db: Db): RefreshStore {
     consume: async (hash, at) => consumed(s.consume.get(at, hash), () => s.token.get(hash), withFamily),
     add: async (t) => void addToken(t),
     revokeFamily: async (id, at, reason) => revoke(id, at, reason),
+    revokeUser: async (userId, at, reason) => revokeAll(s.liveOfUser.all(userId), at, reason),
+    revokeClient: async (clientId, at, reason) => revokeAll(s.liveOfClient.all(clientId), at, reason),
     lookup: async (hash) => {
       const t = s.token.get(hash);
       return t && withFamily(t);

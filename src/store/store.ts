@@ -190,6 +190,10 @@ export interface RefreshStore {
   add(token: RefreshTokenRecord): Promise<void>;
   /** Returns false when the family was already revoked. */
   revokeFamily(id: string, at: number, reason: string): Promise<boolean>;
+  /** Revokes every live family of a user (password reset, disabling, MFA reset); returns how many. */
+  revokeUser(userId: string, at: number, reason: string): Promise<number>;
+  /** Revokes every live family of a client (client removal); returns how many. */
+  revokeClient(clientId: string, at: number, reason: string): Promise<number>;
   /** Looks a token up without consuming it (introspection, revocation). */
   lookup(tokenHash: string): Promise<{ token: RefreshTokenRecord; family: RefreshFamilyRecord } | undefined>;
 }

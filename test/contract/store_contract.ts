@@ -535,6 +535,21 @@ export function describeStoreContract(name: string, open: () => Promise<Store> |
         expect((await store.refresh.family('fam-svc'))?.userId).toBeNull();
       });
 
+      it("revokes every live family of a user, or of a client, and nobody else's", async () => {
+        await store.refresh.createFamily(family('fam-a1', { userId: 'u-alice', clientId: 'web' }), token('rt-a1', 'fam-a1'));
+        await store.refresh.createFamily(family('fam-a2', { userId: 'u-alice', clientId: 'app' }), token('rt-a2', 'fam-a2'));
+        await store.refresh.createFamily(family('fam-b1', { userId: 'u-bob', clientId: 'web' }), token('rt-b1', 'fam-b1'));
+        await store.refresh.revokeFamily('fam-a2', T0, 'revoked');
+        expect(await store.refresh.revokeUser('u-alice', T0 + SECOND, 'password_changed')).toBe(1);
+        expect(await store.refresh.family('fam-a1')).toMatchObject({ revokedAt: T0 + SECOND, revokedReason: 'password_changed' });
+        expect(await store.refresh.family('fam-a2')).toMatchObject({ revokedAt: T0, revokedReason: 'revoked' });
+        expect((await store.refresh.lookup('rt-a1'))?.token.consumedAt).toBe(T0 + SECOND);
+        expect((await store.refresh.family('fam-b1'))?.revokedAt).toBeNull();
+        expect(await store.refresh.revokeClient('web', T0 + 2 * SECOND, 'client_removed')).toBe(1);
+        expect(await store.refresh.family('fam-b1')).toMatchObject({ revokedAt: T0 + 2 * SECOND, revokedReason: 'client_removed' });
+        expect(await store.refresh.revokeUser('u-nobody', T0, 'x')).toBe(0);
+      });
+
       it('finds no unknown family or token', async () => {
         expect(await store.refresh.family('fam-nobody')).toBeUndefined();
         expect(await store.refresh.lookup('rt-nobody')).toBeUndefined();

@@ -10,7 +10,7 @@ import { issueUserTokens } from './issue.js';
 export async function refreshTokenGrant(ctx: IssuerContext, client: ClientRecord, params: Record<string, string | undefined>, ip: string | null): Promise<TokenResponse> {
   if (!client.grantTypes.includes('refresh_token')) throw new UnauthorizedClient('the client may not use refresh_token');
   if (!params.refresh_token) throw new InvalidRequest('refresh_token is required');
-  const { token, family } = await rotateRefreshToken(ctx, params.refresh_token, client, ip);
+  const { token, family } = await rotateRefreshToken(ctx, params.refresh_token, client, ip, (f) => void narrowedScope(f.scope, params.scope));
   const scope = narrowedScope(family.scope, params.scope);
   const user = family.userId ? await ctx.store.users.byId(family.userId) : undefined;
   if (!user || user.disabled) {
