@@ -9,6 +9,7 @@ import { registerPolicy } from './policy.js';
 import { registerUsers } from './users.js';
 import { registerClients } from './clients.js';
 import { registerKeys } from './keys.js';
+import { registerAudit } from './audit.js';
 
 const program = new Command()
   .name('portcullis')
@@ -24,5 +25,6 @@ registerPolicy(program);
 registerUsers(program);
 registerClients(program);
 registerKeys(program);
+registerAudit(program);
 
 await program.parseAsync(process.argv);

@@ -1,9 +1,9 @@
-import { z } from 'zod';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
 import type { PolicyRuntime } from '../policy/index.js';
 import type { Logger } from '../telemetry/logger.js';
 import { createAdminKeyCheck } from './admin_auth.js';
+import { parseAuditQuery, queryAudit } from '../issuer/audit_query.js';
 import { rotateSigningKey } from '../issuer/key_rotation.js';
 import type { TokenModule } from '../issuer/module.js';
 
@@ -78,13 +78,6 @@ export function createAdminServer({ registry, policies, readiness, apiKey, logge
   return app;
 }
 
-const auditQuery = z.object({
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
-  type: z.string().max(100).optional(),
-  since: z.iso.datetime().optional(),
-  before: z.coerce.number().int().positive().optional(),
-});
-
 function registerTokenAdmin(admin: FastifyInstance, tokens: TokenModule): void {
   const { ctx } = tokens;
   const keyView = () => ctx.keyring.states().map((k) => ({ ...k, createdAt: iso(k.createdAt), activatesAt: iso(k.activatesAt), retiresAt: k.retiresAt === null ? null : iso(k.retiresAt) }));
@@ -95,10 +88,9 @@ function registerTokenAdmin(admin: FastifyInstance, tokens: TokenModule): void {
     return { rotated: key.kid, activates_at: iso(key.activatesAt), keys: keyView() };
   });
   admin.get('/admin/audit', async (req, reply) => {
-    const q = auditQuery.safeParse(req.query);
-    if (!q.success) return reply.code(400).send({ error: 'bad_request', detail: q.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') });
-    const rows = await ctx.store.audit.query({ limit: q.data.limit, type: q.data.type, since: q.data.since ? Date.parse(q.data.since) : undefined, before: q.data.before });
-    return { events: rows.map((r) => ({ ...r, at: iso(r.at) })), next_before: rows.length === q.data.limit ? rows[rows.length - 1]!.id : null };
+    const parsed = parseAuditQuery(ctx, req.query);
+    if (!parsed.ok) return reply.code(400).send({ error: 'bad_request', detail: parsed.error });
+    return queryAudit(ctx, parsed.query);
   });
 }
 

@@ -97,13 +97,13 @@ interface AuditRow {
 
 export function createSqliteAuditStore(db: Db): AuditStore {
   const insert = db.prepare('INSERT INTO audit_events (at, type, outcome, actor, client_id, ip, reason, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
-  const query = db.prepare<{ type: string | null; since: number | null; before: number | null; limit: number }, AuditRow>(
-    'SELECT * FROM audit_events WHERE (@type IS NULL OR type = @type) AND (@since IS NULL OR at >= @since) AND (@before IS NULL OR id < @before) ORDER BY id DESC LIMIT @limit',
+  const query = db.prepare<{ type: string | null; actor: string | null; since: number | null; until: number | null; before: number | null; limit: number }, AuditRow>(
+    'SELECT * FROM audit_events WHERE (@type IS NULL OR type = @type) AND (@actor IS NULL OR actor = @actor) AND (@since IS NULL OR at >= @since) AND (@until IS NULL OR at < @until) AND (@before IS NULL OR id < @before) ORDER BY id DESC LIMIT @limit',
   );
   return {
     append: async (e) => void insert.run(e.at, e.type, e.outcome, e.actor, e.clientId, e.ip, e.reason, json.write(e.details)),
     query: async (q) =>
-      query.all({ type: q.type ?? null, since: q.since ?? null, before: q.before ?? null, limit: q.limit }).map((r) => ({
+      query.all({ type: q.type ?? null, actor: q.actor ?? null, since: q.since ?? null, until: q.until ?? null, before: q.before ?? null, limit: q.limit }).map((r) => ({
         id: r.id,
         at: r.at,
         type: r.type,

@@ -264,7 +264,11 @@ export interface AuditEvent {
 export interface AuditQuery {
   limit: number;
   type?: string | undefined;
+  /** Keyed hash of the user (as written in `actor`). */
+  actor?: string | undefined;
+  /** Inclusive lower and exclusive upper bound of `at`. */
   since?: number | undefined;
+  until?: number | undefined;
   /** Rows with an id below this one (paging backwards). */
   before?: number | undefined;
 }

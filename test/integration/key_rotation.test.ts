@@ -50,7 +50,7 @@ function sidecarHttp(sidecar: Sidecar) {
       return (await res.json()) as { rotated: string; activates_at: string; keys: KeyView[] };
     },
     async audit(type: string): Promise<Array<Record<string, unknown>>> {
-      const res = await fetch(`${admin}/admin/audit?type=${type}`, { headers: bearer });
+      const res = await fetch(`${admin}/admin/audit?kind=${type}`, { headers: bearer });
       expect(res.status).toBe(200);
       return ((await res.json()) as { events: Array<Record<string, unknown>> }).events;
     },
@@ -146,7 +146,7 @@ describe('signing key rotation with prepublication', () => {
     expect(await metricValue(sidecar.metrics, 'auth_key_rotation_total', { trigger: 'admin' })).toBe(1);
     const events = await http.audit('key.rotated');
     expect(events).toHaveLength(1);
-    expect(events[0]).toMatchObject({ type: 'key.rotated', outcome: 'success', actor: null, details: { trigger: 'admin', kid: newKid, activates_at: new Date(activatesAt).toISOString(), immediate: false } });
+    expect(events[0]).toMatchObject({ kind: 'key.rotated', outcome: 'success', actor: null, details: { trigger: 'admin', kid: newKid, activates_at: new Date(activatesAt).toISOString(), immediate: false } });
   });
 
   it('signs with the new kid after the prepublish time, and the ext_authz Check accepts those tokens', async () => {

@@ -235,7 +235,7 @@ describe('account lockout', () => {
     expect(ok.json.access_token).toEqual(expect.any(String));
     expect((await ctx.store.users.byId(user.id))?.failedLogins).toBe(0);
 
-    const locked = (await audit('type=account.locked')).filter((e) => e.actor === ctx.audit.userRef(user.id));
+    const locked = (await audit('kind=account.locked')).filter((e) => e.actor === ctx.audit.userRef(user.id));
     expect(locked).toHaveLength(1);
     expect(locked[0]).toMatchObject({ outcome: 'failure', reason: 'too_many_failures', details: { failures: MAX_FAILURES } });
   });
@@ -269,7 +269,7 @@ describe('account lockout back-off', () => {
     // Each lock is an event operators alert on: a guesser who waits out the first lock and
     // tries again must show up in the metric and the audit trail again.
     expect(await metricValue(sidecar.metrics, 'auth_login_lockouts_total')).toBe(lockouts + 2);
-    expect((await audit('type=account.locked')).filter((e) => e.actor === ctx.audit.userRef(user.id))).toHaveLength(2);
+    expect((await audit('kind=account.locked')).filter((e) => e.actor === ctx.audit.userRef(user.id))).toHaveLength(2);
     clock.advance(2 * LOCK_BASE_SECONDS * 1000);
     expect((await login('relock', PASSWORD)).status).toBe(200);
   });
@@ -431,7 +431,7 @@ describe('audit trail', () => {
   // Reads the events the tests above left: every kind of failure, for a dozen accounts.
   it('records every failure reason in GET /admin/audit, with users as keyed hashes and never by name', async () => {
     const events = await audit();
-    const reasons = new Set(events.map((e) => `${String(e.type)}:${String(e.reason)}`));
+    const reasons = new Set(events.map((e) => `${String(e.kind)}:${String(e.reason)}`));
     for (const r of ['login.password:user_not_found', 'login.password:invalid_password', 'login.password:account_disabled', 'login.password:account_locked', 'login.mfa:mfa_failed', 'login.mfa:totp_replayed', 'account.locked:too_many_failures']) {
       expect(reasons, r).toContain(r);
     }
@@ -448,9 +448,9 @@ describe('audit trail', () => {
     // The actor of a user's events is the keyed hash of its id: stable, so events can be correlated.
     const mia = users.find((u) => u.username === 'mia')!;
     const miaEvents = events.filter((e) => e.actor === ctx.audit.userRef(mia.id));
-    expect(miaEvents.map((e) => e.type)).toEqual(expect.arrayContaining(['login.password', 'login.mfa', 'token.issued', 'admin.mfa_enrolled']));
+    expect(miaEvents.map((e) => e.kind)).toEqual(expect.arrayContaining(['login.password', 'login.mfa', 'token.issued', 'admin.mfa_enrolled']));
     // An unknown username leaves a row without an actor at all.
-    expect(events.some((e) => e.type === 'login.password' && e.reason === 'user_not_found' && e.actor === null)).toBe(true);
+    expect(events.some((e) => e.kind === 'login.password' && e.reason === 'user_not_found' && e.actor === null)).toBe(true);
   });
 
   it('keeps passwords and codes out of the server logs', async () => {

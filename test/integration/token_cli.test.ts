@@ -246,6 +246,58 @@ describe('keys', { timeout: 60_000 }, () => {
   });
 });
 
+describe('audit tail', { timeout: 60_000 }, () => {
+  it('prints the latest events oldest first, filtered by kind and user, with users only as hashes', () => {
+    expect(run(['users', 'add', 'tail-user', '--config', config], 'tail-user-password\n').status).toBe(0);
+    expect(run(['users', 'disable', 'tail-user', '--config', config]).status).toBe(0);
+    const all = jsonLines(['audit', 'tail', '-n', '1000']);
+    expect(all.length).toBeGreaterThanOrEqual(2);
+    const ids = all.map((e) => Number(e.id));
+    expect(ids).toEqual([...ids].sort((a, b) => a - b));
+    const added = jsonLines(['audit', 'tail', '--kind', 'admin.user_added', '-n', '1000']);
+    expect(added.length).toBeGreaterThan(0);
+    expect(added.every((e) => e.kind === 'admin.user_added')).toBe(true);
+    const name = 'tail-user';
+    const mine = jsonLines(['audit', 'tail', '--user', name, '-n', '1000']);
+    expect(mine.map((e) => e.kind)).toEqual(['admin.user_added', 'admin.user_disabled']);
+    expect(new Set(mine.map((e) => e.actor)).size).toBe(1);
+    expect(JSON.stringify(all)).not.toContain(name);
+    const last = jsonLines(['audit', 'tail', '-n', '2']);
+    expect(last.map((e) => e.id)).toEqual(all.slice(-2).map((e) => e.id));
+  });
+
+  it('follows new events with --follow and stops on SIGINT', async () => {
+    const tail = spawn(process.execPath, [BIN, 'audit', 'tail', '-f', '--interval', '200', '-n', '1', '--kind', 'admin.user_added', '--config', config], { env: baseEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    tail.stdout!.on('data', (b: Buffer) => (out += String(b)));
+    try {
+      const lines = () => out.split('\n').filter(Boolean);
+      await new Promise((resolve) => setTimeout(resolve, 1500)); // the first page (the latest one, if any) is printed
+      const before = lines().length;
+      expect(before).toBeLessThanOrEqual(1);
+      expect(run(['users', 'add', 'follow-me', '--config', config], 'follow-me-password\n').status).toBe(0);
+      const id = String(userNamed('follow-me')!.id);
+      await expect.poll(() => lines().length, { timeout: 15_000 }).toBe(before + 1);
+      expect(JSON.parse(lines()[before]!)).toMatchObject({ kind: 'admin.user_added', outcome: 'success' });
+      expect(out).not.toContain(id);
+      const exited = new Promise<number | null>((resolve) => tail.once('exit', resolve));
+      tail.kill('SIGINT');
+      expect(await exited).toBe(0);
+    } finally {
+      if (tail.exitCode === null) tail.kill('SIGKILL');
+    }
+  });
+
+  it('refuses a bad filter with exit code 2 naming it', () => {
+    const r = run(['audit', 'tail', '--since', 'yesterday', '--config', config]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('--since');
+    const u = run(['audit', 'tail', '--user', 'nobody-at-all', '--config', config]);
+    expect(u.status).toBe(2);
+    expect(u.stderr).toContain('no user nobody-at-all');
+  });
+});
+
 describe('a running server', { timeout: 60_000 }, () => {
   let server: ChildProcess;
   let httpBase = '';

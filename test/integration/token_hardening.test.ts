@@ -30,7 +30,7 @@ describe('token module hardening', () => {
     const statuses: number[] = [];
     for (const spoofed of ['1.1.1.1', '2.2.2.2', '3.3.3.3', '4.4.4.4']) statuses.push((await json('/login', { username: 'hard-a', password: PASSWORD }, { 'x-forwarded-for': `${spoofed}, 10.9.9.9` })).status);
     expect(statuses).toEqual([200, 200, 200, 429]);
-    const events = await (await fetch(`http://127.0.0.1:${sidecar.server.adminPort}/admin/audit?type=login.password&limit=3`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).json();
+    const events = await (await fetch(`http://127.0.0.1:${sidecar.server.adminPort}/admin/audit?kind=login.password&limit=3`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).json();
     expect((events as { events: Array<{ ip: string }> }).events.every((e) => e.ip === '10.9.9.9')).toBe(true);
   });
 
