@@ -98,9 +98,18 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
     const checks = { policies: policies.current() !== undefined, issuer_keys: keys, draining };
     return { ready: checks.policies && Object.values(keys).every(Boolean) && !draining, checks };
   };
+  const liveness = async () => {
+    try {
+      await store?.ping();
+      return { ok: true, checks: { store: true } };
+    } catch (err) {
+      logger.error({ err }, 'store unreachable');
+      return { ok: false, checks: { store: false } };
+    }
+  };
   // The public listener is bound first: when token_module.issuer is unset, the issuer URL is its
   // bound address, and the ext_authz verifier must trust it before the first Check.
-  const publicHttp = createPublicServer({ tokens, readiness, trustProxy: config.http.trusted_proxy_hops, metrics, logger });
+  const publicHttp = createPublicServer({ tokens, readiness, liveness, trustProxy: config.http.trusted_proxy_hops, metrics, logger });
   const [httpHost, httpPortWanted] = splitAddress(config.http.address);
   await publicHttp.listen({ host: httpHost, port: httpPortWanted });
   const httpPort = (publicHttp.server.address() as AddressInfo).port;
@@ -118,7 +127,7 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
   for (const i of issuers) if (!i.keys.hasKeys()) logger.warn({ issuer: i.policy.issuer }, 'no signing keys yet for issuer; its tokens are rejected until a fetch succeeds');
 
   if (!config.admin.api_key) logger.warn('admin.api_key is not set: /admin/* refuses every request');
-  const admin = createAdminServer({ registry: metrics.registry, policies, readiness, apiKey: config.admin.api_key, logger, tokens });
+  const admin = createAdminServer({ registry: metrics.registry, policies, readiness, liveness, apiKey: config.admin.api_key, logger, tokens });
   const [adminHost, adminPort] = splitAddress(config.admin.address);
   await admin.listen({ host: adminHost, port: adminPort });
   const boundAdmin = (admin.server.address() as AddressInfo).port;

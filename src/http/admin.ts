@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Registry } from 'prom-client';
 import type { PolicyRuntime } from '../policy/index.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -6,6 +6,11 @@ import { createAdminKeyCheck } from './admin_auth.js';
 import { parseAuditQuery, queryAudit } from '../issuer/audit_query.js';
 import { rotateSigningKey } from '../issuer/key_rotation.js';
 import type { TokenModule } from '../issuer/module.js';
+
+export interface Liveness {
+  ok: boolean;
+  checks: Record<string, boolean>;
+}
 
 export interface Readiness {
   ready: boolean;
@@ -16,6 +21,8 @@ export interface AdminServerOptions {
   registry: Registry;
   policies: PolicyRuntime;
   readiness: () => Readiness;
+  /** Process liveness: 503 when a dependency the process cannot work without (the store) is gone. */
+  liveness: () => Promise<Liveness>;
   apiKey: string | undefined;
   logger: Logger;
   /** The token module, when enabled: `/admin/keys`, `/admin/keys/rotate`, `/admin/audit`. */
@@ -26,12 +33,12 @@ export interface AdminServerOptions {
  * The admin listener: `/metrics` (no credentials, so scrapers need none), `/health`, `/ready`,
  * and `/admin/*` behind the admin API key. Errors are JSON and never expose internals.
  */
-export function createAdminServer({ registry, policies, readiness, apiKey, logger, tokens }: AdminServerOptions): FastifyInstance {
+export function createAdminServer({ registry, policies, readiness, liveness, apiKey, logger, tokens }: AdminServerOptions): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: 64 * 1024 });
   const keyMatches = createAdminKeyCheck(apiKey);
 
   app.get('/metrics', async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
-  app.get('/health', async () => ({ status: 'ok' }));
+  app.get('/health', healthRoute(liveness));
   app.get('/ready', async (_req, reply) => {
     const r = readiness();
     return reply.code(r.ready ? 200 : 503).send({ status: r.ready ? 'ready' : 'not_ready', checks: r.checks });
@@ -95,3 +102,11 @@ function registerTokenAdmin(admin: FastifyInstance, tokens: TokenModule): void {
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
+
+/** `GET /health`: 200 `{status: ok}` while the process and its store work, 503 with the failing check otherwise. */
+export function healthRoute(liveness: () => Promise<Liveness>) {
+  return async (_req: unknown, reply: FastifyReply) => {
+    const l = await liveness();
+    return reply.code(l.ok ? 200 : 503).send(l.ok ? { status: 'ok' } : { status: 'unhealthy', checks: l.checks });
+  };
+}

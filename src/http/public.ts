@@ -14,11 +14,12 @@ import { tokenEndpoint } from '../issuer/token_endpoint.js';
 import { userinfo } from '../issuer/userinfo.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
-import type { Readiness } from './admin.js';
+import { healthRoute, type Liveness, type Readiness } from './admin.js';
 
 export interface PublicServerOptions {
   tokens: TokenModule | undefined;
   readiness: () => Readiness;
+  liveness: () => Promise<Liveness>;
   /** Proxy hops whose `X-Forwarded-For` entries are trusted (never `true`: the leftmost entry is the client's to choose). */
   trustProxy: number;
   metrics: Metrics;
@@ -33,13 +34,13 @@ const NO_STORE = { 'cache-control': 'no-store', pragma: 'no-cache' };
  * translate HTTP to the issuer's functions and render its results; OAuth errors are rendered in
  * one place as RFC 6749 JSON, and anything unexpected becomes a generic `server_error`.
  */
-export function createPublicServer({ tokens, readiness, trustProxy, metrics, logger }: PublicServerOptions): FastifyInstance {
+export function createPublicServer({ tokens, readiness, liveness, trustProxy, metrics, logger }: PublicServerOptions): FastifyInstance {
   // proxy-addr asks hop by hop from the socket outwards: trust exactly the configured number of proxies.
   const app = Fastify({ logger: false, bodyLimit: 64 * 1024, trustProxy: (_address: string, hop: number) => hop < trustProxy });
   app.register(formbody);
   app.register(cookie);
 
-  app.get('/health', async () => ({ status: 'ok' }));
+  app.get('/health', healthRoute(liveness));
   app.get('/ready', async (_req, reply) => {
     const r = readiness();
     return reply.code(r.ready ? 200 : 503).send({ status: r.ready ? 'ready' : 'not_ready', checks: r.checks });

@@ -45,6 +45,9 @@ export function openSqliteStore({ file }: SqliteStoreOptions): Store {
     revocations: createSqliteRevocationStore(db),
     audit: createSqliteAuditStore(db),
     schemaVersion,
+    ping: async () => {
+      db.prepare('SELECT 1').get();
+    },
     close: () => {
       if (db.open) db.close();
       return Promise.resolve();

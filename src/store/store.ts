@@ -20,6 +20,8 @@ export interface Store {
   readonly audit: AuditStore;
   /** Schema version after migrations. */
   readonly schemaVersion: number;
+  /** Throws when the store cannot answer (closed, unreachable): `/health` turns 503. */
+  ping(): Promise<void>;
   close(): Promise<void>;
 }
 

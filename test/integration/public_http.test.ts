@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { httpCheckRequest } from '../../src/extauthz/client.js';
 import { addClient } from '../../src/issuer/clients.js';
 import { startSidecar, type Sidecar } from '../helpers/sidecar.js';
 
@@ -92,5 +93,25 @@ describe('public HTTP listener', () => {
     expect(ready.status).toBe(503);
     expect(await ready.json()).toMatchObject({ status: 'not_ready', checks: { draining: true } });
     expect((await fetch(`${base}/health`)).status).toBe(200);
+  });
+});
+
+describe('liveness when the store is gone', () => {
+  it('turns /health 503 on both listeners while Check keeps answering', async () => {
+    const own = await startSidecar({});
+    try {
+      const urls = [`http://127.0.0.1:${own.server.httpPort}/health`, `http://127.0.0.1:${own.server.adminPort}/health`];
+      for (const url of urls) expect((await fetch(url)).status).toBe(200);
+      await own.server.tokens!.ctx.store.close();
+      for (const url of urls) {
+        const res = await fetch(url);
+        expect(res.status).toBe(503);
+        expect(await res.json()).toEqual({ status: 'unhealthy', checks: { store: false } });
+      }
+      const check = await own.client.check(httpCheckRequest('GET', '/public/index.html'));
+      expect(check.httpResponse.case).toBe('okResponse');
+    } finally {
+      await own.close();
+    }
   });
 });

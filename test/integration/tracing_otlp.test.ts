@@ -5,7 +5,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { httpCheckRequest } from '../../src/extauthz/client.js';
 import { ExportTraceServiceRequestSchema } from '../../src/gen/opentelemetry/proto/collector/trace/v1/trace_service_pb.js';
 import type { Span } from '../../src/gen/opentelemetry/proto/trace/v1/trace_pb.js';
-import { addUser } from '../../src/issuer/users.js';
+import { spawnSync } from 'node:child_process';
+import { generate } from 'otplib';
+import { addUser, enrollTotp } from '../../src/issuer/users.js';
+import { createMetrics } from '../../src/telemetry/metrics.js';
 import { startSidecar, type Sidecar } from '../helpers/sidecar.js';
 
 /** A real OTLP/HTTP receiver: decodes each protobuf export body and keeps the spans. */
@@ -89,5 +92,45 @@ describe('OTLP trace export', () => {
     const exported = JSON.stringify(spans.map((s) => [s.name, s.attributes, s.events]), (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v));
     for (const secret of [accessToken, PASSWORD, accessToken.split('.')[2]!]) expect(exported).not.toContain(secret);
     expect(exported).not.toContain('otlp-user');
+  });
+});
+
+const promtool = spawnSync('promtool', ['--version']).status === 0;
+
+describe('telemetry hygiene across a full flow', () => {
+  it('never lets a password, TOTP code, token or session id reach a log line, span or metric', async () => {
+    const ctx = sidecar.server.tokens!.ctx;
+    await addUser(ctx, { username: 'hygiene-user', password: 'hygiene-password-42', roles: ['viewer'] });
+    const { secret, backupCodes } = await enrollTotp(ctx, 'hygiene-user', 'Portcullis');
+    const post = async (path: string, body: unknown) => (await fetch(`http://127.0.0.1:${sidecar.server.httpPort}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })).json() as Promise<Record<string, string>>;
+    const first = await post('/login', { username: 'hygiene-user', password: 'hygiene-password-42' });
+    const code = await generate({ secret });
+    const tokens = await post('/login/mfa', { mfa_token: first.mfa_token, code });
+    await post('/login', { username: 'hygiene-user', password: 'wrong-hygiene-password' });
+    const refreshed = (await (
+      await fetch(`http://127.0.0.1:${sidecar.server.httpPort}/oauth2/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `grant_type=refresh_token&client_id=portcullis-login&refresh_token=${tokens.refresh_token}` })
+    ).json()) as Record<string, string>;
+    const traceId = '5bf92f3577b34da6a3ce929d0e0e4799';
+    await tracedCheck('GET', '/documents/d1', traceId, '2222222222222222');
+    const metrics = await (await fetch(`http://127.0.0.1:${sidecar.server.adminPort}/metrics`)).text();
+    const exported = JSON.stringify(spans.map((x) => [x.name, x.attributes, x.events, x.status]), (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v));
+    const logs = JSON.stringify(sidecar.logs);
+    const secrets = ['hygiene-password-42', 'wrong-hygiene-password', code, secret, backupCodes[0]!, first.mfa_token!, tokens.access_token!, tokens.refresh_token!, refreshed.refresh_token!, refreshed.access_token!, 'hygiene-user'];
+    for (const s of secrets) {
+      expect(logs, 'logs').not.toContain(s);
+      expect(exported, 'spans').not.toContain(s);
+      expect(metrics, 'metrics').not.toContain(s);
+    }
+    expect(spans.some((x) => x.name === 'auth.login')).toBe(true);
+  });
+
+  it.skipIf(!promtool)('serves /metrics that the Prometheus text parser accepts, with every catalog family', async () => {
+    const text = await (await fetch(`http://127.0.0.1:${sidecar.server.adminPort}/metrics`)).text();
+    const r = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+    const problems = `${r.stdout}${r.stderr}`.split('\n').filter(Boolean);
+    expect(problems.join('\n')).not.toMatch(/pars/i);
+    // prom-client's default Node gauges carry a `_total` suffix promtool lints; ours pass the linter.
+    expect(problems.filter((l) => !l.startsWith('nodejs_'))).toEqual([]);
+    for (const m of await createMetrics().registry.getMetricsAsJSON()) expect(text).toContain(`# TYPE ${m.name} `);
   });
 });
