@@ -114,6 +114,12 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
   await publicHttp.listen({ host: httpHost, port: httpPortWanted });
   const httpPort = (publicHttp.server.address() as AddressInfo).port;
   if (tokens) {
+    const audit = tokens.ctx.audit;
+    for (const runtime of [policies, shadow]) {
+      runtime?.onReload((o) =>
+        void audit.record('policy.reload', o.ok ? 'success' : 'failure', o.ok ? { details: { set: o.set, revision: o.revision, policies: o.policies } } : { reason: 'policy_invalid', details: { set: o.set, error: o.error.slice(0, 500) } }),
+      );
+    }
     tokens.setIssuer(`http://${hostOf(config.http.address)}:${httpPort}`);
     verifier.addIssuer(tokens.trustedIssuer());
     tokens.start();

@@ -15,7 +15,11 @@ export interface PolicyRuntime {
   reload(): { ok: true; policies: number } | { ok: false; error: string };
   /** When the live set was loaded, and the last rejected reload since (if any). */
   status(): { loadedAt: string | undefined; lastFailure: { at: string; error: string } | undefined };
+  /** Calls `listener` after every load attempt (the composition root writes audit rows from it). */
+  onReload(listener: (outcome: ReloadOutcome) => void): void;
 }
+
+export type ReloadOutcome = { set: 'active' | 'shadow'; ok: true; revision: string; policies: number } | { set: 'active' | 'shadow'; ok: false; error: string };
 
 export interface PolicyRuntimeOptions {
   dir: string;
@@ -34,7 +38,12 @@ export function createPolicyRuntime({ dir, warmupChecks, decisionCacheSize, name
   let active: ActivePolicySet | undefined;
   let loadedAt: string | undefined;
   let lastFailure: { at: string; error: string } | undefined;
+  const listeners: Array<(o: ReloadOutcome) => void> = [];
+  const tell = (o: ReloadOutcome) => {
+    for (const l of listeners) l(o);
+  };
   return {
+    onReload: (listener) => void listeners.push(listener),
     current: () => active,
     status: () => ({ loadedAt, lastFailure }),
     reload() {
@@ -45,12 +54,14 @@ export function createPolicyRuntime({ dir, warmupChecks, decisionCacheSize, name
         lastFailure = undefined;
         metrics.policyReloads.inc({ result: 'success', set: role });
         logger.info({ set: role, revision: next.bundle.revision, dir: next.bundle.dir, policies: next.bundle.policies.length, slices: next.bundle.slices.size, generation: next.generation }, 'policies loaded');
+        tell({ set: role, ok: true, revision: next.bundle.revision, policies: next.bundle.policies.length });
         return { ok: true, policies: next.bundle.policies.length };
       } catch (err) {
         metrics.policyReloads.inc({ result: 'failure', set: role });
         const error = errorMessage(err);
         lastFailure = { at: new Date().toISOString(), error };
         logger.error({ set: role, dir, error }, active ? 'policy reload rejected; the last good set keeps serving' : 'policy load failed');
+        tell({ set: role, ok: false, error });
         return { ok: false, error };
       }
     },

@@ -85,6 +85,11 @@ describe('admin listener', () => {
       const ok = await post();
       expect(ok.status).toBe(200);
       expect(await ok.json()).toMatchObject({ status: 'reloaded', policies: 6, generation: 2, revision: status.revision }); // same files, same revision
+      // Both attempts are audit rows (newest first), the failure with its reason.
+      const audit = (await (await get('/admin/audit?kind=policy.reload&limit=2', { authorization: `Bearer ${KEY}` })).json()) as { events: Array<{ outcome: string; reason: string | null; details: Record<string, unknown> }> };
+      expect(audit.events.map((e) => e.outcome)).toEqual(['success', 'failure']);
+      expect(audit.events[0]!.details).toMatchObject({ set: 'active', revision: status.revision, policies: 6 });
+      expect(audit.events[1]).toMatchObject({ reason: 'policy_invalid', details: { set: 'active', error: expect.stringMatching(/^rbac\.cedar:1:\d+ /) } });
     } finally {
       writeFileSync(rbac, original);
     }
