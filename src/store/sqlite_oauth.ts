@@ -107,6 +107,10 @@ export function createSqliteCodeStore(db: Db): CodeStore {
   const expired = db.prepare('DELETE FROM authorization_codes WHERE expires_at < ?');
   return {
     save: async (c) => void insert.run(c.codeHash, c.clientId, c.userId, c.redirectUri, c.scope, c.codeChallenge, c.nonce, c.resource, json.write(c.amr), c.authTime, c.expiresAt),
+    lookup: async (hash) => {
+      const r = get.get(hash);
+      return r && toCode(r);
+    },
     consume: async (hash, at) => consumed(consume.get(at, hash), () => get.get(hash), toCode),
     recordIssued: async (hash, i) => issued.run(i.familyId, i.accessTokenJti, hash).changes === 1,
     markReplayed: async (hash, at) => {

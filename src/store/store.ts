@@ -149,6 +149,8 @@ export type Consumed<T> = { status: 'ok'; record: T } | { status: 'replayed'; re
 
 export interface CodeStore {
   save(code: AuthorizationCodeRecord): Promise<void>;
+  /** Reads a code without consuming it (to check whom it was issued to first). */
+  lookup(codeHash: string): Promise<AuthorizationCodeRecord | undefined>;
   /** Compare-and-set; a second use reports `replayed` with what the first one issued. */
   consume(codeHash: string, at: number): Promise<Consumed<AuthorizationCodeRecord>>;
   /**

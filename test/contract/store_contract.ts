@@ -484,6 +484,14 @@ export function describeStoreContract(name: string, open: () => Promise<Store> |
         expect(replay.status !== 'unknown' && replay.record).toMatchObject({ familyId: null, accessTokenJti: 'jti-1' });
       });
 
+      it('reads a code without consuming it', async () => {
+        await store.codes.save(code('code-1'));
+        expect(await store.codes.lookup('code-1')).toEqual(code('code-1'));
+        expect((await store.codes.consume('code-1', T0)).status).toBe('ok');
+        expect((await store.codes.lookup('code-1'))?.consumedAt).toBe(T0);
+        expect(await store.codes.lookup('code-2')).toBeUndefined();
+      });
+
       it('reports an unknown code as unknown', async () => {
         await store.codes.save(code('code-1'));
         expect(await store.codes.consume('code-2', T0)).toEqual({ status: 'unknown' });

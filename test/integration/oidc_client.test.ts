@@ -472,6 +472,15 @@ describe('refused requests', () => {
     await expectOAuthError(exchange(config, run, null), 'invalid_request');
   });
 
+  it('refuses a code presented by another client without spending it', async () => {
+    const user = await createTestUser(ctx, { prefix: 'othercl' });
+    const config = await basicConfig('portal');
+    const run = await authorize(config, user);
+    await expectOAuthError(exchange(await basicConfig('webapp'), run), 'invalid_grant');
+    const tokens = await exchange(config, run);
+    expect(tokens.access_token).toBeTruthy();
+  });
+
   it('refuses a code exchange with the wrong code_verifier with invalid_grant, and the code is spent', async () => {
     const user = await createTestUser(ctx, { prefix: 'badver' });
     const config = await basicConfig('portal');

@@ -19,6 +19,9 @@ export async function authorizationCodeGrant(ctx: IssuerContext, client: ClientR
   if (!verifier) throw new InvalidRequest('code_verifier is required (PKCE)');
   const now = ctx.clock.now();
   const codeHash = sha256(code);
+  // Another client presenting a code neither spends it nor learns anything: checked before the consume.
+  const seen = await ctx.store.codes.lookup(codeHash);
+  if (seen && seen.clientId !== client.clientId) throw new InvalidGrant('client_mismatch');
   const result = await ctx.store.codes.consume(codeHash, now);
   if (result.status === 'unknown') throw new InvalidGrant('unknown_code');
   const record = result.record;
