@@ -9,7 +9,7 @@ export function registerKeys(program: Command): void {
   const keys = program.command('keys').description('token module signing keys');
   keys
     .command('list')
-    .description('list signing keys with their state (pending, active, previous, retired)')
+    .description('list signing keys with their state (pending, active, previous, superseded, retired)')
     .option('-c, --config <file>', 'YAML config file')
     .action(
       action(async (opts: { config?: string }) => {

@@ -93,6 +93,7 @@ const tokenModuleSchema = z
     rate_limit: z
       .object({
         login_per_minute: z.number().int().nonnegative().default(30).describe('Login attempts (`/login`, `/login/mfa`, login pages) per client IP per minute; 0 disables.'),
+        authorize_per_minute: z.number().int().nonnegative().default(120).describe('Authorization requests (`/oauth2/authorize`, each stores a login-page interaction) per client IP per minute; 0 disables.'),
       })
       .strict()
       .prefault({})

@@ -89,6 +89,11 @@ function registerTokenRoutes(app: FastifyInstance, tokens: TokenModule): void {
   app.post('/login/mfa', async (req, reply) => reply.headers(NO_STORE).send(await mfaLogin(ctx, tokens.limiter, jsonBody(req), ip(req))));
 
   const authorize = async (req: FastifyRequest, reply: FastifyReply) => {
+    const wait = tokens.authorizeLimiter.take(req.ip ?? 'unknown');
+    if (wait !== undefined) {
+      ctx.metrics.loginRateLimited.inc();
+      return page(reply.header('retry-after', String(wait)), 429, renderError('Too many requests', 'Too many sign-in attempts from this address. Wait a minute and try again.'), []);
+    }
     const params = single(req.method === 'POST' ? req.body : req.query);
     let validated;
     try {

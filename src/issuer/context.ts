@@ -21,6 +21,7 @@ export interface IssuerSettings {
   interactionTtl: number;
   lockout: { maxFailures: number; baseSeconds: number; maxSeconds: number };
   loginPerMinute: number;
+  authorizePerMinute: number;
 }
 
 /** Everything a grant or endpoint needs, passed explicitly (no service locator). */

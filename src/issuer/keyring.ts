@@ -22,7 +22,8 @@ export interface KeyringOptions {
 export interface KeyState {
   kid: string;
   alg: string;
-  state: 'pending' | 'active' | 'previous' | 'retired';
+  /** `superseded`: a pending key replaced before it activated; published until it retires, never signs. */
+  state: 'pending' | 'active' | 'previous' | 'superseded' | 'retired';
   createdAt: number;
   activatesAt: number;
   retiresAt: number | null;
@@ -67,7 +68,7 @@ export function createKeyring(o: KeyringOptions): Keyring {
   const imported = new Map<string, CryptoKey>();
 
   const stateOf = (k: SigningKeyRecord, now: number, signerKid: string | undefined): KeyState['state'] =>
-    k.retiresAt !== null && k.retiresAt <= now ? 'retired' : k.kid === signerKid ? 'active' : k.activatesAt > now ? 'pending' : 'previous';
+    k.retiresAt !== null && k.retiresAt <= now ? 'retired' : k.kid === signerKid ? 'active' : k.activatesAt > now ? (k.retiresAt !== null && k.retiresAt <= k.activatesAt ? 'superseded' : 'pending') : 'previous';
 
   function currentSigner(now: number): SigningKeyRecord | undefined {
     let best: SigningKeyRecord | undefined;

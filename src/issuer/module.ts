@@ -28,6 +28,8 @@ export interface TokenModule {
   keyring: Keyring;
   interactions: Interactions;
   limiter: RateLimiter;
+  /** Per-IP limit of `/oauth2/authorize` (each request stores an interaction). */
+  authorizeLimiter: RateLimiter;
   /** Algorithm of newly generated keys (what discovery advertises for ID tokens). */
   signingAlg: string;
   /** Fixes the issuer URL once the public listener is bound (when not configured). */
@@ -56,6 +58,7 @@ export function issuerSettings(c: Readonly<Config>['token_module']): IssuerSetti
     interactionTtl: c.interaction_ttl_seconds,
     lockout: { maxFailures: c.lockout.max_failures, baseSeconds: c.lockout.base_seconds, maxSeconds: c.lockout.max_seconds },
     loginPerMinute: c.rate_limit.login_per_minute,
+    authorizePerMinute: c.rate_limit.authorize_per_minute,
   };
 }
 
@@ -117,6 +120,7 @@ export async function createTokenModule(o: TokenModuleOptions): Promise<TokenMod
     keyring,
     interactions: createInteractions(ctx, limiter),
     limiter,
+    authorizeLimiter: createRateLimiter(settings.authorizePerMinute, o.clock),
     signingAlg: tm.signing_alg,
     setIssuer(url) {
       issuer ??= url.replace(/\/$/, '');

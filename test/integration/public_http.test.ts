@@ -115,3 +115,23 @@ describe('liveness when the store is gone', () => {
     }
   });
 });
+
+describe('authorization request rate limit', () => {
+  it('answers a 429 page with Retry-After once an address exceeds authorize_per_minute, storing no interaction', async () => {
+    const own = await startSidecar({ token_module: { rate_limit: { authorize_per_minute: 2 } } });
+    try {
+      await addClient(own.server.tokens!.ctx, { clientId: 'rl', type: 'public', grantTypes: ['authorization_code'], redirectUris: ['http://127.0.0.1:8123/cb'], scopes: ['openid'], roles: [], firstParty: true });
+      const q = new URLSearchParams({ response_type: 'code', client_id: 'rl', redirect_uri: 'http://127.0.0.1:8123/cb', scope: 'openid', code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256' });
+      const url = `http://127.0.0.1:${own.server.httpPort}/oauth2/authorize?${q}`;
+      expect((await fetch(url)).status).toBe(200);
+      expect((await fetch(url)).status).toBe(200);
+      const limited = await fetch(url);
+      expect(limited.status).toBe(429);
+      expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
+      expect(limited.headers.get('set-cookie')).toBeNull();
+      expect(await limited.text()).toContain('Too many sign-in attempts');
+    } finally {
+      await own.close();
+    }
+  });
+});

@@ -72,6 +72,18 @@ describe('signing keyring', () => {
     expect(decodeProtectedHeader(await sign(k)).kid).toBe(next.kid);
   });
 
+  it('marks a pending key replaced before it activated as superseded, never signing', async () => {
+    const k = ring();
+    await k.init();
+    const pending = await k.rotate();
+    const now = await k.rotate({ immediate: true });
+    const states = Object.fromEntries(k.states().map((s) => [s.kid, s.state]));
+    expect(states[pending.kid]).toBe('superseded');
+    expect(states[now.kid]).toBe('active');
+    clock.advance(10 * MIN);
+    expect((await k.signer()).kid).toBe(now.kid);
+  });
+
   it('sees a rotation made by another process after reload', async () => {
     const server = ring();
     await server.init();
