@@ -28,6 +28,7 @@ export interface PublicServerOptions {
 
 const INTERACTION_COOKIE = 'portcullis_interaction';
 const NO_STORE = { 'cache-control': 'no-store', pragma: 'no-cache' };
+const FRAMEWORK_ERRORS: Record<number, string> = { 413: 'request body too large', 415: 'unsupported content type' };
 
 /**
  * The public listener: `/health`, `/ready`, and the token module's endpoints. Routes only
@@ -52,15 +53,15 @@ export function createPublicServer({ tokens, readiness, liveness, trustProxy, me
     const endpoint = req.routeOptions.url ?? 'unknown';
     let oauth: OAuthError;
     if (err instanceof OAuthError) oauth = err;
-    else if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) oauth = new InvalidRequest(err.statusCode === 413 ? 'request body too large' : err.statusCode === 415 ? 'unsupported content type' : 'malformed request', `http_${err.statusCode}`);
+    // Framework refusals (unparseable body, too large, unsupported type) keep their status as invalid_request.
+    else if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) oauth = new OAuthError('invalid_request', err.statusCode, FRAMEWORK_ERRORS[err.statusCode] ?? 'malformed request', `http_${err.statusCode}`);
     else {
       logger.error({ err, endpoint }, 'token module request failed');
       oauth = new ServerError('internal');
     }
     metrics.oauthErrors.inc({ endpoint, error: oauth.error });
     if (oauth.status >= 500 || oauth.reason !== oauth.error) logger.info({ endpoint, error: oauth.error, reason: oauth.reason }, 'oauth error');
-    const status = err.statusCode === 413 ? 413 : err.statusCode === 415 ? 415 : oauth.status;
-    return reply.code(status).headers({ ...NO_STORE, ...oauth.headers }).send({ error: oauth.error, error_description: oauth.description });
+    return reply.code(oauth.status).headers({ ...NO_STORE, ...oauth.headers }).send({ error: oauth.error, error_description: oauth.description });
   });
   return app;
 }
@@ -91,7 +92,6 @@ function registerTokenRoutes(app: FastifyInstance, tokens: TokenModule): void {
   const authorize = async (req: FastifyRequest, reply: FastifyReply) => {
     const wait = tokens.authorizeLimiter.take(req.ip ?? 'unknown');
     if (wait !== undefined) {
-      ctx.metrics.loginRateLimited.inc();
       return page(reply.header('retry-after', String(wait)), 429, renderError('Too many requests', 'Too many sign-in attempts from this address. Wait a minute and try again.'), []);
     }
     const params = single(req.method === 'POST' ? req.body : req.query);

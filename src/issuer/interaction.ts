@@ -97,11 +97,7 @@ export function createInteractions(ctx: IssuerContext, limiter: RateLimiter): In
     return { kind: 'redirect', location: withParams(r.redirectUri, { code, state: r.state, iss: ctx.issuer() }) };
   }
 
-  function limited(ip: string | null): boolean {
-    const wait = limiter.take(ip ?? 'unknown');
-    if (wait !== undefined) ctx.metrics.loginRateLimited.inc();
-    return wait !== undefined;
-  }
+  const limited = (ip: string | null): boolean => limiter.take(ip ?? 'unknown') !== undefined;
 
   return {
     async start(request, client) {

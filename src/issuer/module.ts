@@ -102,7 +102,8 @@ export async function createTokenModule(o: TokenModuleOptions): Promise<TokenMod
     logger: o.logger,
     dummyHash: await createDummyHash(),
   };
-  const limiter = createRateLimiter(settings.loginPerMinute, o.clock);
+  const refused = () => o.metrics.loginRateLimited.inc();
+  const limiter = createRateLimiter(settings.loginPerMinute, o.clock, refused);
   const timers: NodeJS.Timeout[] = [];
   const reload = async () => {
     await keyring.reload();
@@ -120,7 +121,7 @@ export async function createTokenModule(o: TokenModuleOptions): Promise<TokenMod
     keyring,
     interactions: createInteractions(ctx, limiter),
     limiter,
-    authorizeLimiter: createRateLimiter(settings.authorizePerMinute, o.clock),
+    authorizeLimiter: createRateLimiter(settings.authorizePerMinute, o.clock, refused),
     signingAlg: tm.signing_alg,
     setIssuer(url) {
       issuer ??= url.replace(/\/$/, '');

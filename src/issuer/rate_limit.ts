@@ -11,7 +11,8 @@ export interface RateLimiter {
 
 const MAX_KEYS = 100_000;
 
-export function createRateLimiter(perMinute: number, clock: Clock): RateLimiter {
+/** `onRefused` runs for each refused attempt (the caller counts it in a metric). */
+export function createRateLimiter(perMinute: number, clock: Clock, onRefused: () => void = () => {}): RateLimiter {
   const windows = new Map<string, { start: number; count: number }>();
   return {
     take(key) {
@@ -31,7 +32,9 @@ export function createRateLimiter(perMinute: number, clock: Clock): RateLimiter 
         windows.set(key, w);
       }
       w.count++;
-      return w.count > perMinute ? Math.ceil((w.start + 60_000 - now) / 1000) : undefined;
+      if (w.count <= perMinute) return undefined;
+      onRefused();
+      return Math.ceil((w.start + 60_000 - now) / 1000);
     },
   };
 }

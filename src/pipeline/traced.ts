@@ -1,4 +1,5 @@
-import { ROOT_CONTEXT, SpanStatusCode, context, propagation, trace, type TextMapGetter } from '@opentelemetry/api';
+import { ROOT_CONTEXT, context, propagation, trace, type TextMapGetter } from '@opentelemetry/api';
+import { inSpan } from '../telemetry/tracing.js';
 import type { ActivePolicySet } from '../policy/index.js';
 import type { TokenVerifier } from '../tokens/index.js';
 import type { Decider } from './decide.js';
@@ -17,10 +18,9 @@ const headerGetter: TextMapGetter<AuthzInput['headers']> = {
 };
 
 export function tracedDecider(decide: Decider): Decider {
-  return (input) => {
-    const parent = propagation.extract(ROOT_CONTEXT, input.headers, headerGetter);
-    return tracer.startActiveSpan('auth.authz.check', { attributes: { 'auth.authz.decision_source': input.source, 'http.request.method': input.method } }, parent, async (span) => {
-      try {
+  return (input) =>
+    context.with(propagation.extract(ROOT_CONTEXT, input.headers, headerGetter), () =>
+      inSpan('auth.authz.check', { 'auth.authz.decision_source': input.source, 'http.request.method': input.method }, async (span) => {
         const d = await decide(input);
         span.setAttributes({
           'auth.authz.permitted': d.allow,
@@ -32,31 +32,18 @@ export function tracedDecider(decide: Decider): Decider {
         });
         if (!d.allow) span.addEvent('authorization_denied', { 'auth.authz.deny_reason': d.reason, 'auth.authz.deny_code': d.code, 'http.response.status_code': d.status });
         return d;
-      } catch (err) {
-        span.setStatus({ code: SpanStatusCode.ERROR, message: (err as { code?: string }).code ?? 'error' });
-        throw err;
-      } finally {
-        span.end();
-      }
-    });
-  };
+      }),
+    );
 }
 
 export function tracedVerifier(verifier: TokenVerifier): TokenVerifier {
   return {
     ...verifier,
     verify: (token) =>
-      tracer.startActiveSpan('auth.token.verify', async (span) => {
-        try {
-          const principal = await verifier.verify(token);
-          span.setAttributes({ 'auth.token.issuer': principal.issuer, 'auth.token.mfa': principal.mfa });
-          return principal;
-        } catch (err) {
-          span.setStatus({ code: SpanStatusCode.ERROR, message: (err as { code?: string }).code ?? 'error' });
-          throw err;
-        } finally {
-          span.end();
-        }
+      inSpan('auth.token.verify', {}, async (span) => {
+        const principal = await verifier.verify(token);
+        span.setAttributes({ 'auth.token.issuer': principal.issuer, 'auth.token.mfa': principal.mfa });
+        return principal;
       }),
   };
 }

@@ -3,6 +3,9 @@ import { pino, type Logger } from 'pino';
 
 export type { Logger };
 
+/** Field names whose values are secrets wherever they appear (one level deep too). */
+const SECRET_FIELDS = ['token', 'authorization', 'password', 'access_token', 'refresh_token', 'id_token', 'client_secret', 'client_assertion', 'code_verifier', 'mfa_token', 'cookie'];
+
 /**
  * JSON logs. Redaction is a second line of defence: code never logs tokens, passwords or
  * session ids, and these paths are censored should one slip into a logged object.
@@ -21,7 +24,12 @@ export function createLogger(level: string, destination?: pino.DestinationStream
         return { trace_id: traceId, span_id: spanId };
       },
       redact: {
-        paths: ['token', 'authorization', 'password', '*.token', '*.authorization', '*.password', 'headers.authorization', 'headers.cookie'],
+        paths: [
+          ...SECRET_FIELDS,
+          ...SECRET_FIELDS.map((f) => `*.${f}`),
+          'headers.authorization',
+          'headers.cookie',
+        ],
         censor: '[redacted]',
       },
     },
