@@ -25,6 +25,7 @@ export type ErrorCode =
   | 'ERR_TOKEN_REVOKED'
   | 'ERR_KEYS_UNAVAILABLE'
   | 'ERR_STORE'
+  | 'ERR_CACHE'
   | 'ERR_KEK';
 
 export class PortcullisError extends Error {

@@ -36,7 +36,7 @@ describe('npm run bench', () => {
     expect(report.budgets.find((b) => b.name === 'check max throughput >= 0.5 x floor')?.status).toMatch(/pass|fail/);
     expect(readFileSync(join(out, files[1]!), 'utf8')).toContain('| check | example | max |');
     expect(readFileSync(join(out, files[2]!), 'utf8')).toMatch(/^<svg[\s\S]*check\/example max[\s\S]*<\/svg>\n$/);
-  });
+  }, 120_000);
 
   it('runs the token module scenarios over HTTP (autocannon) with the in-process argon2id ceiling beside login', () => {
     const out = tempDir('pc-bench-out');

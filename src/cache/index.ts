@@ -1,0 +1,2 @@
+export type * from './cache.js';
+export { createMemoryCache, type MemoryCacheOptions } from './memory.js';
