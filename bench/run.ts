@@ -55,7 +55,7 @@ if (!['auto', 'node', 'h2load'].includes(generatorChoice)) fatal(`unknown genera
 const useH2load = generatorChoice === 'h2load' || (generatorChoice === 'auto' && h2loadAvailable());
 if (generatorChoice === 'h2load' && !h2loadAvailable()) fatal('h2load is not installed (Debian package nghttp2-client)');
 /** h2load when available (its C client leaves the cores to the server); the Node generator otherwise and for multi-request pools. */
-const load = (spec: LoadSpec): Promise<LoadResult> => (useH2load && spec.requests.length === 1 ? runH2load(spec) : runNodeLoad(spec));
+const load = (spec: LoadSpec): Promise<LoadResult> => (useH2load && !spec.singleUse && spec.requests.length === 1 ? runH2load(spec) : runNodeLoad(spec));
 
 function phasesFor(kind: PhaseKind): Array<{ label: string; mode: 'open' | 'closed'; rate?: number; concurrency?: number }> {
   const max = { label: 'max', mode: 'closed' as const, concurrency: profile!.maxConcurrency };
@@ -64,6 +64,9 @@ function phasesFor(kind: PhaseKind): Array<{ label: string; mode: 'open' | 'clos
   if (kind === 'open-1000+max') return [open(profile!.rates[0]!), max];
   return [...profile!.rates.map(open), max];
 }
+
+/** Pool size per second for closed-loop phases of single-use scenarios: above any rate one process reaches here. */
+const SINGLE_USE_CEILING_RPS = 8000;
 
 const results: PhaseResult[] = [];
 const notes: string[] = [];
@@ -86,6 +89,8 @@ async function runVariant(scenario: (typeof SCENARIOS)[number], variant: (typeof
   try {
     const envoy = run.path === undefined;
     const base = { address: run.target.address, path: run.path ?? AUTHORIZATION_CHECK_PATH, requests: run.requests, expect: envoy ? ('allow' as const) : ('any' as const) };
+    // Single-use requests: a fresh pool per phase, sized for the phase (open: its schedule; closed: a generous ceiling).
+    const poolFor = (durationMs: number, rate?: number) => run.singleUse!(Math.ceil(((rate ?? SINGLE_USE_CEILING_RPS) * durationMs) / 1000) + 100);
     const http = run.http;
     const measure = run.measure;
     // One phase of load, by the variant's kind: in-process, HTTP (autocannon) or gRPC.
@@ -94,7 +99,7 @@ async function runVariant(scenario: (typeof SCENARIOS)[number], variant: (typeof
         ? measure(durationMs)
         : http
           ? runHttpLoad({ url: http.url, requests: http.requests, connections: concurrency === profile!.maxConcurrency ? (http.connections ?? concurrency) : (concurrency ?? 8), durationMs, ...(mode === 'open' && rate ? { rate } : {}) })
-          : load({ ...base, mode, rate, concurrency, durationMs });
+          : load({ ...base, mode, rate, concurrency, durationMs, ...(run.singleUse ? { requests: poolFor(durationMs, rate), singleUse: true } : {}) });
     if (!measure) await (run.verify ? run.verify() : verifySample(run.target.address, run.requests[0]!));
     await phaseLoad('closed', profile!.warmupMs, undefined, 8);
     for (const phase of phasesFor(scenario.phases)) {
@@ -113,6 +118,7 @@ async function runVariant(scenario: (typeof SCENARIOS)[number], variant: (typeof
         peakRssMb: run.target.peakRssMb(),
       };
       results.push(result);
+      if (r.exhausted) notes.push(`${scenario.name}/${variant.name}/${phase.label}: the single-use request pool ran out before the phase ended`);
       process.stderr.write(`  ${phase.label}: ${r.rate} req/s p50 ${r.p50} p99 ${r.p99} p99.9 ${r.p999} ms errors ${r.errors}${r.errorSamples.length ? ` (${r.errorSamples[0]})` : ''}\n`);
     }
   } finally {

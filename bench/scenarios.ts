@@ -6,6 +6,7 @@ import { systemClock } from '../src/lib/clock.js';
 import { loadDevIssuer } from '../src/tokens/index.js';
 import { tenantPolicyFiles, tenantRequest } from './lib/policy_sets.js';
 import { checkBytes, startBenchIssuer } from './lib/requests.js';
+import { createBenchDpopKey } from './lib/dpop_requests.js';
 import { startFloor, startPortcullis, type Target } from './lib/target.js';
 import { create, toBinary } from '@bufbuild/protobuf';
 import { createAppClient } from '../src/appapi/client.js';
@@ -27,6 +28,11 @@ export interface VariantRun {
   measure?: (durationMs: number) => Promise<import('./lib/load_grpc.js').LoadResult>;
   /** gRPC method; default Envoy's Authorization/Check. */
   path?: string;
+  /**
+   * Requests that may be sent once each (DPoP proofs): a fresh pool of `count` is built before
+   * every phase and replaces `requests`; the Node generator never sends one twice.
+   */
+  singleUse?: (count: number) => Uint8Array[];
   /** Checks the first request once through a real gRPC client; default: an Envoy Check that must be allowed. */
   verify?: () => Promise<void>;
   note?: string;
@@ -49,9 +55,9 @@ export interface Scenario {
 const devConfig = (dir: string, policiesDir = EXAMPLE_POLICIES, extra = '', decisionCache = true) =>
   `log:\n  level: info\npolicies:\n  dir: ${policiesDir}\n  decision_cache_size: ${decisionCache ? 10000 : 0}\ndev_issuer:\n  key_file: ${join(dir, 'dev-key.json')}\n${extra}`;
 
-async function devToken(target: Target, sub: string, roles: string[]): Promise<string> {
+async function devToken(target: Target, sub: string, roles: string[], extra?: Record<string, unknown>): Promise<string> {
   const dev = await loadDevIssuer({ issuer: 'urn:portcullis:dev', audience: 'portcullis', keyFile: join(target.dir, 'dev-key.json'), clock: systemClock });
-  return dev.mint({ sub, roles, ttlSeconds: 3600 });
+  return dev.mint({ sub, roles, ttlSeconds: 3600, ...(extra ? { extra } : {}) });
 }
 
 export const SCENARIOS: Scenario[] = [
@@ -112,6 +118,23 @@ export const SCENARIOS: Scenario[] = [
         return { target, requests: [checkBytes('GET', '/documents/d1', token!)], cleanup: () => issuer.close() };
       },
     })),
+  },
+  {
+    name: 'check-dpop',
+    description: 'check/example with a DPoP-bound token: a fresh ES256 proof per request (signature, htm/htu/iat/ath/jkt checks, jti replay cache); requests are single-use, so the Node generator runs it',
+    phases: 'rates',
+    variants: [
+      {
+        name: 'es256',
+        async start() {
+          const target = await startPortcullis((dir) => devConfig(dir));
+          const key = await createBenchDpopKey();
+          const token = await devToken(target, 'alice', ['viewer'], { cnf: { jkt: key.jkt } });
+          const singleUse = (count: number) => key.checkPool(token, 'GET', '/documents/d1', count);
+          return { target, requests: singleUse(1), singleUse, note: 'one fresh proof per request' };
+        },
+      },
+    ],
   },
   {
     name: 'cerbos',

@@ -10,6 +10,7 @@ import { createTokenModule } from '../src/issuer/module.js';
 import { ARGON2_OPTIONS } from '../src/issuer/passwords.js';
 import { addUser } from '../src/issuer/users.js';
 import { systemClock } from '../src/lib/clock.js';
+import { createMemoryCache } from '../src/cache/index.js';
 import { openSqliteStore } from '../src/store/index.js';
 import { createLogger } from '../src/telemetry/logger.js';
 import { createMetrics } from '../src/telemetry/metrics.js';
@@ -29,7 +30,7 @@ async function withStore<T>(target: Target, fn: (ctx: IssuerContext) => Promise<
   const config = parseConfig({ dev_issuer: { enabled: false }, store: { sqlite_file: target.sqliteFile! }, token_module: { kek: target.kek! } });
   const store = openSqliteStore({ file: target.sqliteFile! });
   try {
-    const tokens = await createTokenModule({ config, store, clock: systemClock, metrics: createMetrics(), logger: createLogger('silent') });
+    const tokens = await createTokenModule({ config, store, cache: createMemoryCache(), clock: systemClock, metrics: createMetrics(), logger: createLogger('silent') });
     tokens.setIssuer(`http://${target.http}`);
     return await fn(tokens.ctx);
   } finally {

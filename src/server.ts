@@ -18,12 +18,16 @@ import { startTracing } from './telemetry/otel.js';
 import { createPolicyRuntime, watchPolicyFolder, type PolicyRuntime } from './policy/index.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
 import { createMetrics, type Metrics } from './telemetry/metrics.js';
-import { createLocalKeySource, createRemoteKeySource, createTokenVerifier, loadDevIssuer, type TrustedIssuer } from './tokens/index.js';
+import { createLocalKeySource, createRemoteKeySource, createTokenVerifier, createDpopVerifier, loadDevIssuer, type TrustedIssuer } from './tokens/index.js';
+import { createMemoryCache, type Cache } from './cache/index.js';
+import type { SenderConstraint } from './pipeline/authenticate.js';
 
 export interface ServerDeps {
   logger?: Logger;
   clock?: Clock;
   metrics?: Metrics;
+  /** Shared short-lived state (DPoP replay); built from config when not given. */
+  cache?: Cache;
 }
 
 export interface PortcullisServer {
@@ -54,6 +58,8 @@ export async function createCore(config: Readonly<Config>, deps: ServerDeps = {}
   const clock = deps.clock ?? systemClock;
   const metrics = deps.metrics ?? createMetrics(undefined, { defaultMetrics: true });
   const issuers = await trustedIssuers(config, { logger, clock, metrics });
+  const cache = deps.cache ?? createMemoryCache({ clock });
+  const dpop = senderConstraint(config, cache, clock);
   const verifier = createTokenVerifier({ issuers, clock, metrics, cacheMaxEntries: config.token_cache.max_entries });
   // Tracing off: the decision path is built without any span code.
   const traced = config.observability.tracing.enabled;
@@ -71,20 +77,21 @@ export async function createCore(config: Readonly<Config>, deps: ServerDeps = {}
     logger,
     maxBodyBytes: config.request_body.max_bytes,
     shadow: shadow?.current,
+    dpop,
   });
   const decide = traced ? tracedDecider(decider) : decider;
-  const appApi = createAppChecker({ verifier, policies: policies.current, clock, metrics, logger });
-  return { logger, clock, metrics, issuers, verifier, policies, shadow, decide, appApi };
+  const appApi = createAppChecker({ verifier, policies: policies.current, clock, metrics, logger, dpop });
+  return { logger, clock, metrics, cache, issuers, verifier, policies, shadow, decide, appApi };
 }
 
 /** The composition root: builds every part from config and starts the listeners. */
 export async function startServer(config: Readonly<Config>, deps: ServerDeps = {}): Promise<PortcullisServer> {
   const t = config.observability.tracing;
   const tracing = t.enabled ? startTracing({ serviceName: config.observability.service_name, endpoint: t.endpoint, sampleRate: t.sample_rate, exportIntervalMs: t.export_interval_ms }) : undefined;
-  const { logger, clock, metrics, issuers, verifier, policies, shadow, decide, appApi } = await createCore(config, deps);
+  const { logger, clock, metrics, cache, issuers, verifier, policies, shadow, decide, appApi } = await createCore(config, deps);
   const store = config.token_module.enabled ? openStore(config) : undefined;
   if (config.store.driver === 'memory') logger.warn('store.driver is memory: users, clients, keys and tokens are lost on exit (tests only)');
-  const tokens = store ? await createTokenModule({ config, store, clock, metrics, logger }) : undefined;
+  const tokens = store ? await createTokenModule({ config, store, cache, clock, metrics, logger }) : undefined;
   const watchers = config.policies.watch
     ? [
         watchPolicyFolder(config.policies.dir, config.policies.watch_debounce_ms, () => void policies.reload(), logger),
@@ -182,8 +189,21 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
       await publicHttp.close();
       for (const i of issuers) i.keys.stop();
       await store?.close();
+      // A cache handed in by the embedder is the embedder's to close.
+      if (!deps.cache) await cache.close();
       await tracing?.shutdown();
     },
+  };
+}
+
+/** DPoP proof checks for the ext_authz path and the app API (no server nonces there). */
+function senderConstraint(config: Readonly<Config>, cache: Cache, clock: Clock): SenderConstraint | undefined {
+  const d = config.dpop;
+  if (!d.enabled) return undefined;
+  return {
+    verify: createDpopVerifier({ algorithms: d.algorithms, iatWindowSeconds: d.iat_window_seconds, maxProofBytes: d.max_proof_bytes, replay: cache, clock }),
+    origins: d.htu_origins,
+    algorithms: d.algorithms,
   };
 }
 
@@ -200,7 +220,7 @@ function hostOf(address: string): string {
   return address.slice(0, address.lastIndexOf(':'));
 }
 
-async function trustedIssuers(config: Readonly<Config>, deps: Required<ServerDeps>): Promise<TrustedIssuer[]> {
+async function trustedIssuers(config: Readonly<Config>, deps: Required<Omit<ServerDeps, 'cache'>>): Promise<TrustedIssuer[]> {
   const list: TrustedIssuer[] = config.issuers.map((policy) => ({ policy, keys: createRemoteKeySource(policy, deps) }));
   if (config.dev_issuer.enabled) {
     const dev = await loadDevIssuer({ issuer: config.dev_issuer.issuer, audience: config.dev_issuer.audience, keyFile: config.dev_issuer.key_file, clock: deps.clock });

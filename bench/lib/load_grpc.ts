@@ -14,6 +14,8 @@ export interface LoadSpec {
   concurrency?: number;
   durationMs: number;
   workers?: number;
+  /** Each request may be sent once (DPoP proofs): workers get disjoint slices and stop when theirs runs out. */
+  singleUse?: boolean;
 }
 
 export interface LoadResult {
@@ -28,15 +30,18 @@ export interface LoadResult {
   p99: number;
   p999: number;
   max: number;
+  /** A single-use pool ran out before the phase's time was up (the phase is shorter than asked). */
+  exhausted?: boolean;
 }
 
 /** Runs the Node load generator (worker threads, grpc-js, hdr-histogram-js) and merges the workers' histograms. */
 export async function runNodeLoad(spec: LoadSpec): Promise<LoadResult> {
   const workers = Math.max(1, spec.workers ?? 1);
-  const jobs: WorkerJob[] = Array.from({ length: workers }, () => ({
+  const jobs: WorkerJob[] = Array.from({ length: workers }, (_, w) => ({
     address: spec.address,
     path: spec.path,
-    requests: spec.requests,
+    requests: spec.singleUse ? spec.requests.filter((_, i) => i % workers === w) : spec.requests,
+    singleUse: spec.singleUse ?? false,
     expect: spec.expect,
     mode: spec.mode,
     rate: (spec.rate ?? 0) / workers,
@@ -54,6 +59,7 @@ export async function runNodeLoad(spec: LoadSpec): Promise<LoadResult> {
     requests: completed,
     errors: results.reduce((n, r) => n + r.errors, 0),
     errorSamples: results.flatMap((r) => r.errorSamples).slice(0, 5),
+    exhausted: results.some((r) => r.exhausted),
     rate: Math.round(completed / elapsed),
     p50: ms(merged.getValueAtPercentile(50)),
     p90: ms(merged.getValueAtPercentile(90)),

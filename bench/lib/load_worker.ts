@@ -14,6 +14,8 @@ export interface WorkerJob {
   address: string;
   path: string;
   requests: Uint8Array[];
+  /** Never send a request twice: stop when the pool is used up. */
+  singleUse: boolean;
   /** `allow`: a CheckResponse that is not an ok_response counts as an error. */
   expect: 'allow' | 'any';
   mode: 'open' | 'closed';
@@ -31,6 +33,7 @@ export interface WorkerResult {
   errors: number;
   errorSamples: string[];
   elapsedMs: number;
+  exhausted: boolean;
 }
 
 const job = workerData as WorkerJob;
@@ -46,6 +49,9 @@ function fail(message: string): void {
   errors++;
   if (errorSamples.length < 5) errorSamples.push(message);
 }
+
+/** True when a single-use pool has no request left to send. */
+const used = () => job.singleUse && sent >= job.requests.length;
 
 function send(dueNs: bigint, done: () => void): void {
   const bytes = job.requests[sent % job.requests.length]!;
@@ -84,7 +90,7 @@ async function openLoop(): Promise<void> {
   await new Promise<void>((resolve) => {
     const tick = () => {
       const now = process.hrtime.bigint();
-      while (next < total && start + BigInt(next) * intervalNs <= now) {
+      while (next < total && !used() && start + BigInt(next) * intervalNs <= now) {
         const due = start + BigInt(next) * intervalNs;
         next++;
         if (inFlight >= job.maxInFlight) {
@@ -93,7 +99,7 @@ async function openLoop(): Promise<void> {
         }
         send(due, () => {});
       }
-      if (next < total) setImmediate(tick);
+      if (next < total && !used()) setImmediate(tick);
       else resolve();
     };
     tick();
@@ -105,7 +111,7 @@ async function closedLoop(): Promise<void> {
   const end = Date.now() + job.durationMs;
   await Promise.all(
     Array.from({ length: job.concurrency }, () => new Promise<void>((resolve) => {
-      const loop = () => (Date.now() < end ? send(process.hrtime.bigint(), loop) : resolve());
+      const loop = () => (Date.now() < end && !used() ? send(process.hrtime.bigint(), loop) : resolve());
       loop();
     })),
   );
@@ -120,5 +126,5 @@ async function drain(): Promise<void> {
 const started = Date.now();
 await (job.mode === 'open' ? openLoop() : closedLoop());
 client.close();
-const result: WorkerResult = { histogram: hdr.encodeIntoCompressedBase64(histogram), sent, completed, errors, errorSamples, elapsedMs: Date.now() - started };
+const result: WorkerResult = { histogram: hdr.encodeIntoCompressedBase64(histogram), sent, completed, errors, errorSamples, elapsedMs: Date.now() - started, exhausted: used() };
 parentPort!.postMessage(result);

@@ -44,8 +44,9 @@ export function fromPlanRequest(r: PlanRequest): AppPlanInput {
 function principal(p: Principal | undefined): AppCheckInput['principal'] {
   switch (p?.kind.case) {
     case 'token':
-      return { token: required(p.kind.value, 'principal.token') };
+      return { token: required(p.kind.value, 'principal.token'), dpop: p.dpop && { proof: required(p.dpop.proof, 'principal.dpop.proof'), method: required(p.dpop.method, 'principal.dpop.method'), url: required(p.dpop.url, 'principal.dpop.url') } };
     case 'entity':
+      if (p.dpop) throw new InvalidField('principal.dpop: only with a token');
       return { entity: entity(p.kind.value, 'principal.entity') };
     default:
       throw new InvalidField('principal: give a token or an entity');

@@ -4,6 +4,7 @@ import { createTokenModule, type TokenModule } from '../issuer/module.js';
 import { systemClock } from '../lib/clock.js';
 import { PortcullisError } from '../lib/errors.js';
 import { openSqliteStore } from '../store/index.js';
+import { createMemoryCache } from '../cache/index.js';
 import { createLogger } from '../telemetry/logger.js';
 import { createMetrics } from '../telemetry/metrics.js';
 
@@ -16,7 +17,7 @@ export async function withTokenModule<T>(configFile: string | undefined, fn: (to
   if (config.store.driver !== 'sqlite') throw new PortcullisError('ERR_CONFIG_INVALID', `store.driver ${config.store.driver} keeps nothing between processes; administration commands need the sqlite store`);
   const store = openSqliteStore({ file: config.store.sqlite_file });
   try {
-    const tokens = await createTokenModule({ config, store, clock: systemClock, metrics: createMetrics(), logger: createLogger(config.log.level === 'silent' ? 'silent' : 'warn', process.stderr) });
+    const tokens = await createTokenModule({ config, store, cache: createMemoryCache(), clock: systemClock, metrics: createMetrics(), logger: createLogger(config.log.level === 'silent' ? 'silent' : 'warn', process.stderr) });
     tokens.setIssuer(config.token_module.issuer ?? `http://${config.http.address}`);
     return await fn(tokens, config);
   } finally {

@@ -58,6 +58,19 @@ const issuerSchema = z
 
 const signingAlgorithms = ['ES256', 'EdDSA', 'RS256'] as const;
 
+const dpopSchema = z
+  .object({
+    enabled: z.boolean().default(true).describe('Accept DPoP (RFC 9449): the token endpoint binds tokens to the key of a `DPoP` proof (`cnf.jkt`, `token_type: DPoP`), and the ext_authz path, the app API and `/userinfo` accept such tokens only as `Authorization: DPoP` with a valid proof. Off: DPoP-bound tokens are refused everywhere.'),
+    algorithms: z.array(z.enum(ALLOWED_ALGORITHMS)).min(1).default(['ES256', 'ES384', 'EdDSA', 'Ed25519', 'PS256', 'RS256']).describe('Algorithms a proof may be signed with (asymmetric only); advertised as `dpop_signing_alg_values_supported`.'),
+    iat_window_seconds: z.number().int().min(1).max(600).default(60).describe('A proof is accepted when its `iat` is at most this far from now, either way; its `jti` is remembered for twice as long so it is accepted once.'),
+    htu_origins: z.array(z.url()).default([]).describe('Origins (`https://api.example.com`) a proof checked on the ext_authz path may name in `htu`, for deployments behind a proxy that rewrites the host. Empty: the scheme and `:authority` Envoy reports.'),
+    require_nonce: z.boolean().default(false).describe('The token endpoint requires a server nonce in every proof (`use_dpop_nonce` error with a `DPoP-Nonce` header, RFC 9449 §8). Replicas sharing the key-encryption key accept each other\'s nonces.'),
+    nonce_lifetime_seconds: z.number().int().min(10).max(3600).default(300).describe('A server nonce stays valid between one and two of these periods.'),
+    max_proof_bytes: z.number().int().min(256).max(65536).default(8192).describe('Longest `DPoP` header accepted before any parsing.'),
+  })
+  .strict()
+  .prefault({});
+
 const tokenModuleSchema = z
   .object({
     enabled: z.boolean().default(true).describe('Serve the embedded token module (login, OAuth 2.1 / OIDC endpoints) on `http.address`; its keys are trusted in-process by the ext_authz path.'),
@@ -185,6 +198,7 @@ export const configSchema = z
       .prefault({})
       .describe('Telemetry export.'),
     issuers: z.array(issuerSchema).default([]).describe('Trusted token issuers.'),
+    dpop: dpopSchema.describe('Sender-constrained tokens (DPoP, RFC 9449).'),
     dev_issuer: z
       .object({
         enabled: z.boolean().default(true).describe('Trust a local development issuer whose key is generated on first start (refused in `mode: production`). `portcullis token mint` signs with it.'),

@@ -11,6 +11,7 @@ import type { TokenModule } from '../issuer/module.js';
 import { renderError, renderInteraction, STYLESHEET, STYLESHEET_PATH } from '../issuer/pages.js';
 import { revoke } from '../issuer/revoke.js';
 import { tokenEndpoint } from '../issuer/token_endpoint.js';
+import { freshNonceHeader } from '../issuer/dpop_binding.js';
 import { userinfo } from '../issuer/userinfo.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
@@ -76,13 +77,17 @@ function registerTokenRoutes(app: FastifyInstance, tokens: TokenModule): void {
   app.get('/jwks.json', async (_req, reply) => reply.header('cache-control', 'public, max-age=300').send(ctx.keyring.jwks()));
   app.get(STYLESHEET_PATH, async (_req, reply) => reply.type('text/css; charset=utf-8').header('cache-control', 'public, max-age=3600').send(STYLESHEET));
 
-  app.post('/oauth2/token', async (req, reply) => reply.headers(NO_STORE).send(await tokenEndpoint(ctx, credentials(req), ip(req))));
+  app.post('/oauth2/token', async (req, reply) => {
+    const response = await tokenEndpoint(ctx, credentials(req), ip(req), req.raw.headersDistinct.dpop);
+    return reply.headers({ ...NO_STORE, ...freshNonceHeader(ctx) }).send(response);
+  });
   app.post('/oauth2/introspect', async (req, reply) => reply.headers(NO_STORE).send(await introspect(ctx, credentials(req))));
   app.post('/oauth2/revoke', async (req, reply) => {
     await revoke(ctx, credentials(req), ip(req));
     return reply.headers(NO_STORE).send({});
   });
-  const userinfoRoute = async (req: FastifyRequest, reply: FastifyReply) => reply.headers(NO_STORE).send(await userinfo(ctx, req.headers.authorization));
+  const userinfoRoute = async (req: FastifyRequest, reply: FastifyReply) =>
+    reply.headers({ ...NO_STORE, ...freshNonceHeader(ctx) }).send(await userinfo(ctx, { authorization: req.headers.authorization, dpop: req.raw.headersDistinct.dpop, method: req.method }));
   app.get('/userinfo', userinfoRoute);
   app.post('/userinfo', userinfoRoute);
 

@@ -2,6 +2,7 @@ import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import type { Store } from '../store/index.js';
+import type { DpopNonces, DpopVerifier } from '../tokens/index.js';
 import type { AuditWriter } from './audit.js';
 import type { Kek } from './kek.js';
 import type { Keyring } from './keyring.js';
@@ -24,6 +25,14 @@ export interface IssuerSettings {
   authorizePerMinute: number;
 }
 
+/** DPoP at the token endpoint and `/userinfo`; absent when `dpop.enabled` is false. */
+export interface IssuerDpop {
+  verify: DpopVerifier;
+  /** Server nonces, when `dpop.require_nonce` is on. */
+  nonces: DpopNonces | undefined;
+  algorithms: readonly string[];
+}
+
 /** Everything a grant or endpoint needs, passed explicitly (no service locator). */
 export interface IssuerContext {
   /** The issuer URL; known once the public listener is bound when not configured. */
@@ -39,6 +48,7 @@ export interface IssuerContext {
   logger: Logger;
   /** argon2id hash of a random password, verified against for unknown and locked users. */
   dummyHash: string;
+  dpop: IssuerDpop | undefined;
 }
 
 export const nowSeconds = (clock: Clock): number => Math.floor(clock.now() / 1000);

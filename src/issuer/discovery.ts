@@ -30,5 +30,6 @@ export function discoveryDocument(ctx: IssuerContext, alg: string): Record<strin
     request_parameter_supported: false,
     request_uri_parameter_supported: false,
     prompt_values_supported: ['none', 'login', 'consent'],
+    ...(ctx.dpop ? { dpop_signing_alg_values_supported: [...ctx.dpop.algorithms] } : {}),
   };
 }

@@ -69,6 +69,21 @@ export class InvalidToken extends OAuthError {
   }
 }
 
+/** RFC 9449 §5: a DPoP proof at the token endpoint that fails a check; the precise reason stays internal. */
+export class InvalidDpopProof extends OAuthError {
+  constructor(reason: string) {
+    super('invalid_dpop_proof', 400, 'the DPoP proof is invalid', `dpop_${reason}`);
+  }
+}
+
+/** RFC 9449 §8: the proof must carry a server nonce; the fresh one travels in `DPoP-Nonce`. */
+export class UseDpopNonce extends OAuthError {
+  constructor(nonce: string, status = 400) {
+    super('use_dpop_nonce', status, 'a DPoP nonce is required', 'dpop_nonce');
+    this.headers['dpop-nonce'] = nonce;
+  }
+}
+
 /** Login failures: one answer for every cause (unknown user, wrong password, locked, disabled). */
 export class InvalidCredentials extends OAuthError {
   constructor(reason: string) {

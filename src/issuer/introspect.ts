@@ -16,7 +16,9 @@ export async function introspect(ctx: IssuerContext, creds: ClientCredentials): 
   const hint = creds.body.token_type_hint;
   const asAccess = async () => {
     const p = await verifyOwnAccessToken(ctx, token);
-    return p && { active: true, token_type: 'Bearer', iss: p.iss, sub: p.sub, aud: p.aud, client_id: p.client_id, scope: p.scope, exp: p.exp, iat: p.iat, jti: p.jti, roles: p.roles };
+    // RFC 9449 §6.2: a bound token is introspected with its confirmation and token type.
+    const cnf = p?.cnf as { jkt?: string } | undefined;
+    return p && { active: true, token_type: cnf?.jkt ? 'DPoP' : 'Bearer', iss: p.iss, sub: p.sub, aud: p.aud, client_id: p.client_id, scope: p.scope, exp: p.exp, iat: p.iat, jti: p.jti, roles: p.roles, ...(cnf?.jkt ? { cnf: { jkt: cnf.jkt } } : {}) };
   };
   const asRefresh = async () => {
     const found = await ctx.store.refresh.lookup(sha256(token));
@@ -24,7 +26,7 @@ export async function introspect(ctx: IssuerContext, creds: ClientCredentials): 
     if (!found || found.family.clientId !== client.clientId) return undefined;
     const { token: t, family: f } = found;
     if (t.consumedAt !== null || f.revokedAt !== null || t.idleExpiresAt <= now || f.absoluteExpiresAt <= now) return undefined;
-    return { active: true, token_type: 'refresh_token', iss: ctx.issuer(), sub: f.userId ?? undefined, client_id: f.clientId, scope: f.scope, exp: Math.floor(t.idleExpiresAt / 1000), iat: Math.floor(t.createdAt / 1000) };
+    return { active: true, token_type: 'refresh_token', iss: ctx.issuer(), sub: f.userId ?? undefined, client_id: f.clientId, scope: f.scope, exp: Math.floor(t.idleExpiresAt / 1000), iat: Math.floor(t.createdAt / 1000), ...(f.jkt ? { cnf: { jkt: f.jkt } } : {}) };
   };
   const order = hint === 'refresh_token' ? [asRefresh, asAccess] : [asAccess, asRefresh];
   for (const attempt of order) {

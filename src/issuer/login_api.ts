@@ -54,7 +54,7 @@ async function issueStep(ctx: IssuerContext, client: ClientRecord, userId: strin
   const end = ctx.metrics.tokenIssuance.startTimer({ grant_type: 'password_login' });
   const user = await ctx.store.users.byId(userId);
   if (!user || user.disabled) throw new InvalidCredentials('account_disabled');
-  const { response } = await issueUserTokens(ctx, { client, user, scope, audience: ctx.settings.audience, resource: null, amr, authTime, nonce: null });
+  const { response } = await issueUserTokens(ctx, { client, user, scope, audience: ctx.settings.audience, resource: null, amr, authTime, nonce: null, jkt: undefined });
   end();
   await ctx.audit.record('token.issued', 'success', { userId, clientId: client.clientId, ip, details: { grant_type: 'login', amr } });
   return response;

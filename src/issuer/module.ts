@@ -2,8 +2,9 @@ import type { Config } from '../config/index.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
+import type { Cache } from '../cache/index.js';
 import type { Store } from '../store/index.js';
-import type { TrustedIssuer } from '../tokens/index.js';
+import { createDpopNonces, createDpopVerifier, type TrustedIssuer } from '../tokens/index.js';
 import { createAuditWriter } from './audit.js';
 import { ensureBuiltinClient } from './builtin_client.js';
 import type { IssuerContext, IssuerSettings } from './context.js';
@@ -18,6 +19,8 @@ import { createRevocationList } from './revocation_list.js';
 export interface TokenModuleOptions {
   config: Readonly<Config>;
   store: Store;
+  /** Shared short-lived state: the DPoP proof replay cache. */
+  cache: Cache;
   clock: Clock;
   metrics: Metrics;
   logger: Logger;
@@ -43,6 +46,18 @@ export interface TokenModule {
   /** Starts key reload / scheduled rotation / cleanup timers. */
   start(): void;
   stop(): void;
+}
+
+function issuerDpop(o: TokenModuleOptions, kek: ReturnType<typeof loadKek>['kek']): IssuerContext['dpop'] {
+  const d = o.config.dpop;
+  if (!d.enabled) return undefined;
+  // Derived from the KEK: replicas sharing it accept each other's nonces.
+  const nonces = d.require_nonce ? createDpopNonces({ secret: kek.derive('dpop-nonce'), lifetimeSeconds: d.nonce_lifetime_seconds, clock: o.clock }) : undefined;
+  return {
+    verify: createDpopVerifier({ algorithms: d.algorithms, iatWindowSeconds: d.iat_window_seconds, maxProofBytes: d.max_proof_bytes, replay: o.cache, clock: o.clock, nonces }),
+    nonces,
+    algorithms: d.algorithms,
+  };
 }
 
 export function issuerSettings(c: Readonly<Config>['token_module']): IssuerSettings {
@@ -101,6 +116,7 @@ export async function createTokenModule(o: TokenModuleOptions): Promise<TokenMod
     metrics: o.metrics,
     logger: o.logger,
     dummyHash: await createDummyHash(),
+    dpop: issuerDpop(o, kek),
   };
   const refused = () => o.metrics.loginRateLimited.inc();
   const limiter = createRateLimiter(settings.loginPerMinute, o.clock, refused);

@@ -11,6 +11,8 @@ export interface FamilyStart {
   resource: string | null;
   amr: string[];
   authTime: number;
+  /** Public clients' families are bound to their DPoP key (RFC 9449 §5); confidential clients are bound by their authentication. */
+  jkt?: string | undefined;
 }
 
 /** Starts a refresh-token family; returns its first (opaque, 256-bit) token and the family id. */
@@ -29,6 +31,7 @@ export async function startFamily(ctx: IssuerContext, f: FamilyStart): Promise<{
     absoluteExpiresAt: now + refreshAbsolute * 1000,
     revokedAt: null,
     revokedReason: null,
+    jkt: f.jkt ?? null,
   };
   const token = randomToken();
   await ctx.store.refresh.createFamily(family, { tokenHash: sha256(token), familyId: family.id, createdAt: now, idleExpiresAt: Math.min(now + refreshIdle * 1000, family.absoluteExpiresAt), consumedAt: null });

@@ -10,6 +10,8 @@ export interface AccessTokenClaims {
   amr: readonly string[];
   audience: string;
   authTime?: number | undefined;
+  /** Binds the token to this DPoP key (`cnf.jkt`). */
+  jkt?: string | undefined;
 }
 
 export interface IssuedAccessToken {
@@ -31,6 +33,7 @@ export async function issueAccessToken(ctx: IssuerContext, c: AccessTokenClaims)
     roles: [...c.roles],
     amr: [...c.amr],
     ...(c.authTime !== undefined ? { auth_time: c.authTime } : {}),
+    ...(c.jkt !== undefined ? { cnf: { jkt: c.jkt } } : {}),
   })
     .setProtectedHeader({ alg: signer.alg, kid: signer.kid, typ: 'at+jwt' })
     .setIssuer(ctx.issuer())
@@ -76,9 +79,12 @@ function leftHalfHash(value: string, alg: string): string {
   return digest.subarray(0, digest.length / 2).toString('base64url');
 }
 
+/** `DPoP` when the access token is bound to a proof key, else `Bearer`. */
+export const tokenType = (jkt: string | undefined): 'Bearer' | 'DPoP' => (jkt === undefined ? 'Bearer' : 'DPoP');
+
 export interface TokenResponse {
   access_token: string;
-  token_type: 'Bearer';
+  token_type: 'Bearer' | 'DPoP';
   expires_in: number;
   scope: string;
   refresh_token?: string;

@@ -3,7 +3,8 @@ import { PortcullisError, isPortcullisError } from '../lib/errors.js';
 import { cedarParseContext, cedarParseEntities, planResources, PRINCIPAL_TYPE, type PolicyJson, type ActivePolicySet, type CedarContext, type EntityJson } from '../policy/index.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
-import { TOKEN_ERROR_DESCRIPTIONS, type Principal, type TokenVerifier } from '../tokens/index.js';
+import { DpopError, TOKEN_ERROR_DESCRIPTIONS, type Principal, type TokenVerifier } from '../tokens/index.js';
+import type { SenderConstraint } from './authenticate.js';
 import type { Clock } from '../lib/clock.js';
 import { principalEntitiesFor, requestEntities, entityKey } from './entities.js';
 import { createDecisionRecorder } from './record.js';
@@ -17,8 +18,15 @@ export interface AppEntity {
 }
 
 /** A direct question from an application; already validated for shape by the protocol layer. */
+/** The DPoP proof an application received with a bound token, and the request it came with. */
+export interface AppDpop {
+  proof: string;
+  method: string;
+  url: string;
+}
+
 export interface AppCheckInput {
-  principal: { token: string } | { entity: AppEntity };
+  principal: { token: string; dpop?: AppDpop | undefined } | { entity: AppEntity };
   items: Array<{ action: string; resource: AppEntity }>;
   context: CedarContext;
   entities: AppEntity[];
@@ -55,6 +63,8 @@ export interface AppCheckerOptions {
   clock: Clock;
   metrics: Metrics;
   logger: Logger;
+  /** DPoP proof checks; unset: DPoP-bound tokens are refused. */
+  dpop?: SenderConstraint | undefined;
 }
 
 /**
@@ -63,7 +73,7 @@ export interface AppCheckerOptions {
  * entity, extra entities and resource attributes are the calling application's word (entity
  * references and extension values are allowed there, unlike in token claims).
  */
-export function createAppChecker({ verifier, policies, clock, metrics, logger }: AppCheckerOptions) {
+export function createAppChecker({ verifier, policies, clock, metrics, logger, dpop }: AppCheckerOptions) {
   const record = createDecisionRecorder(metrics, logger);
   return { check, plan };
 
@@ -72,7 +82,7 @@ export function createAppChecker({ verifier, policies, clock, metrics, logger }:
    * whole call (checked once, with any resource entities the call supplies) and the context.
    */
   async function prepare(input: AppCheckInput | AppPlanInput, resources: EntityJson[]) {
-    const principal = 'token' in input.principal ? await verify(verifier, input.principal.token) : undefined;
+    const principal = 'token' in input.principal ? await authenticate(input.principal.token, input.principal.dpop) : undefined;
     const active = policies();
     if (!active) throw new PortcullisError('ERR_POLICY_NOT_LOADED', 'no policy set is loaded');
     const shared = [...input.entities, ...('entity' in input.principal ? [input.principal.entity] : [])].map(toEntity);
@@ -111,6 +121,28 @@ export function createAppChecker({ verifier, policies, clock, metrics, logger }:
     return { kind, condition, residuals: answer.residuals, considered: answer.considered };
   }
 
+  /** The token's principal; a DPoP-bound token needs a valid proof, exactly as on the ext_authz path. */
+  async function authenticate(token: string, proof: AppDpop | undefined): Promise<Principal> {
+    const principal = await verify(verifier, token);
+    const refuse = (reason: string, message: string) => {
+      metrics.dpopRejected.inc({ reason });
+      return new PortcullisError('ERR_TOKEN_INVALID', message);
+    };
+    if (principal.boundJkt === undefined) {
+      if (proof) throw new PortcullisError('ERR_TOKEN_INVALID', 'token is not DPoP-bound');
+      return principal;
+    }
+    if (!proof) throw refuse('missing', 'DPoP-bound token without a DPoP proof');
+    if (!dpop) throw new PortcullisError('ERR_TOKEN_INVALID', 'DPoP is disabled');
+    try {
+      await dpop.verify({ proofs: [proof.proof], method: proof.method, urls: [proof.url], accessToken: token, boundJkt: principal.boundJkt });
+    } catch (err) {
+      if (err instanceof DpopError) throw refuse(err.reason, 'invalid DPoP proof');
+      throw err;
+    }
+    return principal;
+  }
+
   /** Store entities first; the app's entities replace same-uid ones and bring their stored ancestors. */
   function merge(fromStore: EntityJson[], extra: EntityJson[], active: ActivePolicySet): EntityJson[] {
     if (extra.length === 0) return fromStore;
@@ -138,15 +170,15 @@ async function verify(verifier: TokenVerifier, token: string) {
 
 /**
  * The app's context over defaults for the keys the Envoy path always fills. With a token principal
- * the token-derived keys (authenticated, mfa, scopes, issuer, client_id) come from the verified
+ * the token-derived keys (authenticated, mfa, dpop, scopes, issuer, client_id) come from the verified
  * token and cannot be overridden by the caller, so an app cannot claim MFA the user did not do.
  */
 function requestContext(app: CedarContext, principal: Principal | undefined, nowMs: number): CedarContext {
   const problem = Object.keys(app).length ? cedarParseContext(app) : undefined;
   if (problem) throw new PortcullisError('ERR_BAD_REQUEST', `invalid context: ${problem}`);
-  const defaults: CedarContext = { time: Math.floor(nowMs / 1000), authenticated: false, mfa: false, scopes: [], issuer: '', client_id: '' };
+  const defaults: CedarContext = { time: Math.floor(nowMs / 1000), authenticated: false, mfa: false, dpop: false, scopes: [], issuer: '', client_id: '' };
   if (!principal) return { ...defaults, ...app };
-  return { ...defaults, ...app, authenticated: true, mfa: principal.mfa, scopes: [...principal.scopes], issuer: principal.issuer, client_id: principal.clientId };
+  return { ...defaults, ...app, authenticated: true, mfa: principal.mfa, dpop: principal.boundJkt !== undefined, scopes: [...principal.scopes], issuer: principal.issuer, client_id: principal.clientId };
 }
 
 function toEntity(e: AppEntity): EntityJson {

@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../lib/clock.js';
-import { PortcullisError, isPortcullisError } from '../lib/errors.js';
+import { PortcullisError } from '../lib/errors.js';
 import { ANONYMOUS_ID, PRINCIPAL_TYPE, matchRoute, type ActivePolicySet, type CedarValueJson } from '../policy/index.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { createDecisionRecorder } from './record.js';
-import { TOKEN_ERROR_DESCRIPTIONS, extractCredential, type Principal, type TokenVerifier } from '../tokens/index.js';
+import type { Principal, TokenVerifier } from '../tokens/index.js';
+import { createAuthenticator, type SenderConstraint } from './authenticate.js';
 import { buildContext, principalEntitiesFor, requestEntities } from './entities.js';
 import { parseRequestPath } from './request_path.js';
 import { parseRequestBody } from './request_body.js';
@@ -24,38 +25,24 @@ export interface DeciderOptions {
   maxBodyBytes?: number;
   /** A candidate policy set evaluated beside the active one (shadow mode); never changes answers. */
   shadow?: () => ActivePolicySet | undefined;
+  /** DPoP proof checks; unset: DPoP-bound tokens are refused. */
+  dpop?: SenderConstraint | undefined;
 }
 
 export type Decider = (input: AuthzInput) => Promise<Decision>;
 
 type Pending<T> = T extends unknown ? Omit<T, 'decisionId'> : never;
-type Authn = { principal: Principal | undefined } | { deny: Pending<Deny> };
 
 /**
  * The decision pipeline: parse path -> authenticate -> route -> build entities -> evaluate.
  * Denials are values; internal failures (no policy set, engine error) throw a PortcullisError
  * so the protocol layer answers with an error status and never an allow.
  */
-export function createDecider({ verifier, policies, clock, metrics, logger, realm = 'portcullis', maxBodyBytes = 64 * 1024, shadow }: DeciderOptions): Decider {
+export function createDecider({ verifier, policies, clock, metrics, logger, realm = 'portcullis', maxBodyBytes = 64 * 1024, shadow, dpop }: DeciderOptions): Decider {
   const challenge = `Bearer realm="${realm}"`;
   const record = createDecisionRecorder(metrics, logger);
   const compareShadow = shadow ? createShadowEvaluator(shadow, metrics, logger) : undefined;
-
-  async function authenticate(input: AuthzInput): Promise<Authn> {
-    const credential = extractCredential(input.headers.get('authorization'));
-    if (credential.kind === 'none') return { principal: undefined };
-    if (credential.kind === 'invalid') return { deny: invalidToken('ERR_TOKEN_MALFORMED', 'invalid authorization header') };
-    try {
-      return { principal: await verifier.verify(credential.token) };
-    } catch (err) {
-      if (!isPortcullisError(err)) throw err;
-      return { deny: invalidToken(err.code, TOKEN_ERROR_DESCRIPTIONS[err.code] ?? 'invalid token') };
-    }
-  }
-
-  function invalidToken(code: string, description: string): Pending<Deny> {
-    return deny(401, 'invalid_token', code, description, `${challenge}, error="invalid_token", error_description="${description}"`);
-  }
+  const authenticate = createAuthenticator({ verifier, metrics, realm, dpop });
 
   function decide(input: AuthzInput, path: string, segments: string[], principal: Principal | undefined, body: CedarValueJson | undefined, decisionId: string): Pending<Decision> {
     const active = policies();
@@ -89,7 +76,7 @@ export function createDecider({ verifier, policies, clock, metrics, logger, real
       decision = { decisionId, ...deny(400, 'bad_request', 'ERR_BAD_REQUEST', body.detail) };
     } else {
       const authn = await authenticate(input);
-      decision = { decisionId, ...('deny' in authn ? authn.deny : decide(input, parsed.path, parsed.segments, authn.principal, body.value, decisionId)) };
+      decision = { decisionId, ...('deny' in authn ? deny(authn.deny.status, authn.deny.reason, authn.deny.code, authn.deny.description, authn.deny.challenge) : decide(input, parsed.path, parsed.segments, authn.principal, body.value, decisionId)) };
     }
     record({ ...decision, requestId: input.requestId, source: input.source, cached: decision.cached ?? false }, performance.now() - started);
     return decision;

@@ -72,6 +72,7 @@ export function buildContext(input: AuthzInput, path: string, principal: Princip
     authenticated: principal !== undefined,
     scopes: principal ? [...principal.scopes] : [],
     mfa: principal?.mfa ?? false,
+    dpop: principal?.boundJkt !== undefined,
     issuer: principal?.issuer ?? '',
     client_id: principal?.clientId ?? '',
     peer_principal: input.peerPrincipal,

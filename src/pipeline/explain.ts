@@ -32,12 +32,12 @@ export async function explainDecision(input: AuthzInput, decide: Decider, verifi
   };
   const credential = extractCredential(input.headers.get('authorization'));
   let principal: Principal | undefined;
-  if (credential.kind === 'bearer') {
+  if (credential.kind === 'bearer' || credential.kind === 'dpop') {
     try {
       principal = await verifier.verify(credential.token);
-      out.authentication = { credential: 'bearer', subject: principal.subject, issuer: principal.issuer, roles: principal.roles, scopes: principal.scopes, mfa: principal.mfa };
+      out.authentication = { credential: credential.kind, subject: principal.subject, issuer: principal.issuer, roles: principal.roles, scopes: principal.scopes, mfa: principal.mfa };
     } catch (err) {
-      out.authentication = { credential: 'bearer', error: (err as Error).message };
+      out.authentication = { credential: credential.kind, error: (err as Error).message };
     }
   } else if (credential.kind === 'invalid') {
     out.authentication = { credential: 'invalid', error: credential.detail };

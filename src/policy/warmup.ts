@@ -19,6 +19,7 @@ export function warmUp(active: ActivePolicySet, checks: number): void {
     authenticated: true,
     scopes: ['warmup'],
     mfa: false,
+    dpop: false,
     issuer: 'warmup',
     client_id: 'warmup',
     peer_principal: '',

@@ -126,4 +126,6 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   // 2: a code replay that arrives while the first exchange is still issuing is recorded, so
   // whichever of the two finishes second revokes what the first one issued.
   `ALTER TABLE authorization_codes ADD COLUMN replayed_at INTEGER;`,
+  // 3: refresh families of public clients bound to a DPoP key (RFC 9449 §5).
+  `ALTER TABLE refresh_families ADD COLUMN jkt TEXT;`,
 ];

@@ -133,6 +133,7 @@ interface FamilyRow {
   absolute_expires_at: number;
   revoked_at: number | null;
   revoked_reason: string | null;
+  jkt: string | null;
 }
 interface TokenRow {
   token_hash: string;
@@ -154,12 +155,13 @@ const toFamily = (r: FamilyRow): RefreshFamilyRecord => ({
   absoluteExpiresAt: r.absolute_expires_at,
   revokedAt: r.revoked_at,
   revokedReason: r.revoked_reason,
+  jkt: r.jkt,
 });
 const toToken = (r: TokenRow): RefreshTokenRecord => ({ tokenHash: r.token_hash, familyId: r.family_id, createdAt: r.created_at, idleExpiresAt: r.idle_expires_at, consumedAt: r.consumed_at });
 
 export function createSqliteRefreshStore(db: Db): RefreshStore {
   const s = {
-    insertFamily: db.prepare('INSERT INTO refresh_families (id, client_id, user_id, scope, resource, amr, auth_time, created_at, absolute_expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)'),
+    insertFamily: db.prepare('INSERT INTO refresh_families (id, client_id, user_id, scope, resource, amr, auth_time, created_at, absolute_expires_at, jkt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'),
     insertToken: db.prepare('INSERT INTO refresh_tokens (token_hash, family_id, created_at, idle_expires_at) VALUES (?, ?, ?, ?)'),
     family: db.prepare<[string], FamilyRow>('SELECT * FROM refresh_families WHERE id = ?'),
     consume: db.prepare<[number, string], TokenRow>('UPDATE refresh_tokens SET consumed_at = ? WHERE token_hash = ? AND consumed_at IS NULL RETURNING *'),
@@ -171,7 +173,7 @@ export function createSqliteRefreshStore(db: Db): RefreshStore {
   };
   const addToken = (t: RefreshTokenRecord) => s.insertToken.run(t.tokenHash, t.familyId, t.createdAt, t.idleExpiresAt);
   const createFamily = db.transaction((f: RefreshFamilyRecord, t: RefreshTokenRecord) => {
-    s.insertFamily.run(f.id, f.clientId, f.userId, f.scope, f.resource, json.write(f.amr), f.authTime, f.createdAt, f.absoluteExpiresAt);
+    s.insertFamily.run(f.id, f.clientId, f.userId, f.scope, f.resource, json.write(f.amr), f.authTime, f.createdAt, f.absoluteExpiresAt, f.jkt);
     addToken(t);
   });
   const revoke = db.transaction((id: string, at: number, reason: string) => {

@@ -175,6 +175,8 @@ export interface RefreshFamilyRecord {
   absoluteExpiresAt: number;
   revokedAt: number | null;
   revokedReason: string | null;
+  /** The DPoP key (RFC 7638 thumbprint) a public client's family is bound to; every refresh must prove it. */
+  jkt: string | null;
 }
 
 export interface RefreshTokenRecord {

@@ -23,6 +23,7 @@ export function createMetrics(registry: Registry = new Registry(), options: { de
     authzErrors: new Counter({ name: 'auth_authz_errors_total', help: 'Checks that failed internally (answered with a gRPC error status)', labelNames: ['code'] as const, registers: r }),
     tokenVerifyLatency: new Histogram({ name: 'auth_token_verify_latency_seconds', help: 'Token verification time (cache misses)', labelNames: ['issuer'] as const, buckets: FAST_BUCKETS, registers: r }),
     tokenCacheHits: new Counter({ name: 'auth_token_cache_hits_total', help: 'Tokens answered from the verified-token cache', registers: r }),
+    dpopRejected: new Counter({ name: 'auth_dpop_proofs_rejected_total', help: 'Refused DPoP proofs (token endpoint, ext_authz, app API, userinfo) by reason', labelNames: ['reason'] as const, registers: r }),
     tokenRejected: new Counter({ name: 'auth_token_rejected_total', help: 'Rejected tokens by reason', labelNames: ['reason'] as const, registers: r }),
     jwksFetchDuration: new Histogram({ name: 'auth_jwks_fetch_duration_seconds', help: 'JWKS (and discovery) fetch time', labelNames: ['issuer'] as const, buckets: FETCH_BUCKETS, registers: r }),
     jwksFetchErrors: new Counter({ name: 'auth_jwks_fetch_errors_total', help: 'Failed JWKS fetches', labelNames: ['issuer', 'reason'] as const, registers: r }),

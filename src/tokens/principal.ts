@@ -10,6 +10,8 @@ export interface Principal {
   mfa: boolean;
   /** Expiry, epoch milliseconds. */
   expiresAt: number;
+  /** The DPoP key the token is bound to (`cnf.jkt`, RFC 9449 §6); such a token needs a proof on every use. */
+  boundJkt: string | undefined;
   /** Verified claims of the token. */
   claims: Readonly<Record<string, unknown>>;
 }
@@ -29,8 +31,16 @@ export function principalFromClaims(claims: Record<string, unknown>, issuer: str
     clientId: typeof claims.client_id === 'string' ? claims.client_id : typeof claims.azp === 'string' ? claims.azp : '',
     mfa: amr.includes('mfa') || amr.includes('otp'),
     expiresAt: (claims.exp as number) * 1000,
+    boundJkt: boundJkt(claims.cnf),
     claims,
   };
+}
+
+function boundJkt(cnf: unknown): string | undefined {
+  if (typeof cnf !== 'object' || cnf === null || !Object.hasOwn(cnf, 'jkt')) return undefined;
+  const jkt = (cnf as Record<string, unknown>).jkt;
+  // A cnf.jkt that is not a thumbprint string still binds the token: no proof can ever match it.
+  return typeof jkt === 'string' ? jkt : '';
 }
 
 /** Reads a dotted path (`realm_access.roles`); a key that itself contains dots is tried whole first. */

@@ -80,6 +80,7 @@ const family = (id: string, over: Partial<RefreshFamilyRecord> = {}): RefreshFam
   absoluteExpiresAt: T0 + 30 * DAY,
   revokedAt: null,
   revokedReason: null,
+  jkt: null,
   ...over,
 });
 
@@ -541,6 +542,15 @@ export function describeStoreContract(name: string, open: () => Promise<Store> |
       it('keeps a family without a user (client credentials)', async () => {
         await store.refresh.createFamily(family('fam-svc', { userId: null }), token('rt-1', 'fam-svc'));
         expect((await store.refresh.family('fam-svc'))?.userId).toBeNull();
+      });
+
+      it('keeps the DPoP key a family is bound to', async () => {
+        const jkt = 'NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs';
+        await store.refresh.createFamily(family('fam-bound', { jkt }), token('rt-bound', 'fam-bound'));
+        expect((await store.refresh.family('fam-bound'))?.jkt).toBe(jkt);
+        expect((await store.refresh.lookup('rt-bound'))?.family.jkt).toBe(jkt);
+        const spent = await store.refresh.consume('rt-bound', T0 + SECOND);
+        expect(spent.status === 'ok' && spent.record.family.jkt).toBe(jkt);
       });
 
       it("revokes every live family of a user, or of a client, and nobody else's", async () => {

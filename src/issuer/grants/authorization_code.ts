@@ -5,6 +5,7 @@ import { InvalidGrant, InvalidRequest, UnauthorizedClient } from '../errors.js';
 import { safeEqual, sha256 } from '../secrets.js';
 import type { TokenResponse } from '../tokens.js';
 import { issueUserTokens } from './issue.js';
+import type { TokenRequest } from '../dpop_binding.js';
 
 const VERIFIER = /^[A-Za-z0-9._~-]{43,128}$/;
 
@@ -12,7 +13,7 @@ const VERIFIER = /^[A-Za-z0-9._~-]{43,128}$/;
  * RFC 6749 §4.1.3 with PKCE (RFC 7636, S256 only, required for every client). The code is
  * consumed first (compare-and-set); a second use revokes everything the first one issued.
  */
-export async function authorizationCodeGrant(ctx: IssuerContext, client: ClientRecord, params: Record<string, string | undefined>, ip: string | null): Promise<TokenResponse> {
+export async function authorizationCodeGrant(ctx: IssuerContext, client: ClientRecord, params: Record<string, string | undefined>, { ip, jkt }: TokenRequest): Promise<TokenResponse> {
   if (!client.grantTypes.includes('authorization_code')) throw new UnauthorizedClient('the client may not use authorization_code');
   const { code, redirect_uri: redirectUri, code_verifier: verifier } = params;
   if (!code) throw new InvalidRequest('code is required');
@@ -48,6 +49,7 @@ export async function authorizationCodeGrant(ctx: IssuerContext, client: ClientR
     amr: record.amr,
     authTime: record.authTime,
     nonce: record.nonce,
+    jkt,
   });
   if (!(await ctx.store.codes.recordIssued(codeHash, { familyId: issued.familyId, accessTokenJti: issued.jti }))) {
     await revokeIssued(ctx, issued.familyId, issued.jti);

@@ -14,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file portcullis/authz/v1/authorizer.proto.
  */
 export const file_portcullis_authz_v1_authorizer: GenFile = /*@__PURE__*/
-  fileDesc("CiRwb3J0Y3VsbGlzL2F1dGh6L3YxL2F1dGhvcml6ZXIucHJvdG8SE3BvcnRjdWxsaXMuYXV0aHoudjEiJQoJRW50aXR5UmVmEgwKBHR5cGUYASABKAkSCgoCaWQYAiABKAkigAEKBkVudGl0eRIMCgR0eXBlGAEgASgJEgoKAmlkGAIgASgJEisKCmF0dHJpYnV0ZXMYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Ei8KB3BhcmVudHMYBCADKAsyHi5wb3J0Y3VsbGlzLmF1dGh6LnYxLkVudGl0eVJlZiJTCglQcmluY2lwYWwSDwoFdG9rZW4YASABKAlIABItCgZlbnRpdHkYAiABKAsyGy5wb3J0Y3VsbGlzLmF1dGh6LnYxLkVudGl0eUgAQgYKBGtpbmQi7QEKDENoZWNrUmVxdWVzdBIxCglwcmluY2lwYWwYASABKAsyHi5wb3J0Y3VsbGlzLmF1dGh6LnYxLlByaW5jaXBhbBIOCgZhY3Rpb24YAiABKAkSLQoIcmVzb3VyY2UYAyABKAsyGy5wb3J0Y3VsbGlzLmF1dGh6LnYxLkVudGl0eRIoCgdjb250ZXh0GAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBItCghlbnRpdGllcxgFIAMoCzIbLnBvcnRjdWxsaXMuYXV0aHoudjEuRW50aXR5EhIKCnJlcXVlc3RfaWQYBiABKAkinQEKDUNoZWNrUmVzcG9uc2USLwoIZGVjaXNpb24YASABKA4yHS5wb3J0Y3VsbGlzLmF1dGh6LnYxLkRlY2lzaW9uEhwKFGRldGVybWluaW5nX3BvbGljaWVzGAIgAygJEg4KBmVycm9ycxgDIAMoCRITCgtkZWNpc2lvbl9pZBgEIAEoCRIYChBwb2xpY2llc19jaGVja2VkGAUgASgNIkoKCUJhdGNoSXRlbRIOCgZhY3Rpb24YASABKAkSLQoIcmVzb3VyY2UYAiABKAsyGy5wb3J0Y3VsbGlzLmF1dGh6LnYxLkVudGl0eSLiAQoRQmF0Y2hDaGVja1JlcXVlc3QSMQoJcHJpbmNpcGFsGAEgASgLMh4ucG9ydGN1bGxpcy5hdXRoei52MS5QcmluY2lwYWwSLQoFaXRlbXMYAiADKAsyHi5wb3J0Y3VsbGlzLmF1dGh6LnYxLkJhdGNoSXRlbRIoCgdjb250ZXh0GAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBItCghlbnRpdGllcxgEIAMoCzIbLnBvcnRjdWxsaXMuYXV0aHoudjEuRW50aXR5EhIKCnJlcXVlc3RfaWQYBSABKAkiSQoSQmF0Y2hDaGVja1Jlc3BvbnNlEjMKB3Jlc3VsdHMYASADKAsyIi5wb3J0Y3VsbGlzLmF1dGh6LnYxLkNoZWNrUmVzcG9uc2Ui1AEKC1BsYW5SZXF1ZXN0EjEKCXByaW5jaXBhbBgBIAEoCzIeLnBvcnRjdWxsaXMuYXV0aHoudjEuUHJpbmNpcGFsEg4KBmFjdGlvbhgCIAEoCRIVCg1yZXNvdXJjZV90eXBlGAMgASgJEigKB2NvbnRleHQYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Ei0KCGVudGl0aWVzGAUgAygLMhsucG9ydGN1bGxpcy5hdXRoei52MS5FbnRpdHkSEgoKcmVxdWVzdF9pZBgGIAEoCSKvAQoMUGxhblJlc3BvbnNlEisKBGtpbmQYASABKA4yHS5wb3J0Y3VsbGlzLmF1dGh6LnYxLlBsYW5LaW5kEikKCWNvbmRpdGlvbhgCIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRIqCglyZXNpZHVhbHMYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhsKE3BvbGljaWVzX2NvbnNpZGVyZWQYBCADKAkqSwoIRGVjaXNpb24SGAoUREVDSVNJT05fVU5TUEVDSUZJRUQQABISCg5ERUNJU0lPTl9BTExPVxABEhEKDURFQ0lTSU9OX0RFTlkQAip7CghQbGFuS2luZBIZChVQTEFOX0tJTkRfVU5TUEVDSUZJRUQQABIcChhQTEFOX0tJTkRfQUxXQVlTX0FMTE9XRUQQARIbChdQTEFOX0tJTkRfQUxXQVlTX0RFTklFRBACEhkKFVBMQU5fS0lORF9DT05ESVRJT05BTBADMogCCgpBdXRob3JpemVyEk4KBUNoZWNrEiEucG9ydGN1bGxpcy5hdXRoei52MS5DaGVja1JlcXVlc3QaIi5wb3J0Y3VsbGlzLmF1dGh6LnYxLkNoZWNrUmVzcG9uc2USXQoKQmF0Y2hDaGVjaxImLnBvcnRjdWxsaXMuYXV0aHoudjEuQmF0Y2hDaGVja1JlcXVlc3QaJy5wb3J0Y3VsbGlzLmF1dGh6LnYxLkJhdGNoQ2hlY2tSZXNwb25zZRJLCgRQbGFuEiAucG9ydGN1bGxpcy5hdXRoei52MS5QbGFuUmVxdWVzdBohLnBvcnRjdWxsaXMuYXV0aHoudjEuUGxhblJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_struct]);
+  fileDesc("CiRwb3J0Y3VsbGlzL2F1dGh6L3YxL2F1dGhvcml6ZXIucHJvdG8SE3BvcnRjdWxsaXMuYXV0aHoudjEiJQoJRW50aXR5UmVmEgwKBHR5cGUYASABKAkSCgoCaWQYAiABKAkigAEKBkVudGl0eRIMCgR0eXBlGAEgASgJEgoKAmlkGAIgASgJEisKCmF0dHJpYnV0ZXMYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Ei8KB3BhcmVudHMYBCADKAsyHi5wb3J0Y3VsbGlzLmF1dGh6LnYxLkVudGl0eVJlZiKBAQoJUHJpbmNpcGFsEg8KBXRva2VuGAEgASgJSAASLQoGZW50aXR5GAIgASgLMhsucG9ydGN1bGxpcy5hdXRoei52MS5FbnRpdHlIABIsCgRkcG9wGAMgASgLMh4ucG9ydGN1bGxpcy5hdXRoei52MS5EcG9wUHJvb2ZCBgoEa2luZCI3CglEcG9wUHJvb2YSDQoFcHJvb2YYASABKAkSDgoGbWV0aG9kGAIgASgJEgsKA3VybBgDIAEoCSLtAQoMQ2hlY2tSZXF1ZXN0EjEKCXByaW5jaXBhbBgBIAEoCzIeLnBvcnRjdWxsaXMuYXV0aHoudjEuUHJpbmNpcGFsEg4KBmFjdGlvbhgCIAEoCRItCghyZXNvdXJjZRgDIAEoCzIbLnBvcnRjdWxsaXMuYXV0aHoudjEuRW50aXR5EigKB2NvbnRleHQYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Ei0KCGVudGl0aWVzGAUgAygLMhsucG9ydGN1bGxpcy5hdXRoei52MS5FbnRpdHkSEgoKcmVxdWVzdF9pZBgGIAEoCSKdAQoNQ2hlY2tSZXNwb25zZRIvCghkZWNpc2lvbhgBIAEoDjIdLnBvcnRjdWxsaXMuYXV0aHoudjEuRGVjaXNpb24SHAoUZGV0ZXJtaW5pbmdfcG9saWNpZXMYAiADKAkSDgoGZXJyb3JzGAMgAygJEhMKC2RlY2lzaW9uX2lkGAQgASgJEhgKEHBvbGljaWVzX2NoZWNrZWQYBSABKA0iSgoJQmF0Y2hJdGVtEg4KBmFjdGlvbhgBIAEoCRItCghyZXNvdXJjZRgCIAEoCzIbLnBvcnRjdWxsaXMuYXV0aHoudjEuRW50aXR5IuIBChFCYXRjaENoZWNrUmVxdWVzdBIxCglwcmluY2lwYWwYASABKAsyHi5wb3J0Y3VsbGlzLmF1dGh6LnYxLlByaW5jaXBhbBItCgVpdGVtcxgCIAMoCzIeLnBvcnRjdWxsaXMuYXV0aHoudjEuQmF0Y2hJdGVtEigKB2NvbnRleHQYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Ei0KCGVudGl0aWVzGAQgAygLMhsucG9ydGN1bGxpcy5hdXRoei52MS5FbnRpdHkSEgoKcmVxdWVzdF9pZBgFIAEoCSJJChJCYXRjaENoZWNrUmVzcG9uc2USMwoHcmVzdWx0cxgBIAMoCzIiLnBvcnRjdWxsaXMuYXV0aHoudjEuQ2hlY2tSZXNwb25zZSLUAQoLUGxhblJlcXVlc3QSMQoJcHJpbmNpcGFsGAEgASgLMh4ucG9ydGN1bGxpcy5hdXRoei52MS5QcmluY2lwYWwSDgoGYWN0aW9uGAIgASgJEhUKDXJlc291cmNlX3R5cGUYAyABKAkSKAoHY29udGV4dBgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSLQoIZW50aXRpZXMYBSADKAsyGy5wb3J0Y3VsbGlzLmF1dGh6LnYxLkVudGl0eRISCgpyZXF1ZXN0X2lkGAYgASgJIq8BCgxQbGFuUmVzcG9uc2USKwoEa2luZBgBIAEoDjIdLnBvcnRjdWxsaXMuYXV0aHoudjEuUGxhbktpbmQSKQoJY29uZGl0aW9uGAIgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEioKCXJlc2lkdWFscxgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSGwoTcG9saWNpZXNfY29uc2lkZXJlZBgEIAMoCSpLCghEZWNpc2lvbhIYChRERUNJU0lPTl9VTlNQRUNJRklFRBAAEhIKDkRFQ0lTSU9OX0FMTE9XEAESEQoNREVDSVNJT05fREVOWRACKnsKCFBsYW5LaW5kEhkKFVBMQU5fS0lORF9VTlNQRUNJRklFRBAAEhwKGFBMQU5fS0lORF9BTFdBWVNfQUxMT1dFRBABEhsKF1BMQU5fS0lORF9BTFdBWVNfREVOSUVEEAISGQoVUExBTl9LSU5EX0NPTkRJVElPTkFMEAMyiAIKCkF1dGhvcml6ZXISTgoFQ2hlY2sSIS5wb3J0Y3VsbGlzLmF1dGh6LnYxLkNoZWNrUmVxdWVzdBoiLnBvcnRjdWxsaXMuYXV0aHoudjEuQ2hlY2tSZXNwb25zZRJdCgpCYXRjaENoZWNrEiYucG9ydGN1bGxpcy5hdXRoei52MS5CYXRjaENoZWNrUmVxdWVzdBonLnBvcnRjdWxsaXMuYXV0aHoudjEuQmF0Y2hDaGVja1Jlc3BvbnNlEksKBFBsYW4SIC5wb3J0Y3VsbGlzLmF1dGh6LnYxLlBsYW5SZXF1ZXN0GiEucG9ydGN1bGxpcy5hdXRoei52MS5QbGFuUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_struct]);
 
 /**
  * @generated from message portcullis.authz.v1.EntityRef
@@ -81,7 +81,7 @@ export type Principal = Message<"portcullis.authz.v1.Principal"> & {
    */
   kind: {
     /**
-     * A bearer access token, verified exactly like on the ext_authz path.
+     * An access token, verified exactly like on the ext_authz path.
      *
      * @generated from field: string token = 1;
      */
@@ -96,6 +96,14 @@ export type Principal = Message<"portcullis.authz.v1.Principal"> & {
     value: Entity;
     case: "entity";
   } | { case: undefined; value?: undefined };
+
+  /**
+   * Required when the token is DPoP-bound (cnf.jkt): the proof the application received with the
+   * token, and the method and URL of the request that carried it (RFC 9449 §7).
+   *
+   * @generated from field: portcullis.authz.v1.DpopProof dpop = 3;
+   */
+  dpop?: DpopProof | undefined;
 };
 
 /**
@@ -104,6 +112,39 @@ export type Principal = Message<"portcullis.authz.v1.Principal"> & {
  */
 export const PrincipalSchema: GenMessage<Principal> = /*@__PURE__*/
   messageDesc(file_portcullis_authz_v1_authorizer, 2);
+
+/**
+ * @generated from message portcullis.authz.v1.DpopProof
+ */
+export type DpopProof = Message<"portcullis.authz.v1.DpopProof"> & {
+  /**
+   * The DPoP header value.
+   *
+   * @generated from field: string proof = 1;
+   */
+  proof: string;
+
+  /**
+   * HTTP method of the request the proof was sent with (its htm).
+   *
+   * @generated from field: string method = 2;
+   */
+  method: string;
+
+  /**
+   * URL of that request (its htu); query and fragment are ignored.
+   *
+   * @generated from field: string url = 3;
+   */
+  url: string;
+};
+
+/**
+ * Describes the message portcullis.authz.v1.DpopProof.
+ * Use `create(DpopProofSchema)` to create a new message.
+ */
+export const DpopProofSchema: GenMessage<DpopProof> = /*@__PURE__*/
+  messageDesc(file_portcullis_authz_v1_authorizer, 3);
 
 /**
  * @generated from message portcullis.authz.v1.CheckRequest
@@ -151,7 +192,7 @@ export type CheckRequest = Message<"portcullis.authz.v1.CheckRequest"> & {
  * Use `create(CheckRequestSchema)` to create a new message.
  */
 export const CheckRequestSchema: GenMessage<CheckRequest> = /*@__PURE__*/
-  messageDesc(file_portcullis_authz_v1_authorizer, 3);
+  messageDesc(file_portcullis_authz_v1_authorizer, 4);
 
 /**
  * @generated from message portcullis.authz.v1.CheckResponse
@@ -188,7 +229,7 @@ export type CheckResponse = Message<"portcullis.authz.v1.CheckResponse"> & {
  * Use `create(CheckResponseSchema)` to create a new message.
  */
 export const CheckResponseSchema: GenMessage<CheckResponse> = /*@__PURE__*/
-  messageDesc(file_portcullis_authz_v1_authorizer, 4);
+  messageDesc(file_portcullis_authz_v1_authorizer, 5);
 
 /**
  * @generated from message portcullis.authz.v1.BatchItem
@@ -210,7 +251,7 @@ export type BatchItem = Message<"portcullis.authz.v1.BatchItem"> & {
  * Use `create(BatchItemSchema)` to create a new message.
  */
 export const BatchItemSchema: GenMessage<BatchItem> = /*@__PURE__*/
-  messageDesc(file_portcullis_authz_v1_authorizer, 5);
+  messageDesc(file_portcullis_authz_v1_authorizer, 6);
 
 /**
  * @generated from message portcullis.authz.v1.BatchCheckRequest
@@ -247,7 +288,7 @@ export type BatchCheckRequest = Message<"portcullis.authz.v1.BatchCheckRequest">
  * Use `create(BatchCheckRequestSchema)` to create a new message.
  */
 export const BatchCheckRequestSchema: GenMessage<BatchCheckRequest> = /*@__PURE__*/
-  messageDesc(file_portcullis_authz_v1_authorizer, 6);
+  messageDesc(file_portcullis_authz_v1_authorizer, 7);
 
 /**
  * @generated from message portcullis.authz.v1.BatchCheckResponse
@@ -266,7 +307,7 @@ export type BatchCheckResponse = Message<"portcullis.authz.v1.BatchCheckResponse
  * Use `create(BatchCheckResponseSchema)` to create a new message.
  */
 export const BatchCheckResponseSchema: GenMessage<BatchCheckResponse> = /*@__PURE__*/
-  messageDesc(file_portcullis_authz_v1_authorizer, 7);
+  messageDesc(file_portcullis_authz_v1_authorizer, 8);
 
 /**
  * @generated from message portcullis.authz.v1.PlanRequest
@@ -308,7 +349,7 @@ export type PlanRequest = Message<"portcullis.authz.v1.PlanRequest"> & {
  * Use `create(PlanRequestSchema)` to create a new message.
  */
 export const PlanRequestSchema: GenMessage<PlanRequest> = /*@__PURE__*/
-  messageDesc(file_portcullis_authz_v1_authorizer, 8);
+  messageDesc(file_portcullis_authz_v1_authorizer, 9);
 
 /**
  * @generated from message portcullis.authz.v1.PlanResponse
@@ -345,7 +386,7 @@ export type PlanResponse = Message<"portcullis.authz.v1.PlanResponse"> & {
  * Use `create(PlanResponseSchema)` to create a new message.
  */
 export const PlanResponseSchema: GenMessage<PlanResponse> = /*@__PURE__*/
-  messageDesc(file_portcullis_authz_v1_authorizer, 9);
+  messageDesc(file_portcullis_authz_v1_authorizer, 10);
 
 /**
  * @generated from enum portcullis.authz.v1.Decision
