@@ -4,6 +4,7 @@ import { InvalidRequest, UnsupportedGrantType } from './errors.js';
 import { authorizationCodeGrant } from './grants/authorization_code.js';
 import { clientCredentialsGrant } from './grants/client_credentials.js';
 import { refreshTokenGrant } from './grants/refresh_token.js';
+import { TOKEN_EXCHANGE_GRANT, tokenExchangeGrant } from './grants/token_exchange.js';
 import type { TokenResponse } from './tokens.js';
 import { inSpan } from '../telemetry/tracing.js';
 
@@ -11,6 +12,7 @@ const GRANTS = {
   authorization_code: authorizationCodeGrant,
   refresh_token: refreshTokenGrant,
   client_credentials: clientCredentialsGrant,
+  [TOKEN_EXCHANGE_GRANT]: tokenExchangeGrant,
 } as const;
 
 /** `POST /oauth2/token`: authenticate the client, then run the grant it names. */
