@@ -61,7 +61,7 @@ async function startPortcullis(upstream: Record<string, unknown>): Promise<Sidec
 beforeAll(async () => {
   idp = await startUpstreamIdp();
   open = await startPortcullis({ scopes: ['openid', 'email', 'profile', 'offline_access', 'groups'], link_by_verified_email: true, auto_provision: true, default_roles: ['viewer'], claims: { roles: 'groups' }, store_tokens: true, token_exchange_clients: ['svc-exchange'], token_exchange_audiences: ['svc-upstream', IDP_API] });
-  strict = await startPortcullis({});
+  strict = await startPortcullis({ token_exchange_clients: ['svc-exchange'], token_exchange_audiences: ['svc-upstream'] });
   await idp.configure([
     {
       client_id: 'portcullis',
@@ -72,10 +72,11 @@ beforeAll(async () => {
     },
     { client_id: 'svc-upstream', client_secret: SERVICE_SECRET, grant_types: ['authorization_code', 'client_credentials'], redirect_uris: [SERVICE_REDIRECT], token_endpoint_auth_method: 'client_secret_basic' },
   ]);
-  const ctx = open.server.tokens!.ctx;
-  for (const clientId of ['svc-exchange', 'svc-other']) {
-    const { secret } = await addClient(ctx, { clientId, type: 'confidential', grantTypes: ['client_credentials'], redirectUris: [], scopes: ['documents'], roles: [], firstParty: false });
-    secrets[clientId] = secret!;
+  for (const s of [open, strict]) {
+    for (const clientId of ['svc-exchange', 'svc-other']) {
+      const { secret } = await addClient(ctxOf(s), { clientId, type: 'confidential', grantTypes: ['client_credentials'], redirectUris: [], scopes: ['documents'], roles: [], firstParty: false });
+      secrets[`${s.server.issuer}:${clientId}`] = secret!;
+    }
   }
 }, 60_000);
 
@@ -152,10 +153,11 @@ function adminPost(s: Sidecar, path: string): Promise<Response> {
   return fetch(`http://127.0.0.1:${s.server.adminPort}${path}`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN_KEY}` } });
 }
 
-function exchange(clientId: string, fields: Record<string, string>): Promise<Response> {
-  return fetch(`${open.server.issuer}/oauth2/token`, {
+function exchange(clientId: string, fields: Record<string, string>, at: Sidecar = open): Promise<Response> {
+  const issuer = at.server.issuer!;
+  return fetch(`${issuer}/oauth2/token`, {
     method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${clientId}:${secrets[clientId]}`).toString('base64')}` },
+    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${clientId}:${secrets[`${issuer}:${clientId}`]}`).toString('base64')}` },
     body: new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange', ...fields }).toString(),
   });
 }
@@ -303,5 +305,148 @@ describe('login through an external identity provider', () => {
     const done = await run.session.postForm(mfaPage.action, { csrf: mfaPage.csrf, code: await totpCode(user.totpSecret!) });
     const tokens = await portalTokens(open, { ...run, callback: done });
     expect(tokens.claims()).toMatchObject({ sub: user.user.id, amr: ['fed', 'otp', 'mfa'] });
+  });
+});
+
+describe('brokered upstream tokens', () => {
+  const basic = `Basic ${Buffer.from(`portcullis:${IDP_SECRET}`).toString('base64')}`;
+
+  it('refreshes the stored upstream grant on demand, then asks for re-consent once the provider revoked it', async () => {
+    const ctx = ctxOf(open);
+    idp.accounts.set('carol-sub', { email: 'carol@corp.example', email_verified: true });
+    await portalTokens(open, await loginThroughProvider(open, 'carol-sub'));
+    const link = (await ctx.store.identities.find('corp', 'carol-sub'))!;
+    expect(link.refreshTokenCiphertext).toMatch(/^v1\./);
+    const upstreamRefresh = ctx.kek.decrypt(link.refreshTokenCiphertext!, 'upstream-refresh-token');
+    expect(link.refreshTokenCiphertext).not.toContain(upstreamRefresh);
+    const count = (outcome: string) => metricValue(open.metrics, 'auth_upstream_token_refresh_total', { provider: 'corp', outcome });
+    const [success, failed] = [await count('success'), await count('failed')];
+
+    const res = await adminPost(open, `/admin/users/${link.userId}/upstream/corp/token`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('cache-control')).toBe('no-store');
+    const brokered = (await res.json()) as { access_token: string; token_type: string; expires_in: number; provider: string };
+    expect(brokered).toMatchObject({ token_type: 'Bearer', provider: 'corp' });
+    expect(brokered.expires_in).toBeGreaterThan(0);
+    // The access token is the provider's own, good at its userinfo endpoint.
+    const me = await fetch(`${idp.issuer}/me`, { headers: { authorization: `Bearer ${brokered.access_token}` } });
+    expect(me.status).toBe(200);
+    expect(await me.json()).toMatchObject({ sub: 'carol-sub' });
+    expect(await count('success')).toBe(success + 1);
+
+    // The user (or the provider's admin) revokes the grant at the provider.
+    const current = (await ctx.store.identities.find('corp', 'carol-sub'))!;
+    const revoke = await fetch(`${idp.issuer}/token/revocation`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic },
+      body: new URLSearchParams({ token: ctx.kek.decrypt(current.refreshTokenCiphertext!, 'upstream-refresh-token'), token_type_hint: 'refresh_token' }).toString(),
+    });
+    expect(revoke.status).toBe(200);
+
+    const refused = await adminPost(open, `/admin/users/${link.userId}/upstream/corp/token`);
+    expect(refused.status).toBe(409);
+    expect(await refused.json()).toEqual({ error: 'reconsent_required' });
+    expect(await count('failed')).toBe(failed + 1);
+    expect(await ctx.store.identities.find('corp', 'carol-sub')).toMatchObject({ needsReconsent: true, refreshTokenCiphertext: null });
+    expect((await auditRows(open, 'upstream.token_refresh'))[0]).toMatchObject({ outcome: 'failure', reason: 'upstream_invalid_grant', actor: ctx.audit.userRef(link.userId), details: { provider: 'corp', needs_reconsent: true } });
+    const listed = await fetch(`http://127.0.0.1:${open.server.adminPort}/admin/users/${link.userId}/upstream`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } });
+    expect(await listed.json()).toMatchObject({ links: [{ provider: 'corp', subject: 'carol-sub', needs_reconsent: true, token_stored: false }] });
+
+    // Asking again does not bother the provider; signing in through it again restores the grant.
+    expect((await adminPost(open, `/admin/users/${link.userId}/upstream/corp/token`)).status).toBe(409);
+    expect(await count('failed')).toBe(failed + 1);
+    await portalTokens(open, await loginThroughProvider(open, 'carol-sub'));
+    expect(await ctx.store.identities.find('corp', 'carol-sub')).toMatchObject({ needsReconsent: false });
+    expect((await adminPost(open, `/admin/users/${link.userId}/upstream/corp/token`)).status).toBe(200);
+    expect(await count('success')).toBe(success + 2);
+  });
+
+  it('answers 404 for a user without a stored upstream token, and for a provider that stores none', async () => {
+    const local = await createTestUser(ctxOf(open), { prefix: 'nolink' });
+    expect((await adminPost(open, `/admin/users/${local.user.id}/upstream/corp/token`)).status).toBe(404);
+    expect((await adminPost(open, `/admin/users/${local.user.id}/upstream/other/token`)).status).toBe(404);
+    expect((await adminPost(strict, `/admin/users/${local.user.id}/upstream/corp/token`)).status).toBe(404);
+    const noKey = await fetch(`http://127.0.0.1:${open.server.adminPort}/admin/users/${local.user.id}/upstream/corp/token`, { method: 'POST' });
+    expect(noKey.status).toBe(401);
+  });
+});
+
+describe('token exchange (RFC 8693) and tokens of the provider side by side', () => {
+  const ID_TOKEN = 'urn:ietf:params:oauth:token-type:id_token';
+  const ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token';
+  let erin: Awaited<ReturnType<typeof createTestUser>>;
+  let upstream: Awaited<ReturnType<typeof serviceTokens>>;
+
+  beforeAll(async () => {
+    erin = await createTestUser(ctxOf(open), { prefix: 'erin', email: 'erin@corp.example', roles: ['viewer'] });
+    idp.accounts.set('erin-sub', { email: 'erin@corp.example', email_verified: true });
+    upstream = await serviceTokens('erin-sub');
+  });
+
+  it('gives an allowed client a Portcullis access token for the user of a provider ID token', async () => {
+    const res = await exchange('svc-exchange', { subject_token: upstream.idToken, subject_token_type: ID_TOKEN });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('cache-control')).toBe('no-store');
+    const body = (await res.json()) as Record<string, unknown>;
+    expect(body).toMatchObject({ issued_token_type: ACCESS_TOKEN, token_type: 'Bearer', scope: 'documents' });
+    expect(body.refresh_token).toBeUndefined();
+    expect(body.id_token).toBeUndefined();
+    expect(decodeJwt(String(body.access_token))).toMatchObject({ iss: open.server.issuer, sub: erin.user.id, client_id: 'svc-exchange', roles: ['viewer'], amr: ['fed'] });
+    expect(await checkStatus(open, String(body.access_token))).toBe(200);
+    expect((await auditRows(open, 'token.exchange'))[0]).toMatchObject({ outcome: 'success', clientId: 'svc-exchange', actor: ctxOf(open).audit.userRef(erin.user.id), details: { provider: 'corp', subject_token_type: 'id_token' } });
+  });
+
+  it('exchanges a JWT access token of the provider (RFC 9068) the same way', async () => {
+    expect(decodeJwt(upstream.accessToken).aud).toBe(IDP_API);
+    const res = await exchange('svc-exchange', { subject_token: upstream.accessToken, subject_token_type: ACCESS_TOKEN, scope: 'documents' });
+    expect(res.status).toBe(200);
+    expect(decodeJwt(String(((await res.json()) as Record<string, unknown>).access_token)).sub).toBe(erin.user.id);
+  });
+
+  it('refuses a client not listed for the provider', async () => {
+    const res = await exchange('svc-other', { subject_token: upstream.idToken, subject_token_type: ID_TOKEN });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ error: 'unauthorized_client' });
+  });
+
+  it('refuses a token of the other type, a token of another issuer, and garbage, with one answer', async () => {
+    const portcullisToken = String(((await (await exchange('svc-exchange', { subject_token: upstream.idToken, subject_token_type: ID_TOKEN })).json()) as Record<string, unknown>).access_token);
+    for (const [token, type] of [
+      [upstream.idToken, ACCESS_TOKEN],
+      [upstream.accessToken, ID_TOKEN],
+      [portcullisToken, ACCESS_TOKEN],
+      ['not-a-token', ID_TOKEN],
+      [`${upstream.idToken.slice(0, -4)}AAAA`, ID_TOKEN],
+    ] as const) {
+      const res = await exchange('svc-exchange', { subject_token: token, subject_token_type: type });
+      expect(res.status).toBe(400);
+      expect(await res.json()).toEqual({ error: 'invalid_request', error_description: 'the subject_token is invalid, expired, or not accepted' });
+    }
+    const reasons = (await auditRows(open, 'token.issued')).filter((r) => r.outcome === 'failure').map((r) => r.reason);
+    expect(reasons).toEqual(expect.arrayContaining(['subject_token_type_mismatch', 'subject_token_unknown_issuer', 'subject_token_not_jwt', 'subject_token_signature']));
+  });
+
+  it('refuses an account that maps to nobody at a provider that neither links nor provisions', async () => {
+    idp.accounts.set('ghost-sub', { email: 'ghost@corp.example', email_verified: true });
+    const ghost = await serviceTokens('ghost-sub');
+    const res = await exchange('svc-exchange', { subject_token: ghost.idToken, subject_token_type: ID_TOKEN }, strict);
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ error: 'invalid_request' });
+    expect((await auditRows(strict, 'token.exchange'))[0]).toMatchObject({ outcome: 'failure', clientId: 'svc-exchange', reason: 'unmapped_external_identity', details: { provider: 'corp' } });
+    expect(await ctxOf(strict).store.identities.find('corp', 'ghost-sub')).toBeUndefined();
+  });
+
+  it('advertises the grant in discovery', async () => {
+    const doc = (await (await fetch(`${open.server.issuer}/.well-known/openid-configuration`)).json()) as { grant_types_supported: string[] };
+    expect(doc.grant_types_supported).toContain('urn:ietf:params:oauth:grant-type:token-exchange');
+  });
+
+  it('trusts on the ext_authz path both tokens the provider issues for its API and Portcullis tokens', async () => {
+    const service = await oidc.clientCredentialsGrant(upstream.config, { resource: IDP_API, scope: 'api:read' });
+    expect(decodeJwt(service.access_token)).toMatchObject({ iss: idp.issuer, aud: IDP_API, roles: ['viewer'] });
+    const exchanged = String(((await (await exchange('svc-exchange', { subject_token: upstream.idToken, subject_token_type: ID_TOKEN })).json()) as Record<string, unknown>).access_token);
+    expect(await checkStatus(open, service.access_token)).toBe(200);
+    expect(await checkStatus(open, exchanged)).toBe(200);
+    expect(await checkStatus(open, `${service.access_token.slice(0, -4)}AAAA`)).toBe(401);
   });
 });

@@ -71,6 +71,6 @@ async function refresh(ctx: IssuerContext, provider: UpstreamProvider, userId: s
   await ctx.audit.record('upstream.token_refresh', 'success', { userId, details: { provider: provider.id, rotated: tokens.refresh_token !== undefined } });
   return {
     ok: true,
-    token: { access_token: tokens.access_token, token_type: tokens.token_type, ...(tokens.expires_in !== undefined ? { expires_in: tokens.expires_in } : {}), ...(tokens.scope ? { scope: tokens.scope } : {}) },
+    token: { access_token: tokens.access_token, token_type: tokens.token_type === 'bearer' ? 'Bearer' : tokens.token_type, ...(tokens.expires_in !== undefined ? { expires_in: tokens.expires_in } : {}), ...(tokens.scope ? { scope: tokens.scope } : {}) },
   };
 }
