@@ -8,7 +8,7 @@ import type { CheckResponse } from '../../src/gen/envoy/service/auth/v3/external
 import { addClient } from '../../src/issuer/clients.js';
 import type { IssuerContext } from '../../src/issuer/context.js';
 import { UPSTREAM_FAILED_MESSAGE } from '../../src/issuer/upstream/interaction_steps.js';
-import { BrowserSession, createTestUser, INTERACTION_COOKIE, parseInteractionPage, totpCode } from '../helpers/login_flow.js';
+import { BrowserSession, createTestUser, parseInteractionPage, totpCode } from '../helpers/login_flow.js';
 import { metricValue, startSidecar, type Sidecar } from '../helpers/sidecar.js';
 import { IDP_API, startUpstreamIdp, type UpstreamIdp } from '../helpers/upstream_idp.js';
 
@@ -217,7 +217,7 @@ describe('login through an external identity provider', () => {
     expect(linked[0]).toMatchObject({ outcome: 'success', actor: ctx.audit.userRef(alice.user.id), details: { provider: 'corp', by: 'verified_email' } });
 
     const again = await portalTokens(open, await loginThroughProvider(open, 'alice-sub'));
-    expect(again.claims().sub).toBe(alice.user.id);
+    expect(again.claims()!.sub).toBe(alice.user.id);
     expect(await auditRows(open, 'identity.linked')).toHaveLength(linkedBefore + 1);
     expect((await auditRows(open, 'login.upstream')).filter((r) => r.outcome === 'success' && r.actor === ctx.audit.userRef(alice.user.id))).toHaveLength(2);
   });
@@ -227,15 +227,15 @@ describe('login through an external identity provider', () => {
     idp.accounts.set('bob-sub', { email: 'bob@corp.example', email_verified: true, name: 'Bob Builder', groups: ['editor'] });
     const before = await metricValue(open.metrics, 'auth_login_attempts_total', { method: 'upstream', client_type: 'browser' });
     const tokens = await portalTokens(open, await loginThroughProvider(open, 'bob-sub'));
-    const link = await ctx.store.identities.find('corp', 'bob-sub');
-    const user = await ctx.store.users.byId(link!.userId);
+    const link = (await ctx.store.identities.find('corp', 'bob-sub'))!;
+    const user = (await ctx.store.users.byId(link.userId))!;
     expect(user).toMatchObject({ username: 'corp+bob-sub', name: 'Bob Builder', email: 'bob@corp.example', roles: ['viewer', 'editor'], disabled: false });
-    expect(tokens.claims().sub).toBe(user!.id);
+    expect(tokens.claims()!.sub).toBe(user.id);
     expect(await metricValue(open.metrics, 'auth_login_attempts_total', { method: 'upstream', client_type: 'browser' })).toBe(before + 1);
-    expect((await auditRows(open, 'identity.provisioned'))[0]).toMatchObject({ outcome: 'success', actor: ctx.audit.userRef(user!.id), details: { provider: 'corp', roles: ['viewer', 'editor'] } });
+    expect((await auditRows(open, 'identity.provisioned'))[0]!).toMatchObject({ outcome: 'success', actor: ctx.audit.userRef(user.id), details: { provider: 'corp', roles: ['viewer', 'editor'] } });
 
     // No password exists, so none is accepted.
-    expect(await ctx.store.users.passwordHash(user!.id)).toBeUndefined();
+    expect(await ctx.store.users.passwordHash(user.id)).toBeUndefined();
     const login = await fetch(`${open.server.issuer}/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'corp+bob-sub', password: '' }) });
     expect(login.status).toBe(401);
   });
@@ -245,8 +245,8 @@ describe('login through an external identity provider', () => {
     const victim = await createTestUser(ctx, { prefix: 'victim', email: 'victim@corp.example' });
     idp.accounts.set('mallory-sub', { email: 'victim@corp.example', email_verified: false });
     const tokens = await portalTokens(open, await loginThroughProvider(open, 'mallory-sub'));
-    expect(tokens.claims().sub).not.toBe(victim.user.id);
-    expect((await ctx.store.users.byId(String(tokens.claims().sub)))?.username).toBe('corp+mallory-sub');
+    expect(tokens.claims()!.sub).not.toBe(victim.user.id);
+    expect((await ctx.store.users.byId(String(tokens.claims()!.sub)))?.username).toBe('corp+mallory-sub');
     expect(await ctx.store.identities.forUser(victim.user.id)).toEqual([]);
   });
 
