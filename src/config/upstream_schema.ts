@@ -39,7 +39,7 @@ export function upstreamProvidersSchema<J extends z.ZodType, A extends readonly 
       auto_provision: z.boolean().default(false).describe('Create a user (without a password) for an account that maps to nobody. Off and unlinked: the login is refused (`unmapped_external_identity`).'),
       default_roles: z.array(z.string().min(1)).default([]).describe('Roles of users provisioned from this provider.'),
       store_tokens: z.boolean().default(false).describe('Keep the provider refresh token (encrypted under the key-encryption key) so `POST /admin/users/<id>/upstream/<provider>/token` can broker fresh upstream access tokens.'),
-      token_exchange_clients: z.array(z.string().min(1)).default([]).describe('Confidential Portcullis clients allowed to exchange this provider tokens at `/oauth2/token` (RFC 8693 token exchange); empty: none.'),
+      token_exchange_clients: z.array(z.string().min(1)).default([]).describe('Confidential Portcullis clients allowed to exchange tokens of this provider at `/oauth2/token` (RFC 8693 token exchange); empty: none.'),
       token_exchange_audiences: z.array(z.string().min(1)).default([]).describe("Accepted `aud` of an exchanged token: an ID token's client at the provider, or a JWT access token's API. Empty: `client_id`."),
       algorithms: z.array(z.enum(algorithms)).min(1).default(['RS256', 'ES256', 'PS256', 'EdDSA'] as unknown as A[number][]).describe('Allow-list of JWS algorithms for ID tokens and JWT access tokens of this provider.'),
       fetch_timeout_ms: z.number().int().positive().default(5000).describe('Timeout of one request to the provider (discovery, token, userinfo).'),
@@ -57,6 +57,7 @@ type ProviderInput = {
   scopes: string[];
   authorization_params: Record<string, string>;
   token_exchange_clients: string[];
+  jwks: { refresh_min_seconds: number; refresh_max_seconds: number };
 };
 
 interface Issues {
@@ -81,6 +82,7 @@ export function checkUpstreamProviders(providers: readonly ProviderInput[], c: {
     for (const key of Object.keys(p.authorization_params)) {
       if (RESERVED_PARAMS.includes(key)) ctx.addIssue({ code: 'custom', path: at('authorization_params', key), message: 'is set by Portcullis and cannot be configured' });
     }
+    if (p.jwks.refresh_min_seconds > p.jwks.refresh_max_seconds) ctx.addIssue({ code: 'custom', path: at('jwks', 'refresh_min_seconds'), message: 'must not exceed refresh_max_seconds' });
     if (new Set(p.token_exchange_clients).size !== p.token_exchange_clients.length) ctx.addIssue({ code: 'custom', path: at('token_exchange_clients'), message: 'lists a client twice' });
   });
 }
