@@ -51,6 +51,17 @@ describe('configuration errors', () => {
     expect(r.stdout).not.toContain('super-secret-admin-key-1234');
   });
 
+  it('shows upstream client secrets and the key-encryption key only as set', () => {
+    const file = join(work, 'upstream.yaml');
+    writeFileSync(file, 'upstream_providers:\n  - id: corp\n    name: Corp\n    issuer: https://login.corp.example\n    client_id: portcullis\n');
+    const kek = 'K'.repeat(43);
+    const r = run(['config', 'check', '--config', file], { PORTCULLIS_UPSTREAM_CORP_CLIENT_SECRET: 'upstream-secret-from-env', PORTCULLIS_KEK: kek });
+    expect(r.status).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ upstream_providers: [{ id: 'corp', client_secret: '[redacted]' }], token_module: { kek: '[redacted]' } });
+    expect(r.stdout).not.toContain('upstream-secret-from-env');
+    expect(r.stdout).not.toContain(kek);
+  });
+
   it('refuses the development issuer in production mode', () => {
     const r = run(['config', 'check'], { PORTCULLIS_MODE: 'production' });
     expect(r.status).toBe(2);
