@@ -43,13 +43,13 @@ const provider = (overrides: Record<string, unknown>) => ({
   ...overrides,
 });
 
-async function startPortcullis(upstream: Record<string, unknown>): Promise<Sidecar> {
+async function startPortcullis(upstream: Record<string, unknown>, more: Record<string, unknown>[] = []): Promise<Sidecar> {
   const config: ConfigInput = {
     admin: { api_key: ADMIN_KEY },
     token_module: { rate_limit: { login_per_minute: 1000 } },
     // The ext_authz path trusts tokens the provider issues for its API directly, as any issuer.
     issuers: [{ issuer: idp.issuer, discovery: true, audiences: [IDP_API], jwks: { request_budget_ms: 5000 } }],
-    upstream_providers: [provider(upstream)] as ConfigInput['upstream_providers'],
+    upstream_providers: [provider(upstream), ...more] as ConfigInput['upstream_providers'],
   };
   const sidecar = await startSidecar(config);
   const ctx = sidecar.server.tokens!.ctx;
@@ -61,7 +61,10 @@ async function startPortcullis(upstream: Record<string, unknown>): Promise<Sidec
 beforeAll(async () => {
   idp = await startUpstreamIdp();
   open = await startPortcullis({ scopes: ['openid', 'email', 'profile', 'offline_access', 'groups'], link_by_verified_email: true, auto_provision: true, default_roles: ['viewer'], claims: { roles: 'groups' }, store_tokens: true, token_exchange_clients: ['svc-exchange'], token_exchange_audiences: ['svc-upstream', IDP_API] });
-  strict = await startPortcullis({ token_exchange_clients: ['svc-exchange'], token_exchange_audiences: ['svc-upstream'] });
+  // "down" names a provider nothing answers for (port 9, discard).
+  strict = await startPortcullis({ token_exchange_clients: ['svc-exchange'], token_exchange_audiences: ['svc-upstream'] }, [
+    { id: 'down', name: 'Down IdP', issuer: 'http://127.0.0.1:9', client_id: 'portcullis', client_secret: 'unused', fetch_timeout_ms: 1000 },
+  ]);
   await idp.configure([
     {
       client_id: 'portcullis',
@@ -277,6 +280,25 @@ describe('login through an external identity provider', () => {
     expect(run.callback.status).toBe(401);
     expect(alertOf(await run.callback.text())).toBe(UPSTREAM_FAILED_MESSAGE);
     expect(await metricValue(open.metrics, 'auth_login_failures_total', { method: 'upstream', reason: 'upstream_denied' })).toBe(before + 1);
+  });
+
+  it('says so on the login page when a provider cannot be reached, and the page keeps working', async () => {
+    const issuer = strict.server.issuer!;
+    const authorize = new URL(`${issuer}/oauth2/authorize`);
+    authorize.search = new URLSearchParams({ client_id: 'portal', redirect_uri: RP_REDIRECT, response_type: 'code', scope: 'openid', code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()), code_challenge_method: 'S256' }).toString();
+    const session = new BrowserSession();
+    const login = await session.fetch(authorize);
+    const html = await login.text();
+    expect(html).toContain('>Sign in with Down IdP</button>');
+    const before = await metricValue(strict.metrics, 'auth_login_failures_total', { method: 'upstream', reason: 'upstream_unavailable' });
+    const page = parseInteractionPage(html, authorize, login.status);
+    const res = await session.postForm(new URL('/interaction/upstream', issuer), { csrf: page.csrf, provider: 'down' });
+    expect(res.status).toBe(503);
+    expect(alertOf(await res.text())).toMatch(/cannot be reached/);
+    expect(await metricValue(strict.metrics, 'auth_login_failures_total', { method: 'upstream', reason: 'upstream_unavailable' })).toBe(before + 1);
+    // A provider the page does not offer, or a missing CSRF token, changes nothing.
+    expect((await session.postForm(new URL('/interaction/upstream', issuer), { csrf: page.csrf, provider: 'nope' })).status).toBe(400);
+    expect((await session.postForm(new URL('/interaction/upstream', issuer), { provider: 'corp' })).status).toBe(400);
   });
 
   it('accepts a provider callback once, only in the browser that started the login, and only with its state', async () => {
