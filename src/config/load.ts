@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { PortcullisError } from '../lib/errors.js';
 import { configSchema, type Config } from './schema.js';
+import { upstreamSecretEnv } from './upstream_schema.js';
 
 export interface LoadConfigOptions {
   /** Path of the YAML file; falls back to env `PORTCULLIS_CONFIG`; none means all defaults. */
@@ -33,6 +34,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Readonly<Config> {
     const value = env[name];
     if (value !== undefined && value !== '') setPath(raw, path, value);
   }
+  upstreamSecretsFromEnv(raw, env);
   return parseConfig(raw, file ?? '(defaults)');
 }
 
@@ -64,6 +66,16 @@ function readYaml(file: string): Record<string, unknown> {
   }
   // An empty section (`log:` with nothing under it) means its defaults.
   return Object.fromEntries(Object.entries(doc).filter(([, v]) => v !== null));
+}
+
+/** `PORTCULLIS_UPSTREAM_<ID>_CLIENT_SECRET` sets the client secret of the upstream provider with that id. */
+function upstreamSecretsFromEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): void {
+  if (!Array.isArray(raw.upstream_providers)) return;
+  for (const p of raw.upstream_providers as unknown[]) {
+    if (!p || typeof p !== 'object' || typeof (p as { id?: unknown }).id !== 'string') continue;
+    const value = env[upstreamSecretEnv((p as { id: string }).id)];
+    if (value !== undefined && value !== '') (p as Record<string, unknown>).client_secret = value;
+  }
 }
 
 function setPath(target: Record<string, unknown>, path: string[], value: unknown): void {

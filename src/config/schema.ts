@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { checkUpstreamProviders, upstreamProvidersSchema } from './upstream_schema.js';
 
 /**
  * The whole configuration, declared once. Every key has a default and a doc line
@@ -199,6 +200,7 @@ export const configSchema = z
       .describe('Telemetry export.'),
     issuers: z.array(issuerSchema).default([]).describe('Trusted token issuers.'),
     dpop: dpopSchema.describe('Sender-constrained tokens (DPoP, RFC 9449).'),
+    upstream_providers: upstreamProvidersSchema(jwksSchema, ALLOWED_ALGORITHMS).default([]).describe('External OpenID Connect providers for login ("Sign in with …"), token exchange and brokered upstream tokens.'),
     dev_issuer: z
       .object({
         enabled: z.boolean().default(true).describe('Trust a local development issuer whose key is generated on first start (refused in `mode: production`). `portcullis token mint` signs with it.'),
@@ -255,6 +257,7 @@ export const configSchema = z
         ctx.addIssue({ code: 'custom', path: ['issuers', n, 'jwks', 'refresh_min_seconds'], message: 'must not exceed refresh_max_seconds' });
       }
     });
+    checkUpstreamProviders(c.upstream_providers, { production: c.mode === 'production', tokenModuleIssuer: c.token_module.issuer, tokenModuleEnabled: c.token_module.enabled }, ctx);
     if (c.dev_issuer.enabled && seen.has(c.dev_issuer.issuer)) {
       ctx.addIssue({ code: 'custom', path: ['dev_issuer', 'issuer'], message: 'collides with a configured issuer' });
     }
@@ -263,6 +266,7 @@ export const configSchema = z
 export type ConfigInput = z.input<typeof configSchema>;
 export type Config = z.output<typeof configSchema>;
 export type IssuerConfig = Config['issuers'][number];
+export type UpstreamProviderConfig = Config['upstream_providers'][number];
 
 export function configJsonSchema(): unknown {
   return z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' });

@@ -6,6 +6,7 @@ import { createAdminKeyCheck } from './admin_auth.js';
 import { parseAuditQuery, queryAudit } from '../issuer/audit_query.js';
 import { rotateSigningKey } from '../issuer/key_rotation.js';
 import type { TokenModule } from '../issuer/module.js';
+import { registerUpstreamAdmin } from './admin_upstream.js';
 
 export interface Liveness {
   ok: boolean;
@@ -74,6 +75,7 @@ export function createAdminServer({ registry, policies, readiness, liveness, api
         : reply.code(422).send({ error: 'policy_reload_failed', detail: result.error });
     });
     if (tokens) registerTokenAdmin(admin, tokens);
+    if (tokens?.ctx.upstream.list.length) registerUpstreamAdmin(admin, tokens);
   });
 
   app.setNotFoundHandler((_req, reply) => reply.code(404).send({ error: 'not_found' }));

@@ -12,6 +12,8 @@ import { renderError, renderInteraction, STYLESHEET, STYLESHEET_PATH } from '../
 import { revoke } from '../issuer/revoke.js';
 import { tokenEndpoint } from '../issuer/token_endpoint.js';
 import { freshNonceHeader } from '../issuer/dpop_binding.js';
+import { upstreamCallbackUrl } from '../issuer/upstream/login.js';
+import { PROVIDER_ID } from '../config/upstream_schema.js';
 import { userinfo } from '../issuer/userinfo.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
@@ -94,6 +96,7 @@ function registerTokenRoutes(app: FastifyInstance, tokens: TokenModule): void {
   app.post('/login', async (req, reply) => reply.headers(NO_STORE).send(await passwordLogin(ctx, tokens.limiter, jsonBody(req), ip(req))));
   app.post('/login/mfa', async (req, reply) => reply.headers(NO_STORE).send(await mfaLogin(ctx, tokens.limiter, jsonBody(req), ip(req))));
 
+  const render = renderer(tokens);
   const authorize = async (req: FastifyRequest, reply: FastifyReply) => {
     const wait = tokens.authorizeLimiter.take(req.ip ?? 'unknown');
     if (wait !== undefined) {
@@ -115,15 +118,30 @@ function registerTokenRoutes(app: FastifyInstance, tokens: TokenModule): void {
   app.get('/oauth2/authorize', authorize);
   app.post('/oauth2/authorize', authorize);
 
-  for (const step of ['login', 'mfa', 'consent'] as const) {
+  for (const step of ['login', 'mfa', 'consent', 'upstream'] as const) {
     app.post(`/interaction/${step}`, async (req, reply) => render(reply, await interactions[step](req.cookies[INTERACTION_COOKIE], single(req.body), ip(req))));
   }
+  // The provider sends the browser back here (a top-level GET, so the SameSite=Lax cookie comes along).
+  app.get('/oauth2/upstream/:provider/callback', async (req, reply) => {
+    const provider = (req.params as { provider: string }).provider;
+    if (!PROVIDER_ID.test(provider)) return reply.code(404).send({ error: 'not_found' });
+    const query = req.url.includes('?') ? req.url.slice(req.url.indexOf('?')) : '';
+    const callbackUrl = new URL(`${upstreamCallbackUrl(ctx.issuer(), provider)}${query}`);
+    return render(reply, await interactions.upstreamCallback(req.cookies[INTERACTION_COOKIE], provider, callbackUrl, ip(req)));
+  });
 }
 
-function render(reply: FastifyReply, outcome: Outcome): FastifyReply {
-  if (outcome.kind === 'redirect') return reply.headers(NO_STORE).clearCookie(INTERACTION_COOKIE, { path: '/' }).redirect(outcome.location, 303);
-  if (outcome.kind === 'expired') return page(reply, 400, renderError('Sign-in expired', 'This sign-in page has expired or was already used. Go back to the application and start again.'), []);
-  return page(reply, outcome.status, renderInteraction(outcome), [formTarget(outcome.request.redirectUri)]);
+function renderer(tokens: TokenModule) {
+  const providers = tokens.ctx.upstream.list.map((p) => ({ id: p.id, name: p.name }));
+  // The login page's form to a provider redirects to its authorization endpoint: form-action must allow it.
+  const upstreamTargets = () => tokens.ctx.upstream.list.map((p) => formTarget(p.authorizationOrigin() ?? p.issuer));
+  return (reply: FastifyReply, outcome: Outcome): FastifyReply => {
+    if (outcome.kind === 'redirect') return reply.headers(NO_STORE).clearCookie(INTERACTION_COOKIE, { path: '/' }).redirect(outcome.location, 303);
+    if (outcome.kind === 'upstream') return reply.headers(NO_STORE).redirect(outcome.location, 303);
+    if (outcome.kind === 'expired') return page(reply, 400, renderError('Sign-in expired', 'This sign-in page has expired or was already used. Go back to the application and start again.'), []);
+    const targets = [formTarget(outcome.request.redirectUri), ...(outcome.stage === 'login' ? upstreamTargets() : [])];
+    return page(reply, outcome.status, renderInteraction({ ...outcome, providers }), [...new Set(targets)]);
+  };
 }
 
 /**

@@ -7,6 +7,7 @@ import type { AuditWriter } from './audit.js';
 import type { Kek } from './kek.js';
 import type { Keyring } from './keyring.js';
 import type { RevocationList } from './revocation_list.js';
+import type { UpstreamProviders } from './upstream/registry.js';
 
 /** The token module's settings in the units the code uses (seconds), resolved from config. */
 export interface IssuerSettings {
@@ -49,6 +50,8 @@ export interface IssuerContext {
   /** argon2id hash of a random password, verified against for unknown and locked users. */
   dummyHash: string;
   dpop: IssuerDpop | undefined;
+  /** External identity providers (`upstream_providers`): login, token exchange, brokered tokens. */
+  upstream: UpstreamProviders;
 }
 
 export const nowSeconds = (clock: Clock): number => Math.floor(clock.now() / 1000);

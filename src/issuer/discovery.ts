@@ -1,5 +1,6 @@
 import type { IssuerContext } from './context.js';
 import { CLIENT_ASSERTION_ALGS } from './client_auth.js';
+import { TOKEN_EXCHANGE_GRANT } from './grants/token_exchange.js';
 
 /** OpenID Provider / RFC 8414 authorization server metadata. */
 export function discoveryDocument(ctx: IssuerContext, alg: string): Record<string, unknown> {
@@ -15,7 +16,7 @@ export function discoveryDocument(ctx: IssuerContext, alg: string): Record<strin
     jwks_uri: `${base}/jwks.json`,
     response_types_supported: ['code'],
     response_modes_supported: ['query'],
-    grant_types_supported: ['authorization_code', 'refresh_token', 'client_credentials'],
+    grant_types_supported: ['authorization_code', 'refresh_token', 'client_credentials', ...(ctx.upstream.exchangeEnabled ? [TOKEN_EXCHANGE_GRANT] : [])],
     code_challenge_methods_supported: ['S256'],
     subject_types_supported: ['public'],
     id_token_signing_alg_values_supported: [alg],

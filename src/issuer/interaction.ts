@@ -1,5 +1,5 @@
 import { createHmac } from 'node:crypto';
-import type { ClientRecord } from '../store/index.js';
+import type { ChallengeRecord, ClientRecord } from '../store/index.js';
 import type { AuthorizationRequest } from './authorize.js';
 import { errorRedirect, withParams } from './authorize.js';
 import type { IssuerContext } from './context.js';
@@ -8,6 +8,8 @@ import { verifyPasswordLogin, verifySecondFactor } from './login.js';
 import type { RateLimiter } from './rate_limit.js';
 import { randomToken, safeEqual, sha256 } from './secrets.js';
 import { inSpan } from '../telemetry/tracing.js';
+import { createUpstreamSteps } from './upstream/interaction_steps.js';
+import type { PendingUpstream } from './upstream/login.js';
 
 /**
  * The login pages of an authorization request: login → (MFA) → (consent) → redirect with a code.
@@ -17,18 +19,41 @@ import { inSpan } from '../telemetry/tracing.js';
  */
 export type Stage = 'login' | 'mfa' | 'consent';
 
-interface InteractionData extends Record<string, unknown> {
+export interface InteractionData extends Record<string, unknown> {
   request: AuthorizationRequest;
   stage: Stage;
   amr: string[];
   authTime: number | null;
   attempts: number;
+  /** A login through an upstream provider in progress (one at a time; consumed by its callback). */
+  upstream?: PendingUpstream | undefined;
 }
 
 export type Outcome =
   | { kind: 'page'; stage: Stage; status: number; error?: string; client: ClientRecord; request: AuthorizationRequest; csrf: string }
   | { kind: 'redirect'; location: string }
+  /** To an upstream provider: the interaction (and its cookie) stays. */
+  | { kind: 'upstream'; location: string }
   | { kind: 'expired' };
+
+/** A live interaction in a given stage, with its client. */
+export interface LoadedInteraction {
+  record: ChallengeRecord;
+  data: InteractionData;
+  client: ClientRecord;
+}
+
+/** The parts of the login pages the upstream steps build on. */
+export interface InteractionKit {
+  /** The interaction in this stage, when the form carries its CSRF token. */
+  load(id: string | undefined, form: Record<string, string | undefined>, stage: Stage): Promise<LoadedInteraction | undefined>;
+  /** The interaction in this stage, without a CSRF check (the upstream callback checks `state` instead). */
+  loadRecord(id: string | undefined, stage: Stage): Promise<LoadedInteraction | undefined>;
+  page(id: string, client: ClientRecord, data: InteractionData, status?: number, error?: string): Outcome;
+  /** First factor done: MFA when the user has it enrolled, then consent (third-party clients), then the code. */
+  afterFirstFactor(id: string, userId: string, client: ClientRecord, data: InteractionData, ip: string | null): Promise<Outcome>;
+  limited(ip: string | null): boolean;
+}
 
 const MAX_MFA_ATTEMPTS = 5;
 
@@ -37,6 +62,10 @@ export interface Interactions {
   login(id: string | undefined, form: Record<string, string | undefined>, ip: string | null): Promise<Outcome>;
   mfa(id: string | undefined, form: Record<string, string | undefined>, ip: string | null): Promise<Outcome>;
   consent(id: string | undefined, form: Record<string, string | undefined>, ip: string | null): Promise<Outcome>;
+  /** "Sign in with …": redirects to the provider named by the form's `provider`. */
+  upstream(id: string | undefined, form: Record<string, string | undefined>, ip: string | null): Promise<Outcome>;
+  /** The provider's redirect back (`/oauth2/upstream/<provider>/callback`), as the full URL it arrived at. */
+  upstreamCallback(id: string | undefined, providerId: string, callbackUrl: URL, ip: string | null): Promise<Outcome>;
 }
 
 export function createInteractions(ctx: IssuerContext, limiter: RateLimiter): Interactions {
@@ -45,6 +74,11 @@ export function createInteractions(ctx: IssuerContext, limiter: RateLimiter): In
 
   async function load(id: string | undefined, form: Record<string, string | undefined>, stage: Stage) {
     if (!id || !form.csrf || !safeEqual(form.csrf, csrfFor(id))) return undefined;
+    return loadRecord(id, stage);
+  }
+
+  async function loadRecord(id: string | undefined, stage: Stage): Promise<LoadedInteraction | undefined> {
+    if (!id) return undefined;
     const record = await ctx.store.challenges.get(sha256(id));
     if (!record || record.kind !== 'interaction' || record.consumedAt !== null || record.expiresAt <= ctx.clock.now()) return undefined;
     const data = record.data as InteractionData;
@@ -99,6 +133,15 @@ export function createInteractions(ctx: IssuerContext, limiter: RateLimiter): In
 
   const limited = (ip: string | null): boolean => limiter.take(ip ?? 'unknown') !== undefined;
 
+  async function afterFirstFactor(id: string, userId: string, client: ClientRecord, data: InteractionData, ip: string | null): Promise<Outcome> {
+    if ((await ctx.store.users.totp(userId)) === undefined) return advance(id, userId, client, data, ip);
+    const next: InteractionData = { ...data, stage: 'mfa' };
+    await ctx.store.challenges.update(sha256(id), userId, next);
+    return page(id, client, next);
+  }
+
+  const upstream = createUpstreamSteps(ctx, { load, loadRecord, page, afterFirstFactor, limited });
+
   return {
     async start(request, client) {
       const id = randomToken();
@@ -109,6 +152,8 @@ export function createInteractions(ctx: IssuerContext, limiter: RateLimiter): In
     login: (id, form, ip) => inSpan('auth.login', { 'auth.client_type': 'browser', 'auth.step': 'password' }, () => loginStep(id, form, ip)),
     mfa: (id, form, ip) => inSpan('auth.login', { 'auth.client_type': 'browser', 'auth.step': 'mfa' }, () => mfaStep(id, form, ip)),
     consent: (id, form, ip) => consentStep(id, form, ip),
+    upstream: (id, form, ip) => upstream.start(id, form, ip),
+    upstreamCallback: (id, providerId, url, ip) => inSpan('auth.login', { 'auth.client_type': 'browser', 'auth.step': 'upstream' }, () => upstream.callback(id, providerId, url, ip)),
   };
 
   async function loginStep(id: string | undefined, form: Record<string, string | undefined>, ip: string | null): Promise<Outcome> {
@@ -136,7 +181,9 @@ export function createInteractions(ctx: IssuerContext, limiter: RateLimiter): In
     const user = await ctx.store.users.byId(s.record.userId);
     try {
       if (!user) throw new OAuthError('access_denied', 401, 'unknown user');
-      const amr = await verifySecondFactor(ctx, user, form.code ?? '', ip);
+      const second = await verifySecondFactor(ctx, user, form.code ?? '', ip);
+      // After a provider login the first factor was the provider's, not a password.
+      const amr = s.data.amr.includes('fed') ? ['fed', ...second.filter((m) => m !== 'pwd')] : second;
       return advance(id!, user.id, s.client, { ...s.data, amr }, ip);
     } catch (err) {
       if (!(err instanceof OAuthError)) throw err;

@@ -15,6 +15,7 @@ import { createKeyring, type Keyring } from './keyring.js';
 import { createDummyHash } from './passwords.js';
 import { createRateLimiter, type RateLimiter } from './rate_limit.js';
 import { createRevocationList } from './revocation_list.js';
+import { createUpstreamProviders } from './upstream/registry.js';
 
 export interface TokenModuleOptions {
   config: Readonly<Config>;
@@ -117,6 +118,7 @@ export async function createTokenModule(o: TokenModuleOptions): Promise<TokenMod
     logger: o.logger,
     dummyHash: await createDummyHash(),
     dpop: issuerDpop(o, kek),
+    upstream: createUpstreamProviders(o.config.upstream_providers, { clock: o.clock, metrics: o.metrics, logger: o.logger }),
   };
   const refused = () => o.metrics.loginRateLimited.inc();
   const limiter = createRateLimiter(settings.loginPerMinute, o.clock, refused);
@@ -156,6 +158,7 @@ export async function createTokenModule(o: TokenModuleOptions): Promise<TokenMod
         timers.push(t);
       };
       every(Math.min(tm.key_rotation.reload_seconds * 1000, rotationMs > 0 ? rotationMs : Infinity), maintain);
+      ctx.upstream.start();
       every(300_000, async () => {
         const before = o.clock.now() - 3600_000;
         await o.store.codes.deleteExpired(before);
@@ -164,6 +167,7 @@ export async function createTokenModule(o: TokenModuleOptions): Promise<TokenMod
     },
     stop() {
       for (const t of timers) clearInterval(t);
+      ctx.upstream.stop();
     },
   };
 }

@@ -40,6 +40,15 @@ export interface PageInput {
   client: ClientRecord;
   request: AuthorizationRequest;
   csrf: string;
+  /** Upstream providers offered on the login page ("Sign in with <name>"). */
+  providers?: ReadonlyArray<{ id: string; name: string }> | undefined;
+}
+
+/** One form, one button per provider: posting it (with the CSRF token) starts the login at that provider. */
+function providerButtons(providers: PageInput['providers'], csrf: string): string {
+  if (!providers?.length) return '';
+  const buttons = providers.map((p) => `<button type="submit" name="provider" value="${escapeHtml(p.id)}">Sign in with ${escapeHtml(p.name)}</button>`).join('\n');
+  return `\n<form method="post" action="/interaction/upstream" class="providers" aria-label="Sign in with another account">\n${csrf}\n${buttons}\n</form>`;
 }
 
 export function renderInteraction(p: PageInput): string {
@@ -58,7 +67,7 @@ ${csrf}
 <label for="password">Password</label>
 <input id="password" name="password" type="password" autocomplete="current-password" required${describedBy(p.error)}>
 <button type="submit">Sign in</button>
-</form>`,
+</form>${providerButtons(p.providers, csrf)}`,
     );
   }
   if (p.stage === 'mfa') {
@@ -103,5 +112,7 @@ input{display:block;width:100%;box-sizing:border-box;padding:.5rem;margin-top:.2
 button{margin-top:1.25rem;padding:.55rem 1.2rem;font-size:1rem;cursor:pointer}
 button.secondary{margin-left:.5rem}
 .error{color:#b00020;font-weight:600}
+.providers{margin-top:1.5rem;padding-top:.5rem;border-top:1px solid GrayText}
+.providers button{display:block;width:100%;margin-top:.75rem}
 input:focus-visible,button:focus-visible{outline:3px solid Highlight;outline-offset:2px}
 `;

@@ -4,6 +4,7 @@ import { InvalidRequest, UnsupportedGrantType } from './errors.js';
 import { authorizationCodeGrant } from './grants/authorization_code.js';
 import { clientCredentialsGrant } from './grants/client_credentials.js';
 import { refreshTokenGrant } from './grants/refresh_token.js';
+import { TOKEN_EXCHANGE_GRANT, tokenExchangeGrant } from './grants/token_exchange.js';
 import type { TokenResponse } from './tokens.js';
 import { tokenRequestKey } from './dpop_binding.js';
 import { inSpan } from '../telemetry/tracing.js';
@@ -12,6 +13,7 @@ const GRANTS = {
   authorization_code: authorizationCodeGrant,
   refresh_token: refreshTokenGrant,
   client_credentials: clientCredentialsGrant,
+  [TOKEN_EXCHANGE_GRANT]: tokenExchangeGrant,
 } as const;
 
 /**

@@ -89,4 +89,6 @@ export interface TokenResponse {
   scope: string;
   refresh_token?: string;
   id_token?: string;
+  /** RFC 8693 token exchange: what `access_token` holds. */
+  issued_token_type?: string;
 }

@@ -29,7 +29,8 @@ export type ErrorCode =
   | 'ERR_KEYS_UNAVAILABLE'
   | 'ERR_STORE'
   | 'ERR_CACHE'
-  | 'ERR_KEK';
+  | 'ERR_KEK'
+  | 'ERR_UPSTREAM';
 
 export class PortcullisError extends Error {
   readonly code: ErrorCode;

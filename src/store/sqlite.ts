@@ -3,6 +3,7 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { PortcullisError } from '../lib/errors.js';
 import { SQLITE_MIGRATIONS } from './sqlite_migrations.js';
+import { createSqliteIdentityStore } from './sqlite_identities.js';
 import { createSqliteUserStore } from './sqlite_users.js';
 import { createSqliteClientStore, createSqliteCodeStore, createSqliteRefreshStore } from './sqlite_oauth.js';
 import { createSqliteAuditStore, createSqliteChallengeStore, createSqliteKeyStore, createSqliteRevocationStore } from './sqlite_misc.js';
@@ -44,6 +45,7 @@ export function openSqliteStore({ file }: SqliteStoreOptions): Store {
     challenges: createSqliteChallengeStore(db),
     revocations: createSqliteRevocationStore(db),
     audit: createSqliteAuditStore(db),
+    identities: createSqliteIdentityStore(db),
     schemaVersion,
     ping: async () => {
       db.prepare('SELECT 1').get();

@@ -128,4 +128,23 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   `ALTER TABLE authorization_codes ADD COLUMN replayed_at INTEGER;`,
   // 3: refresh families of public clients bound to a DPoP key (RFC 9449 §5).
   `ALTER TABLE refresh_families ADD COLUMN jkt TEXT;`,
+  // 4: accounts at external identity providers linked to users, with the brokered upstream refresh
+  // token (ciphertext); users are found by email to link a verified one.
+  `
+  CREATE TABLE external_identities (
+    provider TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    email TEXT,
+    created_at INTEGER NOT NULL,
+    needs_reconsent INTEGER NOT NULL DEFAULT 0,
+    refresh_token_ciphertext TEXT,
+    refresh_token_expires_at INTEGER,
+    token_updated_at INTEGER,
+    PRIMARY KEY (provider, subject),
+    UNIQUE (provider, user_id)
+  );
+  CREATE INDEX external_identities_user ON external_identities(user_id);
+  CREATE INDEX users_email ON users(lower(email));
+  `,
 ];

@@ -27,16 +27,18 @@ const toUser = (r: UserRow): UserRecord => ({
 });
 
 export function createSqliteUserStore(db: Db): UserStore {
+  const create = createUserTransaction(db);
   const s = {
-    insertUser: db.prepare('INSERT INTO users (id, username, name, email, roles, created_at) VALUES (?, ?, ?, ?, ?, ?)'),
-    insertPassword: db.prepare('INSERT INTO password_credentials (user_id, hash, updated_at) VALUES (?, ?, ?)'),
     byId: db.prepare<[string], UserRow>('SELECT * FROM users WHERE id = ?'),
     byUsername: db.prepare<[string], UserRow>('SELECT * FROM users WHERE username = ?'),
+    byEmail: db.prepare<[string], UserRow>('SELECT * FROM users WHERE lower(email) = lower(?) ORDER BY created_at, id'),
     list: db.prepare<[], UserRow>('SELECT * FROM users ORDER BY username'),
     setDisabled: db.prepare('UPDATE users SET disabled = ? WHERE id = ?'),
     setRoles: db.prepare('UPDATE users SET roles = ? WHERE id = ?'),
     password: db.prepare<[string], { hash: string }>('SELECT hash FROM password_credentials WHERE user_id = ?'),
-    setPassword: db.prepare("UPDATE password_credentials SET hash = ?, updated_at = CAST(unixepoch('subsec') * 1000 AS INTEGER) WHERE user_id = ?"),
+    setPassword: db.prepare(
+      "INSERT INTO password_credentials (user_id, hash, updated_at) SELECT id, ?, CAST(unixepoch('subsec') * 1000 AS INTEGER) FROM users WHERE id = ? ON CONFLICT (user_id) DO UPDATE SET hash = excluded.hash, updated_at = excluded.updated_at",
+    ),
     attempts: db.prepare<[string], { failed_logins: number; locked_until: number | null }>('SELECT failed_logins, locked_until FROM users WHERE id = ?'),
     count: db.prepare('UPDATE users SET failed_logins = ?, locked_until = COALESCE(?, locked_until) WHERE id = ?'),
     release: db.prepare('UPDATE users SET failed_logins = MAX(failed_logins - 1, 0), locked_until = CASE WHEN locked_until IS ? THEN ? ELSE locked_until END WHERE id = ?'),
@@ -49,10 +51,6 @@ export function createSqliteUserStore(db: Db): UserStore {
     advance: db.prepare('UPDATE totp_enrolments SET last_step = ? WHERE user_id = ? AND (last_step IS NULL OR last_step < ?)'),
     consumeBackup: db.prepare('UPDATE backup_codes SET consumed_at = ? WHERE user_id = ? AND code_hash = ? AND consumed_at IS NULL'),
   };
-  const create = db.transaction((u: NewUser) => {
-    s.insertUser.run(u.id, u.username, u.name ?? null, u.email ?? null, json.write(u.roles), u.createdAt);
-    s.insertPassword.run(u.id, u.passwordHash, u.createdAt);
-  });
   const setTotp = db.transaction((e: TotpEnrolment, codes: string[]) => {
     s.putTotp.run(e.userId, e.secretCiphertext, e.createdAt, e.lastStep);
     s.deleteBackup.run(e.userId);
@@ -73,6 +71,7 @@ export function createSqliteUserStore(db: Db): UserStore {
     create: async (u) => void create(u),
     byId: async (id) => mapOpt(s.byId.get(id)),
     byUsername: async (name) => mapOpt(s.byUsername.get(name)),
+    byEmail: async (email) => s.byEmail.all(email).map(toUser),
     list: async () => s.list.all().map(toUser),
     setDisabled: async (id, disabled) => s.setDisabled.run(disabled ? 1 : 0, id).changes === 1,
     setRoles: async (id, roles) => s.setRoles.run(json.write(roles), id).changes === 1,
@@ -90,6 +89,16 @@ export function createSqliteUserStore(db: Db): UserStore {
     advanceTotpStep: async (id, step) => s.advance.run(step, id, step).changes === 1,
     consumeBackupCode: async (id, hash, at) => s.consumeBackup.run(at, id, hash).changes === 1,
   };
+}
+
+/** Inserts a user and its password (none for a user without one) in one transaction; nests inside another one. */
+export function createUserTransaction(db: Db): (user: NewUser) => void {
+  const insertUser = db.prepare('INSERT INTO users (id, username, name, email, roles, created_at) VALUES (?, ?, ?, ?, ?, ?)');
+  const insertPassword = db.prepare('INSERT INTO password_credentials (user_id, hash, updated_at) VALUES (?, ?, ?)');
+  return db.transaction((u: NewUser) => {
+    insertUser.run(u.id, u.username, u.name ?? null, u.email ?? null, json.write(u.roles), u.createdAt);
+    if (u.passwordHash !== null) insertPassword.run(u.id, u.passwordHash, u.createdAt);
+  });
 }
 
 function mapOpt(row: UserRow | undefined): UserRecord | undefined {

@@ -18,6 +18,8 @@ export interface Store {
   readonly challenges: ChallengeStore;
   readonly revocations: RevocationStore;
   readonly audit: AuditStore;
+  /** Accounts at external identity providers linked to users (login through `upstream_providers`). */
+  readonly identities: ExternalIdentityStore;
   /** Schema version after migrations. */
   readonly schemaVersion: number;
   /** Throws when the store cannot answer (closed, unreachable): `/health` turns 503. */
@@ -44,7 +46,8 @@ export interface NewUser {
   name?: string | null;
   email?: string | null;
   roles: string[];
-  passwordHash: string;
+  /** null: the user has no password (provisioned from an external identity provider) and cannot log in with one. */
+  passwordHash: string | null;
   createdAt: number;
 }
 
@@ -69,10 +72,13 @@ export interface UserStore {
   create(user: NewUser): Promise<void>;
   byId(id: string): Promise<UserRecord | undefined>;
   byUsername(username: string): Promise<UserRecord | undefined>;
+  /** Users with this email address, compared case-insensitively (emails are not unique). */
+  byEmail(email: string): Promise<UserRecord[]>;
   list(): Promise<UserRecord[]>;
   setDisabled(id: string, disabled: boolean): Promise<boolean>;
   setRoles(id: string, roles: string[]): Promise<boolean>;
   passwordHash(id: string): Promise<string | undefined>;
+  /** Sets (or, for a user created without one, adds) the password hash; false for an unknown user. */
   setPasswordHash(id: string, hash: string): Promise<boolean>;
   /**
    * Counts a login attempt before its (slow) verification, in one compare-and-set: refused while
@@ -282,4 +288,46 @@ export interface AuditQuery {
 export interface AuditStore {
   append(event: AuditEvent): Promise<void>;
   query(q: AuditQuery): Promise<Array<AuditEvent & { id: number }>>;
+}
+
+/** An account at an external identity provider, linked to one user: `(provider, subject)` is unique, and so is `(provider, userId)`. */
+export interface ExternalIdentityRecord {
+  /** The `id` of the provider in `upstream_providers`. */
+  provider: string;
+  /** The provider's `sub` for the account. */
+  subject: string;
+  userId: string;
+  /** The email the provider asserted when the link was made. */
+  email: string | null;
+  createdAt: number;
+  /** The stored upstream grant stopped working: the user must sign in through the provider again. */
+  needsReconsent: boolean;
+  /** The provider's refresh token, ciphertext under the key-encryption key (`store_tokens: true`). */
+  refreshTokenCiphertext: string | null;
+  /** When the stored refresh token expires, when the provider said so. */
+  refreshTokenExpiresAt: number | null;
+  /** When the stored refresh token was last replaced. */
+  tokenUpdatedAt: number | null;
+}
+
+export type NewExternalIdentity = Pick<ExternalIdentityRecord, 'provider' | 'subject' | 'userId' | 'email' | 'createdAt'>;
+
+export interface UpstreamToken {
+  ciphertext: string;
+  expiresAt: number | null;
+  at: number;
+}
+
+export interface ExternalIdentityStore {
+  find(provider: string, subject: string): Promise<ExternalIdentityRecord | undefined>;
+  /** Every link of a user, ordered by provider. */
+  forUser(userId: string): Promise<ExternalIdentityRecord[]>;
+  /** Links an identity to an existing user; false when the identity, or this user at this provider, is already linked. */
+  link(identity: NewExternalIdentity): Promise<boolean>;
+  /** Creates the user and its link together, all or nothing; false (and no user) when the identity is already linked. */
+  provision(user: NewUser, identity: Omit<NewExternalIdentity, 'userId'>): Promise<boolean>;
+  /** Replaces the stored upstream refresh token and clears `needsReconsent`; false for an unknown link. */
+  setRefreshToken(provider: string, subject: string, token: UpstreamToken): Promise<boolean>;
+  /** Marks the link as needing re-consent and forgets its refresh token; false for an unknown link. */
+  markNeedsReconsent(provider: string, subject: string): Promise<boolean>;
 }

@@ -4,6 +4,7 @@ import type {
   AuthorizationCodeRecord,
   ChallengeRecord,
   ClientRecord,
+  NewExternalIdentity,
   NewUser,
   RefreshFamilyRecord,
   RefreshTokenRecord,
@@ -243,6 +244,26 @@ export function describeStoreContract(name: string, open: () => Promise<Store> |
         expect(await store.users.passwordHash('u-nobody')).toBeUndefined();
         expect(await store.users.setPasswordHash('u-nobody', 'hash')).toBe(false);
         expect(await store.users.passwordHash('u-nobody')).toBeUndefined();
+      });
+
+      it('creates a user without a password, who has no hash until one is set', async () => {
+        await store.users.create(newUser('u-ext', { passwordHash: null }));
+        expect(await store.users.byId('u-ext')).toMatchObject({ id: 'u-ext', username: 'ext' });
+        expect(await store.users.passwordHash('u-ext')).toBeUndefined();
+        expect(await store.users.setPasswordHash('u-ext', 'hash-later')).toBe(true);
+        expect(await store.users.passwordHash('u-ext')).toBe('hash-later');
+        expect(await store.users.setPasswordHash('u-ext', 'hash-again')).toBe(true);
+        expect(await store.users.passwordHash('u-ext')).toBe('hash-again');
+      });
+
+      it('finds users by email whatever the case, oldest first, and nobody for an unknown email', async () => {
+        await store.users.create(newUser('u-alice', { email: 'Alice@Example.com', createdAt: T0 + SECOND }));
+        await store.users.create(newUser('u-alias', { email: 'alice@example.com', createdAt: T0 }));
+        await store.users.create(newUser('u-bob', { email: 'bob@example.com' }));
+        await store.users.create(newUser('u-none'));
+        expect((await store.users.byEmail('ALICE@example.COM')).map((u) => u.id)).toEqual(['u-alias', 'u-alice']);
+        expect(await store.users.byEmail('bob@example.com')).toEqual([await store.users.byId('u-bob')]);
+        expect(await store.users.byEmail('carol@example.com')).toEqual([]);
       });
 
       it('counts each reserved attempt and stores the lock the caller computes from the new count', async () => {
@@ -861,6 +882,94 @@ export function describeStoreContract(name: string, open: () => Promise<Store> |
         expect(first.map((r) => r.at)).toEqual([T0 + 4 * SECOND, T0 + 2 * SECOND]);
         const second = await store.audit.query({ limit: 2, type: 'login', before: first[1]!.id });
         expect(second.map((r) => r.at)).toEqual([T0]);
+      });
+    });
+
+    describe('external identities', () => {
+      const identity = (provider: string, subject: string, userId: string, over: Partial<NewExternalIdentity> = {}): NewExternalIdentity => ({ provider, subject, userId, email: `${subject}@idp.example`, createdAt: T0, ...over });
+      const fresh = { needsReconsent: false, refreshTokenCiphertext: null, refreshTokenExpiresAt: null, tokenUpdatedAt: null };
+
+      it('links an identity to a user and finds it by provider and subject, and by user', async () => {
+        await store.users.create(newUser('u-alice'));
+        expect(await store.identities.link(identity('corp', 'sub-1', 'u-alice'))).toBe(true);
+        const expected = { ...identity('corp', 'sub-1', 'u-alice'), ...fresh };
+        expect(await store.identities.find('corp', 'sub-1')).toEqual(expected);
+        expect(await store.identities.forUser('u-alice')).toEqual([expected]);
+      });
+
+      it('finds nothing for another provider, another subject or a user without links', async () => {
+        await store.users.create(newUser('u-alice'));
+        await store.users.create(newUser('u-bob'));
+        await store.identities.link(identity('corp', 'sub-1', 'u-alice'));
+        expect(await store.identities.find('other', 'sub-1')).toBeUndefined();
+        expect(await store.identities.find('corp', 'sub-2')).toBeUndefined();
+        expect(await store.identities.forUser('u-bob')).toEqual([]);
+      });
+
+      it('keeps one user per identity and one identity per user and provider, lists a user\'s providers in order', async () => {
+        await store.users.create(newUser('u-alice'));
+        await store.users.create(newUser('u-bob'));
+        expect(await store.identities.link(identity('corp', 'sub-1', 'u-alice'))).toBe(true);
+        expect(await store.identities.link(identity('corp', 'sub-1', 'u-bob'))).toBe(false);
+        expect(await store.identities.link(identity('corp', 'sub-2', 'u-alice'))).toBe(false);
+        expect(await store.identities.link(identity('acme', 'sub-1', 'u-alice'))).toBe(true);
+        expect((await store.identities.find('corp', 'sub-1'))?.userId).toBe('u-alice');
+        expect((await store.identities.forUser('u-alice')).map((i) => i.provider)).toEqual(['acme', 'corp']);
+        expect(await store.identities.forUser('u-bob')).toEqual([]);
+      });
+
+      it('provisions a user and its link together', async () => {
+        const user = newUser('u-ext', { passwordHash: null, email: 'ext@idp.example', roles: ['viewer'] });
+        expect(await store.identities.provision(user, { provider: 'corp', subject: 'sub-9', email: 'ext@idp.example', createdAt: T0 })).toBe(true);
+        expect(await store.users.byId('u-ext')).toMatchObject({ username: 'ext', email: 'ext@idp.example', roles: ['viewer'] });
+        expect(await store.users.passwordHash('u-ext')).toBeUndefined();
+        expect((await store.identities.find('corp', 'sub-9'))?.userId).toBe('u-ext');
+      });
+
+      it('provisions nothing when the identity is already linked', async () => {
+        await store.users.create(newUser('u-alice'));
+        await store.identities.link(identity('corp', 'sub-1', 'u-alice'));
+        expect(await store.identities.provision(newUser('u-second', { passwordHash: null }), { provider: 'corp', subject: 'sub-1', email: null, createdAt: T0 })).toBe(false);
+        expect(await store.users.byId('u-second')).toBeUndefined();
+        expect((await store.identities.find('corp', 'sub-1'))?.userId).toBe('u-alice');
+      });
+
+      it('provisions nothing when the username is taken, and throws', async () => {
+        await store.users.create(newUser('u-alice', { username: 'taken' }));
+        await expect(store.identities.provision(newUser('u-other', { username: 'taken', passwordHash: null }), { provider: 'corp', subject: 'sub-3', email: null, createdAt: T0 })).rejects.toThrow();
+        expect(await store.identities.find('corp', 'sub-3')).toBeUndefined();
+        expect(await store.users.byId('u-other')).toBeUndefined();
+      });
+
+      it(`provisions exactly one user when ${RACERS} logins of a new identity race`, async () => {
+        const results = await Promise.all(
+          Array.from({ length: RACERS }, (_, n) => store.identities.provision(newUser(`u-racer-${n}`, { passwordHash: null }), { provider: 'corp', subject: 'sub-race', email: null, createdAt: T0 })),
+        );
+        expect(count(results, true)).toBe(1);
+        expect(await store.users.list()).toHaveLength(1);
+        expect((await store.identities.find('corp', 'sub-race'))?.userId).toBe((await store.users.list())[0]!.id);
+      });
+
+      it('stores an upstream refresh token, replaces it, and clears the re-consent mark', async () => {
+        await store.users.create(newUser('u-alice'));
+        await store.identities.link(identity('corp', 'sub-1', 'u-alice'));
+        expect(await store.identities.setRefreshToken('corp', 'sub-1', { ciphertext: 'v1.ct-1', expiresAt: T0 + DAY, at: T0 + SECOND })).toBe(true);
+        expect(await store.identities.find('corp', 'sub-1')).toMatchObject({ refreshTokenCiphertext: 'v1.ct-1', refreshTokenExpiresAt: T0 + DAY, tokenUpdatedAt: T0 + SECOND, needsReconsent: false });
+        expect(await store.identities.markNeedsReconsent('corp', 'sub-1')).toBe(true);
+        expect(await store.identities.find('corp', 'sub-1')).toMatchObject({ needsReconsent: true, refreshTokenCiphertext: null, refreshTokenExpiresAt: null });
+        expect(await store.identities.setRefreshToken('corp', 'sub-1', { ciphertext: 'v1.ct-2', expiresAt: null, at: T0 + MINUTE })).toBe(true);
+        expect(await store.identities.find('corp', 'sub-1')).toMatchObject({ refreshTokenCiphertext: 'v1.ct-2', refreshTokenExpiresAt: null, tokenUpdatedAt: T0 + MINUTE, needsReconsent: false });
+      });
+
+      it('reports false when storing a token for, or marking, an unknown link', async () => {
+        expect(await store.identities.setRefreshToken('corp', 'nobody', { ciphertext: 'v1.ct', expiresAt: null, at: T0 })).toBe(false);
+        expect(await store.identities.markNeedsReconsent('corp', 'nobody')).toBe(false);
+        expect(await store.identities.find('corp', 'nobody')).toBeUndefined();
+      });
+
+      it('refuses a link to an unknown user', async () => {
+        await expect(store.identities.link(identity('corp', 'sub-1', 'u-nobody'))).rejects.toThrow();
+        expect(await store.identities.find('corp', 'sub-1')).toBeUndefined();
       });
     });
   });

@@ -51,6 +51,17 @@ describe('configuration errors', () => {
     expect(r.stdout).not.toContain('super-secret-admin-key-1234');
   });
 
+  it('shows upstream client secrets and the key-encryption key only as set', () => {
+    const file = join(work, 'upstream.yaml');
+    writeFileSync(file, 'upstream_providers:\n  - id: corp\n    name: Corp\n    issuer: https://login.corp.example\n    client_id: portcullis\n');
+    const kek = 'K'.repeat(43);
+    const r = run(['config', 'check', '--config', file], { PORTCULLIS_UPSTREAM_CORP_CLIENT_SECRET: 'upstream-secret-from-env', PORTCULLIS_KEK: kek });
+    expect(r.status).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ upstream_providers: [{ id: 'corp', client_secret: '[redacted]' }], token_module: { kek: '[redacted]' } });
+    expect(r.stdout).not.toContain('upstream-secret-from-env');
+    expect(r.stdout).not.toContain(kek);
+  });
+
   it('refuses the development issuer in production mode', () => {
     const r = run(['config', 'check'], { PORTCULLIS_MODE: 'production' });
     expect(r.status).toBe(2);
@@ -195,7 +206,7 @@ describe('config schema', () => {
     const r = run(['config', 'schema']);
     expect(r.status).toBe(0);
     const schema = JSON.parse(r.stdout) as { properties: Record<string, { description?: string }> };
-    expect(Object.keys(schema.properties).sort()).toEqual(['admin', 'dev_issuer', 'grpc', 'http', 'http_authz', 'issuers', 'log', 'mode', 'observability', 'policies', 'request_body', 'store', 'token_cache', 'token_module']);
+    expect(Object.keys(schema.properties).sort()).toEqual(['admin', 'dev_issuer', 'grpc', 'http', 'http_authz', 'issuers', 'log', 'mode', 'observability', 'policies', 'request_body', 'store', 'token_cache', 'token_module', 'upstream_providers']);
     for (const [key, value] of Object.entries(schema.properties)) expect(value.description, key).toBeTruthy();
   });
 });
