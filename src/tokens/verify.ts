@@ -78,6 +78,7 @@ export function createTokenVerifier({ issuers, clock, metrics, cacheMaxEntries, 
     } catch (cause) {
       throw fail('ERR_TOKEN_MALFORMED', 'undecodable header or payload', cause);
     }
+    if (header.kid !== undefined && typeof header.kid !== 'string') throw fail('ERR_TOKEN_MALFORMED', 'kid is not a string');
     const trusted = typeof unverified.iss === 'string' ? byIssuer.get(unverified.iss) : undefined;
     if (!trusted) throw fail('ERR_TOKEN_UNKNOWN_ISSUER', 'iss names no trusted issuer');
     const { policy } = trusted;
