@@ -17,7 +17,7 @@ import { startSidecar, type Sidecar } from '../helpers/sidecar.js';
  * the answer is INVALID_ARGUMENT or a valid CheckResponse, the server keeps answering, and a
  * request without a valid credential is allowed only on a route marked `anonymous`.
  */
-const RUN = { numRuns: 150, interruptAfterTimeLimit: 12_000, markInterruptAsFailure: false } as const;
+const RUN = { numRuns: 150, interruptAfterTimeLimit: 6_000, markInterruptAsFailure: false } as const;
 
 let idp: JwksServer;
 let key: SigningKey;

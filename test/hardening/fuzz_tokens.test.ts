@@ -15,7 +15,7 @@ import { makeKey, signToken, startJwksServer, type JwksServer, type SigningKey }
  * whose code has a client-safe description — no other exception, no unhandled rejection, never a
  * principal. Valid tokens, mutated in any one character, are rejected too.
  */
-const RUN = { numRuns: 300, interruptAfterTimeLimit: 10_000, markInterruptAsFailure: false } as const;
+const RUN = { numRuns: 300, interruptAfterTimeLimit: 5_000, markInterruptAsFailure: false } as const;
 const LOCAL_ISSUER = 'urn:fuzz:local';
 
 let idp: JwksServer;
