@@ -34,6 +34,7 @@ beforeAll(async () => {
     request_body: { max_bytes: 256 },
     grpc: { max_receive_message_bytes: 64 * 1024 },
     policies: { dir: policyDir, watch: false, max_file_bytes: 16 * 1024 },
+    http_authz: { address: '127.0.0.1:0' },
   });
   app = createAppClient(sidecar.address);
 });
@@ -103,6 +104,29 @@ describe('explicit limits on the Envoy Check path (400 naming the limit, counted
     expect(err.code).toBe(status.RESOURCE_EXHAUSTED);
     expect(err.details).toMatch(/larger than max \(\d+ vs 65536\)/);
     await stillServes();
+  });
+});
+
+describe('explicit limits on the HTTP ext_authz transport', () => {
+  const httpCheck = (path: string, init: RequestInit) => fetch(`http://127.0.0.1:${sidecar.server.httpAuthzPort}${path}`, init);
+
+  it('answers a body over request_body.max_bytes with a 400 naming the limit, counted', async () => {
+    const before = await limitSeries();
+    const res = await httpCheck('/documents', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ pad: 'x'.repeat(600) }) });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toEqual({ error: 'bad_request', error_description: 'request body exceeds 256 bytes', limit: 'request_body.max_bytes' });
+    expect(moved(before, await limitSeries())).toEqual({ 'limit=request_body': 1 });
+  });
+
+  it('answers too many headers with a 400 naming limits.max_header_count, counted', async () => {
+    const before = await limitSeries();
+    const res = await httpCheck('/public/x', { headers: headers(LIMITS.max_header_count) });
+    expect(res.status).toBe(400);
+    const body = (await res.json()) as Record<string, unknown>;
+    expect(body).toMatchObject({ error: 'bad_request', limit: 'limits.max_header_count' });
+    expect(String(body.error_description)).toMatch(/^request has \d+ headers, more than 12 \(limits\.max_header_count\)$/);
+    expect(moved(before, await limitSeries())).toEqual({ 'limit=header_count': 1 });
+    expect((await httpCheck('/public/x', {})).status).toBe(200);
   });
 });
 
