@@ -60,13 +60,14 @@ export async function createCore(config: Readonly<Config>, deps: ServerDeps = {}
   const issuers = await trustedIssuers(config, { logger, clock, metrics });
   const cache = deps.cache ?? createMemoryCache({ clock });
   const dpop = senderConstraint(config, cache, clock);
-  const verifier = createTokenVerifier({ issuers, clock, metrics, cacheMaxEntries: config.token_cache.max_entries });
+  const verifier = createTokenVerifier({ issuers, clock, metrics, cacheMaxEntries: config.token_cache.max_entries, maxTokenBytes: config.limits.max_token_bytes });
+  const limits = { maxHeaderCount: config.limits.max_header_count, maxHeaderBytes: config.limits.max_header_bytes, maxEntities: config.limits.max_entities };
   // Tracing off: the decision path is built without any span code.
   const traced = config.observability.tracing.enabled;
-  const policies = createPolicyRuntime({ dir: config.policies.dir, warmupChecks: config.grpc.warmup_checks, decisionCacheSize: config.policies.decision_cache_size, logger, metrics });
+  const policies = createPolicyRuntime({ dir: config.policies.dir, warmupChecks: config.grpc.warmup_checks, decisionCacheSize: config.policies.decision_cache_size, maxFileBytes: config.policies.max_file_bytes, logger, metrics });
   const first = policies.reload();
   if (!first.ok) throw new PortcullisError('ERR_POLICY_LOAD', `cannot start: ${first.error}`);
-  const shadow = config.policies.shadow_dir ? createPolicyRuntime({ dir: config.policies.shadow_dir, warmupChecks: config.grpc.warmup_checks, decisionCacheSize: config.policies.decision_cache_size, namespace: 's', role: 'shadow', logger, metrics }) : undefined;
+  const shadow = config.policies.shadow_dir ? createPolicyRuntime({ dir: config.policies.shadow_dir, warmupChecks: config.grpc.warmup_checks, decisionCacheSize: config.policies.decision_cache_size, maxFileBytes: config.policies.max_file_bytes, namespace: 's', role: 'shadow', logger, metrics }) : undefined;
   // A broken shadow set is reported and retried on the next reload; it never stops the server.
   shadow?.reload();
   const decider = createDecider({
@@ -78,10 +79,11 @@ export async function createCore(config: Readonly<Config>, deps: ServerDeps = {}
     maxBodyBytes: config.request_body.max_bytes,
     shadow: shadow?.current,
     dpop,
+    limits,
   });
   const decide = traced ? tracedDecider(decider) : decider;
-  const appApi = createAppChecker({ verifier, policies: policies.current, clock, metrics, logger, dpop });
-  return { logger, clock, metrics, cache, issuers, verifier, policies, shadow, decide, appApi };
+  const appApi = createAppChecker({ verifier, policies: policies.current, clock, metrics, logger, dpop, maxEntities: limits.maxEntities });
+  return { logger, clock, metrics, cache, issuers, verifier, policies, shadow, decide, appApi, limits };
 }
 
 /** The composition root: builds every part from config and starts the listeners. */

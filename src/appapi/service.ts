@@ -16,6 +16,7 @@ import {
 } from '../gen/portcullis/authz/v1/authorizer_pb.js';
 import { decode, rawRequestMethod } from '../grpc/codec.js';
 import { isPortcullisError } from '../lib/errors.js';
+import type { LimitExceeded } from '../lib/limits.js';
 import type { AppCheckInput, AppDecision, AppPlan, AppPlanInput } from '../pipeline/app_check.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
@@ -65,6 +66,10 @@ export function createAppApiService({ check, plan, metrics, logger }: AppApiOpti
         return { code: Status.UNAUTHENTICATED, details: `invalid token: ${(err as Error).message}` };
       case 'ERR_BAD_REQUEST':
         metrics.authzDenied.inc({ reason: 'bad_request' });
+        return { code: Status.INVALID_ARGUMENT, details: (err as Error).message };
+      case 'ERR_LIMIT_EXCEEDED':
+        metrics.authzDenied.inc({ reason: 'bad_request' });
+        metrics.limitExceeded.inc({ limit: (err as LimitExceeded).limit });
         return { code: Status.INVALID_ARGUMENT, details: (err as Error).message };
       case 'ERR_POLICY_NOT_LOADED':
         metrics.authzErrors.inc({ code });

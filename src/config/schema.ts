@@ -176,6 +176,7 @@ export const configSchema = z
         shadow_dir: z.string().min(1).optional().describe('A candidate policy folder evaluated beside the active one on live traffic without affecting answers; disagreements are logged and counted in `auth_policy_shadow_disagreements_total`.'),
         watch: z.boolean().default(true).describe('Reload when a file in the folder changes (debounced). SIGHUP and `POST /admin/policies/reload` always reload.'),
         watch_debounce_ms: z.number().int().positive().default(250).describe('Quiet time after the last change before a watched reload.'),
+        max_file_bytes: z.number().int().positive().default(1024 * 1024).describe('Largest file of the policy folder (`.cedar`, schema, `routes.yaml`, `entities.json`); a larger one fails the load with an error naming the file, and the last good set keeps serving.'),
         decision_cache_size: z.number().int().nonnegative().default(10000).describe('Decisions cached per loaded policy set, keyed on every input the evaluated slice can read (principal and its entities, action, resource, the context attributes its policies reference); 0 disables. Emptied on every reload.'),
       })
       .strict()
@@ -218,6 +219,16 @@ export const configSchema = z
       .strict()
       .prefault({})
       .describe('Request bodies forwarded by the proxy.'),
+    limits: z
+      .object({
+        max_header_count: z.number().int().positive().default(200).describe('Most headers (pseudo-headers included, each repeated value counted) one checked request may carry; more is a 400 naming the limit.'),
+        max_header_bytes: z.number().int().positive().default(64 * 1024).describe('Largest total size (names and values, UTF-8 bytes) of the headers of one checked request; more is a 400 naming the limit.'),
+        max_token_bytes: z.number().int().min(256).max(1024 * 1024).default(16 * 1024).describe('Longest bearer token accepted; a longer one is refused as `invalid_token` before any parsing or hashing.'),
+        max_entities: z.number().int().positive().default(5000).describe('Most entities one call may supply (app API: `entities`, an explicit principal, resources with attributes or parents) and one decision may be evaluated with (principal, its roles and their ancestors, the resource and its ancestors); more is a 400 / INVALID_ARGUMENT naming the limit.'),
+      })
+      .strict()
+      .prefault({})
+      .describe('Input limits of checked requests (see also `grpc.max_receive_message_bytes`, `request_body.max_bytes`, `issuers[].jwks.max_bytes`, `policies.max_file_bytes`).'),
     token_cache: z
       .object({
         max_entries: z.number().int().nonnegative().default(10000).describe('Verified tokens kept in memory (0 disables the cache). An entry never outlives the token `exp`.'),

@@ -1,5 +1,6 @@
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { isPortcullisError } from '../lib/errors.js';
+import { LIMIT_KEYS } from '../lib/limits.js';
 import { denialBody, upstreamHeaders, type AuthzInput, type Decider, type Decision } from '../pipeline/index.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
@@ -50,7 +51,11 @@ export function createHttpAuthzServer({ decide, pathPrefix, maxBodyBytes, metric
   app.setErrorHandler((err: { statusCode?: number; code?: string }, _req, reply) => {
     // Fastify's own refusals (body over the limit, malformed framing) are bad requests, never allows.
     const status = err.statusCode === 413 ? 400 : err.statusCode && err.statusCode < 500 ? err.statusCode : 500;
-    return reply.code(status).send({ error: 'bad_request', error_description: err.statusCode === 413 ? 'request body exceeds the limit' : 'unreadable request' });
+    if (err.statusCode === 413) {
+      metrics.limitExceeded.inc({ limit: 'request_body' });
+      return reply.code(400).send({ error: 'bad_request', error_description: `request body exceeds ${maxBodyBytes} bytes`, limit: LIMIT_KEYS.request_body });
+    }
+    return reply.code(status).send({ error: 'bad_request', error_description: 'unreadable request' });
   });
   return app;
 }

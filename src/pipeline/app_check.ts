@@ -9,6 +9,7 @@ import type { Clock } from '../lib/clock.js';
 import { principalEntitiesFor, requestEntities, entityKey } from './entities.js';
 import { createDecisionRecorder } from './record.js';
 import { planCondition, type Condition } from './plan.js';
+import { DEFAULT_REQUEST_LIMITS, entityLimitExceeded } from './limits.js';
 
 export interface AppEntity {
   type: string;
@@ -65,6 +66,8 @@ export interface AppCheckerOptions {
   logger: Logger;
   /** DPoP proof checks; unset: DPoP-bound tokens are refused. */
   dpop?: SenderConstraint | undefined;
+  /** Most entities one call may supply, and one decision may be evaluated with (`limits.max_entities`). */
+  maxEntities?: number;
 }
 
 /**
@@ -73,7 +76,8 @@ export interface AppCheckerOptions {
  * entity, extra entities and resource attributes are the calling application's word (entity
  * references and extension values are allowed there, unlike in token claims).
  */
-export function createAppChecker({ verifier, policies, clock, metrics, logger, dpop }: AppCheckerOptions) {
+export function createAppChecker({ verifier, policies, clock, metrics, logger, dpop, maxEntities = DEFAULT_REQUEST_LIMITS.maxEntities }: AppCheckerOptions) {
+  const limits = { ...DEFAULT_REQUEST_LIMITS, maxEntities };
   const record = createDecisionRecorder(metrics, logger);
   return { check, plan };
 
@@ -85,6 +89,9 @@ export function createAppChecker({ verifier, policies, clock, metrics, logger, d
     const principal = 'token' in input.principal ? await authenticate(input.principal.token, input.principal.dpop) : undefined;
     const active = policies();
     if (!active) throw new PortcullisError('ERR_POLICY_NOT_LOADED', 'no policy set is loaded');
+    const supplied = input.entities.length + ('entity' in input.principal ? 1 : 0) + resources.length;
+    const over = entityLimitExceeded(supplied, limits, 'the call supplies');
+    if (over) throw over;
     const shared = [...input.entities, ...('entity' in input.principal ? [input.principal.entity] : [])].map(toEntity);
     if (shared.length || resources.length) checkEntities([...shared, ...resources]);
     const context = requestContext(input.context, principal, clock.now());
@@ -100,6 +107,8 @@ export function createAppChecker({ verifier, policies, clock, metrics, logger, d
       const own = ownResources[n];
       const extra = own ? [...shared, own] : shared;
       const entities = merge(requestEntities(who, resource.type, resource.id, active), extra, active);
+      const over = entityLimitExceeded(entities.length + who.count - who.entities.length, limits);
+      if (over) throw over;
       // Only the plain token case is keyed like the Envoy path; app-supplied entities are not cached.
       const cacheKey = principal && extra.length === 0 ? who.cacheKey : undefined;
       const r = active.evaluate({ principal: principalUid, action, resource: { type: resource.type, id: resource.id }, context, entities, cacheKey });
@@ -114,6 +123,8 @@ export function createAppChecker({ verifier, policies, clock, metrics, logger, d
     const { active, shared, context, principalUid, who } = await prepare(input, []);
     active.checkKnown(input.action, input.resourceType);
     const entities = merge(who.entities, shared, active);
+    const over = entityLimitExceeded(entities.length + who.count - who.entities.length, limits);
+    if (over) throw over;
     const answer = planResources(active, principalUid, input.action, input.resourceType, context, entities);
     const condition = answer.decision === 'allow' ? { value: true } : answer.decision === 'deny' ? { value: false } : planCondition(answer.residuals, input.resourceType);
     const kind = 'value' in condition ? (condition.value === true ? 'always_allowed' : condition.value === false ? 'always_denied' : 'conditional') : 'conditional';

@@ -11,6 +11,8 @@ import { buildContext, principalEntitiesFor, requestEntities } from './entities.
 import { parseRequestPath } from './request_path.js';
 import { parseRequestBody } from './request_body.js';
 import { createShadowEvaluator } from './shadow.js';
+import { DEFAULT_REQUEST_LIMITS, entityLimitExceeded, headerLimitExceeded, type RequestLimits } from './limits.js';
+import type { LimitExceeded } from '../lib/limits.js';
 import type { AuthzInput, Decision, Deny, DenyReason } from './types.js';
 
 export interface DeciderOptions {
@@ -27,6 +29,8 @@ export interface DeciderOptions {
   shadow?: () => ActivePolicySet | undefined;
   /** DPoP proof checks; unset: DPoP-bound tokens are refused. */
   dpop?: SenderConstraint | undefined;
+  /** Header and entity limits (config `limits`). */
+  limits?: RequestLimits;
 }
 
 export type Decider = (input: AuthzInput) => Promise<Decision>;
@@ -38,7 +42,7 @@ type Pending<T> = T extends unknown ? Omit<T, 'decisionId'> : never;
  * Denials are values; internal failures (no policy set, engine error) throw a PortcullisError
  * so the protocol layer answers with an error status and never an allow.
  */
-export function createDecider({ verifier, policies, clock, metrics, logger, realm = 'portcullis', maxBodyBytes = 64 * 1024, shadow, dpop }: DeciderOptions): Decider {
+export function createDecider({ verifier, policies, clock, metrics, logger, realm = 'portcullis', maxBodyBytes = 64 * 1024, shadow, dpop, limits = DEFAULT_REQUEST_LIMITS }: DeciderOptions): Decider {
   const challenge = `Bearer realm="${realm}"`;
   const record = createDecisionRecorder(metrics, logger);
   const compareShadow = shadow ? createShadowEvaluator(shadow, metrics, logger) : undefined;
@@ -56,8 +60,11 @@ export function createDecider({ verifier, policies, clock, metrics, logger, real
     const who = principalEntitiesFor(principal, active);
     const principalUid = { type: PRINCIPAL_TYPE, id: principal ? principal.subject : ANONYMOUS_ID };
     const resource = { type: route.resourceType, id: match.resourceId };
+    const entities = requestEntities(who, resource.type, resource.id, active);
+    const tooMany = entityLimitExceeded(who.count + entities.length - who.entities.length, limits);
+    if (tooMany) return { ...overLimit(tooMany), principal, action: route.action, resourceType: route.resourceType, policyRevision: active.bundle.revision };
     const context = buildContext(input, path, principal, clock.now(), body);
-    const result = active.evaluate({ principal: principalUid, action: route.action, resource, context, entities: requestEntities(who, resource.type, resource.id, active), cacheKey: who.cacheKey });
+    const result = active.evaluate({ principal: principalUid, action: route.action, resource, context, entities, cacheKey: who.cacheKey });
     compareShadow?.({ principal, principalUid, action: route.action, resource, context, requestId: input.requestId, decisionId }, result);
     const common = { policyRevision: active.bundle.revision, cached: result.cached, reasons: result.reasons, policiesChecked: result.policiesChecked, errors: result.errors, principal, action: route.action, resourceType: route.resourceType };
     if (result.allow) return { allow: true, status: 200, ...common };
@@ -67,13 +74,16 @@ export function createDecider({ verifier, policies, clock, metrics, logger, real
   return async function check(input: AuthzInput): Promise<Decision> {
     const started = performance.now();
     const decisionId = randomUUID();
+    const headersOver = headerLimitExceeded(input.headers, limits);
     const parsed = parseRequestPath(input.path);
     const body = parseRequestBody(input.body, input.headers.get('content-type')?.[0], maxBodyBytes);
     let decision: Decision;
-    if (!parsed.ok) {
+    if (headersOver) {
+      decision = { decisionId, ...overLimit(headersOver) };
+    } else if (!parsed.ok) {
       decision = { decisionId, ...deny(400, 'bad_request', 'ERR_BAD_REQUEST', parsed.detail) };
     } else if (!body.ok) {
-      decision = { decisionId, ...deny(400, 'bad_request', 'ERR_BAD_REQUEST', body.detail) };
+      decision = { decisionId, ...deny(400, 'bad_request', 'ERR_BAD_REQUEST', body.detail), ...(body.tooLarge ? { limit: 'request_body' as const } : {}) };
     } else {
       const authn = await authenticate(input);
       decision = { decisionId, ...('deny' in authn ? deny(authn.deny.status, authn.deny.reason, authn.deny.code, authn.deny.description, authn.deny.challenge) : decide(input, parsed.path, parsed.segments, authn.principal, body.value, decisionId)) };
@@ -83,6 +93,11 @@ export function createDecider({ verifier, policies, clock, metrics, logger, real
   };
 
 
+}
+
+/** A request over an input limit: 400, the limit named in the body and counted. */
+function overLimit(err: LimitExceeded): Pending<Deny> {
+  return { ...deny(400, 'bad_request', err.code, err.message), limit: err.limit };
 }
 
 function deny(status: Deny['status'], reason: DenyReason, code: string, description: string, challenge?: string): Pending<Deny> {

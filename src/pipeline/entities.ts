@@ -14,10 +14,12 @@ export interface PrincipalEntities {
   keys: ReadonlySet<string>;
   /** The principal's id and entities as one string: its part of the decision-cache key. */
   cacheKey: string;
+  /** Entities the principal brings to a decision: those passed, plus roles it names that are not stored. */
+  count: number;
 }
 
 /** The anonymous principal has no attributes or parents, so no entity needs to be passed for it. */
-const ANONYMOUS: PrincipalEntities = { entities: [], keys: new Set(), cacheKey: `${PRINCIPAL_TYPE}\0${ANONYMOUS_ID}\0anonymous` };
+const ANONYMOUS: PrincipalEntities = { entities: [], keys: new Set(), cacheKey: `${PRINCIPAL_TYPE}\0${ANONYMOUS_ID}\0anonymous`, count: 0 };
 
 export function entityKey(e: EntityJson): string {
   const uid = '__entity' in e.uid ? e.uid.__entity : e.uid;
@@ -44,7 +46,9 @@ export function principalEntitiesFor(principal: Principal | undefined, active: A
   const seen = new Set<EntityJson>();
   for (const role of principal.roles) for (const e of bundle.entities.withAncestors(ROLE_TYPE, role)) seen.add(e);
   const entities = isEmptyEntity(user) ? [...seen] : [user, ...seen];
-  const built = { entities, keys: new Set(entities.map(entityKey)), cacheKey: `${PRINCIPAL_TYPE}\0${principal.subject}\0${JSON.stringify(entities)}` };
+  const keys = new Set(entities.map(entityKey));
+  const unstoredRoles = new Set(principal.roles.filter((id) => !keys.has(`${ROLE_TYPE}\0${id}`))).size;
+  const built = { entities, keys, cacheKey: `${PRINCIPAL_TYPE}\0${principal.subject}\0${JSON.stringify(entities)}`, count: entities.length + (isEmptyEntity(user) ? 1 : 0) + unstoredRoles };
   perSet.set(principal, built);
   return built;
 }

@@ -1,3 +1,4 @@
+import type { LimitName } from '../lib/limits.js';
 import type { Logger } from '../telemetry/logger.js';
 import { childCache, type Metrics } from '../telemetry/metrics.js';
 import type { DenyReason } from './types.js';
@@ -18,6 +19,8 @@ export interface DecisionRecord {
   errors: readonly string[];
   cached: boolean;
   policyRevision?: string;
+  /** The input limit the request exceeded, if any. */
+  limit?: LimitName;
 }
 
 /** Records decisions: metric children memoized (bounded label sets), a debug line per allow, an info line per denial. */
@@ -47,6 +50,7 @@ export function createDecisionRecorder(metrics: Metrics, logger: Logger): (d: De
       logger.debug(line, 'allowed');
     } else {
       if (d.reason) denials(d.reason).inc();
+      if (d.limit) metrics.limitExceeded.inc({ limit: d.limit });
       logger.info({ ...line, reason: d.reason ?? 'forbidden', code: d.code }, 'denied');
     }
   };

@@ -1,7 +1,7 @@
 import type { CedarValueJson } from '../policy/index.js';
 import { toCedarRecord, toCedarValue } from './cedar_values.js';
 
-export type ParsedBody = { ok: true; value: CedarValueJson | undefined } | { ok: false; detail: string };
+export type ParsedBody = { ok: true; value: CedarValueJson | undefined } | { ok: false; detail: string; tooLarge?: boolean };
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -13,7 +13,7 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 export function parseRequestBody(body: Uint8Array | string | undefined, contentType: string | undefined, maxBytes: number): ParsedBody {
   if (body === undefined || body.length === 0) return { ok: true, value: undefined };
   const size = typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength;
-  if (size > maxBytes) return { ok: false, detail: `request body of ${size} bytes exceeds the ${maxBytes}-byte limit` };
+  if (size > maxBytes) return { ok: false, detail: `request body of ${size} bytes exceeds the ${maxBytes}-byte limit (request_body.max_bytes)`, tooLarge: true };
   const type = (contentType ?? '').split(';')[0]!.trim().toLowerCase();
   const isJson = type === 'application/json' || type.endsWith('+json');
   const isForm = type === 'application/x-www-form-urlencoded';

@@ -1,3 +1,4 @@
+import { LIMIT_KEYS } from '../lib/limits.js';
 import type { Decision, Deny } from './types.js';
 
 const PREFIX = 'x-portcullis-';
@@ -20,10 +21,14 @@ export function upstreamHeaders(decision: Decision, inbound: Iterable<string>): 
   return { set, remove: [...inbound].filter((k) => k.startsWith(PREFIX) && !names.has(k)) };
 }
 
-/** The JSON body of a denial: the reason, the decision id, and for 400/401 a short description (never for 403). */
+/**
+ * The JSON body of a denial: the reason, the decision id, for 400/401 a short description (never
+ * for 403), and the config key of an exceeded input limit.
+ */
 export function denialBody(d: Deny): string {
   const body: Record<string, string> = { error: d.reason, decision_id: d.decisionId };
   if (d.status !== 403) body.error_description = d.description;
+  if (d.limit) body.limit = LIMIT_KEYS[d.limit];
   return JSON.stringify(body);
 }
 

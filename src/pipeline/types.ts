@@ -1,3 +1,4 @@
+import type { LimitName } from '../lib/limits.js';
 import type { Principal } from '../tokens/index.js';
 
 /** One request to authorize, whatever protocol it arrived on. Wire types stop before this. */
@@ -54,6 +55,8 @@ export interface Deny extends DecisionBase {
   description: string;
   /** For 401: the WWW-Authenticate challenge. */
   challenge: string | undefined;
+  /** Set when the request exceeded one of the input limits (named in the body and counted). */
+  limit?: LimitName;
 }
 
 export type Decision = Allow | Deny;

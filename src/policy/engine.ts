@@ -53,6 +53,8 @@ interface PreparsedSlice {
   size: number;
   /** Context attributes to pass, or undefined for the whole context. */
   contextKeys: readonly string[] | undefined;
+  /** Position of each policy id in file order: Cedar reports determining policies as an unordered set. */
+  order: ReadonlyMap<string, number>;
 }
 
 /**
@@ -82,7 +84,7 @@ export function createPolicyEngine({ decisionCacheSize, namespace = 'p' }: Polic
           preparse(id, ids, texts);
           sets.set(setKey, id);
         }
-        const slice = { id, size: ids.length, contextKeys: contextKeys === 'all' ? undefined : [...contextKeys] };
+        const slice = { id, size: ids.length, contextKeys: contextKeys === 'all' ? undefined : [...contextKeys], order: new Map(ids.map((p, i) => [p, i])) };
         slices.set(key, slice);
         return slice;
       };
@@ -167,7 +169,8 @@ function authorize(slice: PreparsedSlice, id: string, request: CedarRequest, con
   const { decision, diagnostics } = answer.response;
   return {
     allow: decision === 'allow',
-    reasons: diagnostics.reason,
+    // In file order, so the same decision always reads the same (Cedar's set order varies by process).
+    reasons: diagnostics.reason.length > 1 ? diagnostics.reason.sort((a, b) => (slice.order.get(a) ?? 0) - (slice.order.get(b) ?? 0)) : diagnostics.reason,
     errors: diagnostics.errors.map((e) => `${e.policyId}: ${e.error.message}`),
     policiesChecked: slice.size,
     cached: false,

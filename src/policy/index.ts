@@ -1,4 +1,4 @@
-export { loadPolicyBundle, type PolicyBundle } from './load.js';
+export { loadPolicyBundle, DEFAULT_MAX_POLICY_FILE_BYTES, type PolicyBundle, type LoadOptions } from './load.js';
 export { createPolicyEngine, type PolicyEngine, type ActivePolicySet, type CedarRequest, type EvaluationResult } from './engine.js';
 export { sliceKey as sliceKeyOf } from './slices.js';
 export { createPolicyRuntime, type PolicyRuntime } from './runtime.js';

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { PortcullisError } from '../lib/errors.js';
+import { PortcullisError, errorMessage } from '../lib/errors.js';
+import { LimitExceeded } from '../lib/limits.js';
 import { parseEntities, createEntityStore, type EntityStore } from './entities.js';
 import { checkPolicies, parsePolicyFile, type PolicyRecord } from './policy_set.js';
 import { parseRoutes, type RouteTable } from './routes.js';
@@ -33,15 +34,24 @@ export interface PolicyBundle {
 const SCHEMA_FILE = 'schema.cedarschema';
 const ROUTES_FILE = 'routes.yaml';
 const ENTITIES_FILE = 'entities.json';
+export const DEFAULT_MAX_POLICY_FILE_BYTES = 1024 * 1024;
 
-/** Reads and validates a policy folder completely; throws ERR_POLICY_LOAD / ERR_ROUTES_INVALID / ERR_ENTITIES_INVALID. */
-export function loadPolicyBundle(dirInput: string): PolicyBundle {
+export interface LoadOptions {
+  /** Largest file read (`policies.max_file_bytes`); a larger one fails the load, naming the file. */
+  maxFileBytes?: number;
+}
+
+/**
+ * Reads and validates a policy folder completely; throws ERR_POLICY_LOAD / ERR_ROUTES_INVALID /
+ * ERR_ENTITIES_INVALID, or ERR_LIMIT_EXCEEDED for a file over `maxFileBytes`.
+ */
+export function loadPolicyBundle(dirInput: string, { maxFileBytes = DEFAULT_MAX_POLICY_FILE_BYTES }: LoadOptions = {}): PolicyBundle {
   const dir = resolve(dirInput);
   const files = listFolder(dir);
   // Every file read feeds the revision: a content hash that names exactly this set.
   const revision = createHash('sha256');
   const read = (name: string) => {
-    const text = readFileSync(join(dir, name), 'utf8');
+    const text = readCapped(join(dir, name), maxFileBytes);
     revision.update(name).update('\0').update(text).update('\0');
     return text;
   };
@@ -73,6 +83,25 @@ export function loadPolicyBundle(dirInput: string): PolicyBundle {
 export function computeSlice(bundle: Pick<PolicyBundle, 'policies' | 'schema'>, action: string, resourceType: string): PolicySlice {
   const selected = selectSlice(bundle.policies, action, resourceType, bundle.schema?.actionAncestors ?? new Map());
   return { ids: selected.map((p) => p.id), contextKeys: unionContextKeys(selected.map((p) => p.contextKeys)) };
+}
+
+/** A policy file's text: a regular file within the size limit (checked on the open file, so it cannot grow in between). */
+function readCapped(path: string, maxBytes: number): string {
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, 'r');
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) throw new PortcullisError('ERR_POLICY_LOAD', `${path}: not a regular file`);
+    if (stat.size > maxBytes) throw new LimitExceeded('policy_file', `${path}: ${stat.size} bytes, more than ${maxBytes}`);
+    const bytes = readFileSync(fd);
+    if (bytes.length > maxBytes) throw new LimitExceeded('policy_file', `${path}: more than ${maxBytes} bytes`);
+    return bytes.toString('utf8');
+  } catch (cause) {
+    if (cause instanceof PortcullisError) throw cause;
+    throw new PortcullisError('ERR_POLICY_LOAD', `cannot read ${path}: ${errorMessage(cause)}`, { cause });
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
 }
 
 function listFolder(dir: string): string[] {

@@ -1,4 +1,5 @@
 import { errorMessage } from '../lib/errors.js';
+import { LimitExceeded } from '../lib/limits.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { createPolicyEngine, type ActivePolicySet } from './engine.js';
@@ -29,11 +30,13 @@ export interface PolicyRuntimeOptions {
   namespace?: string;
   /** Names this set in logs and metrics: `active` or `shadow`. */
   role?: 'active' | 'shadow';
+  /** Largest policy file read (`policies.max_file_bytes`). */
+  maxFileBytes?: number;
   logger: Logger;
   metrics: Metrics;
 }
 
-export function createPolicyRuntime({ dir, warmupChecks, decisionCacheSize, namespace, role = 'active', logger, metrics }: PolicyRuntimeOptions): PolicyRuntime {
+export function createPolicyRuntime({ dir, warmupChecks, decisionCacheSize, namespace, role = 'active', maxFileBytes, logger, metrics }: PolicyRuntimeOptions): PolicyRuntime {
   const engine = createPolicyEngine({ decisionCacheSize, namespace });
   let active: ActivePolicySet | undefined;
   let loadedAt: string | undefined;
@@ -48,7 +51,7 @@ export function createPolicyRuntime({ dir, warmupChecks, decisionCacheSize, name
     status: () => ({ loadedAt, lastFailure }),
     reload() {
       try {
-        const next = engine.install(loadPolicyBundle(dir), (set) => warmUp(set, warmupChecks));
+        const next = engine.install(loadPolicyBundle(dir, { maxFileBytes }), (set) => warmUp(set, warmupChecks));
         active = next;
         loadedAt = new Date().toISOString();
         lastFailure = undefined;
@@ -58,6 +61,7 @@ export function createPolicyRuntime({ dir, warmupChecks, decisionCacheSize, name
         return { ok: true, policies: next.bundle.policies.length };
       } catch (err) {
         metrics.policyReloads.inc({ result: 'failure', set: role });
+        if (err instanceof LimitExceeded) metrics.limitExceeded.inc({ limit: err.limit });
         const error = errorMessage(err);
         lastFailure = { at: new Date().toISOString(), error };
         logger.error({ set: role, dir, error }, active ? 'policy reload rejected; the last good set keeps serving' : 'policy load failed');

@@ -1,5 +1,5 @@
 import { isPortcullisError } from '../lib/errors.js';
-import { loadPolicyBundle, type PolicyBundle } from './load.js';
+import { loadPolicyBundle, type LoadOptions, type PolicyBundle } from './load.js';
 import { shadowedRoutes } from './route_shadowing.js';
 
 export interface ValidationReport {
@@ -9,9 +9,9 @@ export interface ValidationReport {
 }
 
 /** Everything the server checks at load, plus authoring mistakes it tolerates (shadowed routes). */
-export function validatePolicyFolder(dir: string): ValidationReport {
+export function validatePolicyFolder(dir: string, options: LoadOptions = {}): ValidationReport {
   try {
-    const bundle = loadPolicyBundle(dir);
+    const bundle = loadPolicyBundle(dir, options);
     return { bundle, problems: shadowedRoutes(bundle.routes) };
   } catch (err) {
     if (!isPortcullisError(err)) throw err;

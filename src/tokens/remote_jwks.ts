@@ -72,6 +72,7 @@ export function createRemoteKeySource(issuer: IssuerConfig, { clock, metrics, lo
     } catch (err) {
       const reason = err instanceof FetchFailure ? err.reason : 'network';
       metrics.jwksFetchErrors.inc({ ...label, reason });
+      if (reason === 'too_large') metrics.limitExceeded.inc({ limit: 'jwks_document' });
       logger.warn({ issuer: issuer.issuer, reason, err: (err as Error).message }, 'JWKS fetch failed; keeping last good keys');
       throw err;
     } finally {

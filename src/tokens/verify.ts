@@ -29,6 +29,8 @@ export interface TokenVerifierOptions {
   metrics: Metrics;
   /** Verified tokens kept; 0 disables the cache. */
   cacheMaxEntries: number;
+  /** Longest token accepted (UTF-8 bytes), refused before any parsing or hashing. Default 16 KiB. */
+  maxTokenBytes?: number;
 }
 
 export interface TokenVerifier {
@@ -38,13 +40,14 @@ export interface TokenVerifier {
   addIssuer(issuer: TrustedIssuer): void;
 }
 
-/** Longest token accepted before any parsing. */
+/** Default longest token accepted before any parsing (config `limits.max_token_bytes`). */
 export const MAX_TOKEN_LENGTH = 16 * 1024;
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
 /** Short descriptions safe to send to clients (`error_description`). */
 export const TOKEN_ERROR_DESCRIPTIONS: Partial<Record<ErrorCode, string>> = {
   ERR_TOKEN_MALFORMED: 'malformed token',
+  ERR_TOKEN_TOO_LARGE: 'token too large',
   ERR_TOKEN_UNKNOWN_ISSUER: 'untrusted issuer',
   ERR_TOKEN_ALG_NOT_ALLOWED: 'algorithm not allowed',
   ERR_TOKEN_KEY_NOT_FOUND: 'signing key not found',
@@ -56,7 +59,7 @@ export const TOKEN_ERROR_DESCRIPTIONS: Partial<Record<ErrorCode, string>> = {
   ERR_TOKEN_REVOKED: 'token revoked',
 };
 
-export function createTokenVerifier({ issuers, clock, metrics, cacheMaxEntries }: TokenVerifierOptions): TokenVerifier {
+export function createTokenVerifier({ issuers, clock, metrics, cacheMaxEntries, maxTokenBytes = MAX_TOKEN_LENGTH }: TokenVerifierOptions): TokenVerifier {
   const all = [...issuers];
   const byIssuer = new Map(all.map((i) => [i.policy.issuer, i]));
   const revoked = (p: Principal): boolean => {
@@ -75,6 +78,7 @@ export function createTokenVerifier({ issuers, clock, metrics, cacheMaxEntries }
     } catch (cause) {
       throw fail('ERR_TOKEN_MALFORMED', 'undecodable header or payload', cause);
     }
+    if (header.kid !== undefined && typeof header.kid !== 'string') throw fail('ERR_TOKEN_MALFORMED', 'kid is not a string');
     const trusted = typeof unverified.iss === 'string' ? byIssuer.get(unverified.iss) : undefined;
     if (!trusted) throw fail('ERR_TOKEN_UNKNOWN_ISSUER', 'iss names no trusted issuer');
     const { policy } = trusted;
@@ -100,9 +104,10 @@ export function createTokenVerifier({ issuers, clock, metrics, cacheMaxEntries }
 
   return {
     async verify(token: string): Promise<Principal> {
-      if (token.length > MAX_TOKEN_LENGTH) {
-        metrics.tokenRejected.inc({ reason: 'ERR_TOKEN_MALFORMED' });
-        throw fail('ERR_TOKEN_MALFORMED', 'token too long');
+      if (token.length > maxTokenBytes || Buffer.byteLength(token) > maxTokenBytes) {
+        metrics.tokenRejected.inc({ reason: 'ERR_TOKEN_TOO_LARGE' });
+        metrics.limitExceeded.inc({ limit: 'token' });
+        throw fail('ERR_TOKEN_TOO_LARGE', `token longer than ${maxTokenBytes} bytes (limits.max_token_bytes)`);
       }
       const key = cache ? createHash('sha256').update(token).digest('base64url') : '';
       const hit = cache?.get(key);

@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SignJWT, exportJWK, generateKeyPair, type JWK, type JWTPayload } from 'jose';
 
-export type JwksMode = 'ok' | 'error500' | 'garbage' | 'hang' | 'redirect' | 'huge';
+export type JwksMode = 'ok' | 'error500' | 'not_found' | 'garbage' | 'hang' | 'slow' | 'redirect' | 'huge' | 'huge_chunked' | 'no_keys_array' | 'private_only';
 
 /** A real HTTP JWKS (and OIDC discovery) server on loopback, with switchable failure modes. */
 export interface JwksServer {
@@ -14,12 +14,23 @@ export interface JwksServer {
   mode: JwksMode;
   cacheControl: string | undefined;
   keys: JWK[];
+  /** `slow`: how long before the (good) answer. */
+  delayMs: number;
+  /** `huge`, `huge_chunked`: size of the document. */
+  hugeBytes: number;
+  /** `redirect`: where the 302 points. */
+  redirectTo: string;
   close(): Promise<void>;
 }
 
 export async function startJwksServer(): Promise<JwksServer> {
   // The handler reads the returned object, so tests switch modes and keys by assigning to it.
-  const api: JwksServer = { url: '', issuer: '', jwksUri: '', jwksRequests: 0, mode: 'ok', cacheControl: 'max-age=300', keys: [], close: async () => {} };
+  const api: JwksServer = { url: '', issuer: '', jwksUri: '', jwksRequests: 0, mode: 'ok', cacheControl: 'max-age=300', keys: [], delayMs: 0, hugeBytes: 2 * 1024 * 1024, redirectTo: 'http://127.0.0.1:1/jwks.json', close: async () => {} };
+  const good = (res: import('node:http').ServerResponse) => {
+    const headers: Record<string, string> = { 'content-type': 'application/json' };
+    if (api.cacheControl) headers['cache-control'] = api.cacheControl;
+    res.writeHead(200, headers).end(JSON.stringify({ keys: api.keys }));
+  };
   const server: Server = createServer((req, res) => {
     if (req.url === '/.well-known/openid-configuration') {
       res.writeHead(200, { 'content-type': 'application/json' });
@@ -35,22 +46,48 @@ export async function startJwksServer(): Promise<JwksServer> {
       case 'error500':
         res.writeHead(500).end('boom');
         return;
+      case 'not_found':
+        res.writeHead(404).end();
+        return;
+      case 'slow':
+        setTimeout(() => good(res), api.delayMs).unref();
+        return;
+      case 'no_keys_array':
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{"keys":"all of them"}');
+        return;
+      case 'private_only':
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [{ kty: 'oct', k: 'c2VjcmV0', kid: 'hmac' }, ...api.keys.map((k) => ({ ...k, d: 'AAAA' }))] }));
+        return;
+      case 'huge_chunked': {
+        // No content-length: the size is only found out while reading.
+        res.writeHead(200, { 'content-type': 'application/json' });
+        const chunk = 'x'.repeat(64 * 1024);
+        res.write('{"keys":[],"pad":"');
+        let sent = 0;
+        const more = () => {
+          while (sent < api.hugeBytes) {
+            sent += chunk.length;
+            if (!res.write(chunk)) return void res.once('drain', more);
+          }
+          res.end('"}');
+        };
+        res.on('error', () => {});
+        more();
+        return;
+      }
       case 'garbage':
         res.writeHead(200, { 'content-type': 'application/json' }).end('<html>not json');
         return;
       case 'redirect':
-        res.writeHead(302, { location: 'http://127.0.0.1:1/jwks.json' }).end();
+        res.writeHead(302, { location: api.redirectTo }).end();
         return;
       case 'huge':
-        res.writeHead(200, { 'content-type': 'application/json' }).end(`{"keys":[],"pad":"${'x'.repeat(2 * 1024 * 1024)}"}`);
+        res.writeHead(200, { 'content-type': 'application/json' }).end(`{"keys":[],"pad":"${'x'.repeat(api.hugeBytes)}"}`);
         return;
       case 'hang':
         return; // never answers
-      case 'ok': {
-        const headers: Record<string, string> = { 'content-type': 'application/json' };
-        if (api.cacheControl) headers['cache-control'] = api.cacheControl;
-        res.writeHead(200, headers).end(JSON.stringify({ keys: api.keys }));
-      }
+      case 'ok':
+        good(res);
     }
   });
   server.keepAliveTimeout = 1;

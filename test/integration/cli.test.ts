@@ -174,7 +174,7 @@ describe('serve, token mint and check', () => {
     });
     expect(JSON.stringify(e)).not.toContain(jwt);
     const viaConfig = JSON.parse(run(['check', '--config', config, '--token', jwt, 'GET', '/documents/d1']).stdout) as Record<string, unknown>;
-    expect(viaConfig).toMatchObject({ decision: { allow: true, determiningPolicies: ['viewer-read', 'owner-manage'] } });
+    expect(viaConfig).toMatchObject({ decision: { allow: true, determiningPolicies: ['owner-manage', 'viewer-read'] } }); // file order
     const bad = JSON.parse(run(['check', '--explain', '--config', config, '--token', 'garbage', 'GET', '/documents/d1']).stdout) as Record<string, unknown>;
     expect(bad).toMatchObject({ authentication: { credential: 'bearer', error: 'not a compact JWS' }, decision: { allow: false, status: 401 } });
   });
@@ -206,7 +206,7 @@ describe('config schema', () => {
     const r = run(['config', 'schema']);
     expect(r.status).toBe(0);
     const schema = JSON.parse(r.stdout) as { properties: Record<string, { description?: string }> };
-    expect(Object.keys(schema.properties).sort()).toEqual(['admin', 'dev_issuer', 'grpc', 'http', 'http_authz', 'issuers', 'log', 'mode', 'observability', 'policies', 'request_body', 'store', 'token_cache', 'token_module', 'upstream_providers']);
+    expect(Object.keys(schema.properties).sort()).toEqual(['admin', 'dev_issuer', 'dpop', 'grpc', 'http', 'http_authz', 'issuers', 'limits', 'log', 'mode', 'observability', 'policies', 'request_body', 'store', 'token_cache', 'token_module', 'upstream_providers']);
     for (const [key, value] of Object.entries(schema.properties)) expect(value.description, key).toBeTruthy();
   });
 });
