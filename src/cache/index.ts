@@ -1,2 +1,3 @@
 export type * from './cache.js';
 export { createMemoryCache, type MemoryCacheOptions } from './memory.js';
+export { createRedisCache, type RedisCacheOptions } from './redis.js';

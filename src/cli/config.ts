@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { configJsonSchema, configReferenceMarkdown, loadConfig } from '../config/index.js';
+import { configJsonSchema, configReferenceMarkdown, loadConfig, redactConfig } from '../config/index.js';
 import { exitWith } from './fail.js';
 
 export function registerConfig(program: Command): void {
@@ -23,8 +23,7 @@ export function registerConfig(program: Command): void {
     .action((opts: { config?: string }) => {
       try {
         // Secrets are shown as set or not, never printed.
-        const redact = (key: string, value: unknown) => (key === 'api_key' && value !== undefined ? '[redacted]' : value);
-        process.stdout.write(`${JSON.stringify(loadConfig({ file: opts.config }), redact, 2)}\n`);
+        process.stdout.write(`${JSON.stringify(redactConfig(loadConfig({ file: opts.config })), null, 2)}\n`);
       } catch (err) {
         exitWith(err);
       }
