@@ -6,6 +6,7 @@ import { BUILTIN_LOGIN_CLIENT } from '../src/issuer/builtin_client.js';
 import { addClient } from '../src/issuer/clients.js';
 import { startFamily } from '../src/issuer/refresh.js';
 import type { IssuerContext } from '../src/issuer/context.js';
+import { createMemoryCache } from '../src/cache/index.js';
 import { createTokenModule } from '../src/issuer/module.js';
 import { ARGON2_OPTIONS } from '../src/issuer/passwords.js';
 import { addUser } from '../src/issuer/users.js';
@@ -29,7 +30,7 @@ async function withStore<T>(target: Target, fn: (ctx: IssuerContext) => Promise<
   const config = parseConfig({ dev_issuer: { enabled: false }, store: { sqlite_file: target.sqliteFile! }, token_module: { kek: target.kek! } });
   const store = openSqliteStore({ file: target.sqliteFile! });
   try {
-    const tokens = await createTokenModule({ config, store, clock: systemClock, metrics: createMetrics(), logger: createLogger('silent') });
+    const tokens = await createTokenModule({ config, store, cache: createMemoryCache(), clock: systemClock, metrics: createMetrics(), logger: createLogger('silent') });
     tokens.setIssuer(`http://${target.http}`);
     return await fn(tokens.ctx);
   } finally {

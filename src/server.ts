@@ -1,3 +1,4 @@
+import { createMemoryCache, createRedisCache, type Cache } from './cache/index.js';
 import type { Config } from './config/index.js';
 import type { AddressInfo } from 'node:net';
 import { createExtAuthzService } from './extauthz/service.js';
@@ -36,6 +37,8 @@ export interface PortcullisServer {
   /** The token module's issuer URL, when enabled. */
   issuer: string | undefined;
   tokens: TokenModule | undefined;
+  /** Shared short-lived state (rate limits, fan-out): memory, or Redis across replicas. */
+  cache: Cache;
   policies: PolicyRuntime;
   health: HealthState;
   metrics: Metrics;
@@ -84,7 +87,17 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
   const { logger, clock, metrics, issuers, verifier, policies, shadow, decide, appApi } = await createCore(config, deps);
   const store = config.token_module.enabled ? openStore(config) : undefined;
   if (config.store.driver === 'memory') logger.warn('store.driver is memory: users, clients, keys and tokens are lost on exit (tests only)');
-  const tokens = store ? await createTokenModule({ config, store, clock, metrics, logger }) : undefined;
+  const cache = await openCache(config, { logger, clock }).catch(async (err: unknown) => {
+    await store?.close();
+    throw err;
+  });
+  const tokens = store
+    ? await createTokenModule({ config, store, cache, clock, metrics, logger }).catch(async (err: unknown) => {
+        await cache.close();
+        await store.close();
+        throw err;
+      })
+    : undefined;
   const watchers = config.policies.watch
     ? [
         watchPolicyFolder(config.policies.dir, config.policies.watch_debounce_ms, () => void policies.reload(), logger),
@@ -93,10 +106,12 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
     : [];
   const stopWatching = () => watchers.forEach((stop) => stop());
   let draining = false;
-  const readiness = () => {
+  const readiness = async () => {
     const keys = Object.fromEntries(verifier.issuers().map((i) => [i.policy.issuer, i.keys.hasKeys()]));
-    const checks = { policies: policies.current() !== undefined, issuer_keys: keys, draining };
-    return { ready: checks.policies && Object.values(keys).every(Boolean) && !draining, checks };
+    // Redis is pinged (bounded by cache.command_timeout_ms); the memory cache cannot be down.
+    const cacheUp = cache.driver === 'memory' || (await cache.ping().then(() => true, (err: unknown) => (logger.warn({ err }, 'cache unreachable: not ready'), false)));
+    const checks = { policies: policies.current() !== undefined, issuer_keys: keys, ...(cache.driver === 'redis' ? { cache: cacheUp } : {}), draining };
+    return { ready: checks.policies && Object.values(keys).every(Boolean) && cacheUp && !draining, checks };
   };
   const liveness = async () => {
     try {
@@ -122,7 +137,7 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
     }
     tokens.setIssuer(`http://${hostOf(config.http.address)}:${httpPort}`);
     verifier.addIssuer(tokens.trustedIssuer());
-    tokens.start();
+    await tokens.start();
   }
 
   const health = createHealthService();
@@ -161,6 +176,7 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
     httpPort,
     issuer: tokens?.ctx.issuer(),
     tokens,
+    cache,
     policies,
     health: health.state,
     metrics,
@@ -175,16 +191,26 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
     async close() {
       drain();
       stopWatching();
-      tokens?.stop();
+      await tokens?.stop();
       await grpc.close();
       await admin.close();
       await httpAuthz?.close();
       await publicHttp.close();
       for (const i of issuers) i.keys.stop();
+      await cache.close();
       await store?.close();
       await tracing?.shutdown();
     },
   };
+}
+
+/** The cache from config: the only place, with the CLI's token module, that names its adapters. */
+export async function openCache(config: Readonly<Config>, deps: { logger: Logger; clock: Clock }): Promise<Cache> {
+  const c = config.cache;
+  if (c.driver === 'memory') return createMemoryCache({ clock: deps.clock, maxEntries: c.max_entries });
+  const cache = await createRedisCache({ url: c.url!, keyPrefix: c.key_prefix, commandTimeoutMs: c.command_timeout_ms, connectTimeoutMs: c.connect_timeout_ms, logger: deps.logger });
+  deps.logger.info({ key_prefix: c.key_prefix }, 'cache: redis (rate limits, replay cache and fan-out shared across replicas)');
+  return cache;
 }
 
 function openStore(config: Readonly<Config>): Store {

@@ -97,7 +97,7 @@ export function createInteractions(ctx: IssuerContext, limiter: RateLimiter): In
     return { kind: 'redirect', location: withParams(r.redirectUri, { code, state: r.state, iss: ctx.issuer() }) };
   }
 
-  const limited = (ip: string | null): boolean => limiter.take(ip ?? 'unknown') !== undefined;
+  const limited = async (ip: string | null): Promise<boolean> => (await limiter.take(ip ?? 'unknown')) !== undefined;
 
   return {
     async start(request, client) {
@@ -114,7 +114,7 @@ export function createInteractions(ctx: IssuerContext, limiter: RateLimiter): In
   async function loginStep(id: string | undefined, form: Record<string, string | undefined>, ip: string | null): Promise<Outcome> {
     const s = await load(id, form, 'login');
     if (!s) return { kind: 'expired' };
-    if (limited(ip)) return page(id!, s.client, s.data, 429, 'Too many attempts. Wait a minute and try again.');
+    if (await limited(ip)) return page(id!, s.client, s.data, 429, 'Too many attempts. Wait a minute and try again.');
     try {
       const first = await verifyPasswordLogin(ctx, { username: form.username ?? '', password: form.password ?? '', ip, clientType: 'browser' });
       const data: InteractionData = { ...s.data, amr: ['pwd'], authTime: first.authTime, stage: first.mfaRequired ? 'mfa' : s.data.stage };
@@ -132,7 +132,7 @@ export function createInteractions(ctx: IssuerContext, limiter: RateLimiter): In
   async function mfaStep(id: string | undefined, form: Record<string, string | undefined>, ip: string | null): Promise<Outcome> {
     const s = await load(id, form, 'mfa');
     if (!s || !s.record.userId) return { kind: 'expired' };
-    if (limited(ip)) return page(id!, s.client, s.data, 429, 'Too many attempts. Wait a minute and try again.');
+    if (await limited(ip)) return page(id!, s.client, s.data, 429, 'Too many attempts. Wait a minute and try again.');
     const user = await ctx.store.users.byId(s.record.userId);
     try {
       if (!user) throw new OAuthError('access_denied', 401, 'unknown user');

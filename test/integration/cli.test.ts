@@ -51,6 +51,17 @@ describe('configuration errors', () => {
     expect(r.stdout).not.toContain('super-secret-admin-key-1234');
   });
 
+  it('prints the cache URL without its password, and the KEK as [redacted]', () => {
+    const file = join(work, 'redis.yaml');
+    writeFileSync(file, 'cache:\n  driver: redis\n');
+    const kek = 'k'.repeat(43);
+    const r = run(['config', 'check', '--config', file], { PORTCULLIS_CACHE_URL: 'redis://app:redis-pass-9876@cache.internal:6379/1', PORTCULLIS_KEK: kek });
+    expect(r.status).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ cache: { driver: 'redis', url: 'redis://app:***@cache.internal:6379/1' }, token_module: { kek: '[redacted]' } });
+    expect(r.stdout).not.toContain('redis-pass-9876');
+    expect(r.stdout).not.toContain(kek);
+  });
+
   it('refuses the development issuer in production mode', () => {
     const r = run(['config', 'check'], { PORTCULLIS_MODE: 'production' });
     expect(r.status).toBe(2);
