@@ -1,4 +1,4 @@
-import { createMemoryCache, createRedisCache, type Cache } from './cache/index.js';
+import { createMemoryCache, type Cache } from './cache/index.js';
 import type { Config } from './config/index.js';
 import type { AddressInfo } from 'node:net';
 import { createExtAuthzService } from './extauthz/service.js';
@@ -208,6 +208,7 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
 export async function openCache(config: Readonly<Config>, deps: { logger: Logger; clock: Clock }): Promise<Cache> {
   const c = config.cache;
   if (c.driver === 'memory') return createMemoryCache({ clock: deps.clock, maxEntries: c.max_entries });
+  const { createRedisCache } = await import('./cache/redis.js');
   const cache = await createRedisCache({ url: c.url!, keyPrefix: c.key_prefix, commandTimeoutMs: c.command_timeout_ms, connectTimeoutMs: c.connect_timeout_ms, logger: deps.logger });
   deps.logger.info({ key_prefix: c.key_prefix }, 'cache: redis (rate limits, replay cache and fan-out shared across replicas)');
   return cache;
