@@ -1,3 +1,4 @@
+import { createMemoryCache, type Cache } from './cache/index.js';
 import type { Config } from './config/index.js';
 import type { AddressInfo } from 'node:net';
 import { createExtAuthzService } from './extauthz/service.js';
@@ -19,7 +20,6 @@ import { createPolicyRuntime, watchPolicyFolder, type PolicyRuntime } from './po
 import { createLogger, type Logger } from './telemetry/logger.js';
 import { createMetrics, type Metrics } from './telemetry/metrics.js';
 import { createLocalKeySource, createRemoteKeySource, createTokenVerifier, createDpopVerifier, loadDevIssuer, type TrustedIssuer } from './tokens/index.js';
-import { createMemoryCache, type Cache } from './cache/index.js';
 import type { SenderConstraint } from './pipeline/authenticate.js';
 
 export interface ServerDeps {
@@ -40,6 +40,8 @@ export interface PortcullisServer {
   /** The token module's issuer URL, when enabled. */
   issuer: string | undefined;
   tokens: TokenModule | undefined;
+  /** Shared short-lived state (rate limits, fan-out): memory, or Redis across replicas. */
+  cache: Cache;
   policies: PolicyRuntime;
   health: HealthState;
   metrics: Metrics;
@@ -90,10 +92,27 @@ export async function createCore(config: Readonly<Config>, deps: ServerDeps = {}
 export async function startServer(config: Readonly<Config>, deps: ServerDeps = {}): Promise<PortcullisServer> {
   const t = config.observability.tracing;
   const tracing = t.enabled ? startTracing({ serviceName: config.observability.service_name, endpoint: t.endpoint, sampleRate: t.sample_rate, exportIntervalMs: t.export_interval_ms }) : undefined;
-  const { logger, clock, metrics, cache, issuers, verifier, policies, shadow, decide, appApi } = await createCore(config, deps);
+  const logger = deps.logger ?? createLogger(config.log.level);
+  const clock = deps.clock ?? systemClock;
+  // Opened first: the DPoP replay cache on the Check path and the token module share it.
+  const cache = deps.cache ?? (await openCache(config, { logger, clock }));
+  const closeOwnCache = async () => {
+    // A cache handed in by the embedder is the embedder's to close.
+    if (!deps.cache) await cache.close();
+  };
+  const { metrics, issuers, verifier, policies, shadow, decide, appApi } = await createCore(config, { ...deps, logger, clock, cache }).catch(async (err: unknown) => {
+    await closeOwnCache();
+    throw err;
+  });
   const store = config.token_module.enabled ? openStore(config) : undefined;
   if (config.store.driver === 'memory') logger.warn('store.driver is memory: users, clients, keys and tokens are lost on exit (tests only)');
-  const tokens = store ? await createTokenModule({ config, store, cache, clock, metrics, logger }) : undefined;
+  const tokens = store
+    ? await createTokenModule({ config, store, cache, clock, metrics, logger }).catch(async (err: unknown) => {
+        await closeOwnCache();
+        await store.close();
+        throw err;
+      })
+    : undefined;
   const watchers = config.policies.watch
     ? [
         watchPolicyFolder(config.policies.dir, config.policies.watch_debounce_ms, () => void policies.reload(), logger),
@@ -102,10 +121,12 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
     : [];
   const stopWatching = () => watchers.forEach((stop) => stop());
   let draining = false;
-  const readiness = () => {
+  const readiness = async () => {
     const keys = Object.fromEntries(verifier.issuers().map((i) => [i.policy.issuer, i.keys.hasKeys()]));
-    const checks = { policies: policies.current() !== undefined, issuer_keys: keys, draining };
-    return { ready: checks.policies && Object.values(keys).every(Boolean) && !draining, checks };
+    // Redis is pinged (bounded by cache.command_timeout_ms); the memory cache cannot be down.
+    const cacheUp = cache.driver === 'memory' || (await cache.ping().then(() => true, (err: unknown) => (logger.warn({ err }, 'cache unreachable: not ready'), false)));
+    const checks = { policies: policies.current() !== undefined, issuer_keys: keys, ...(cache.driver === 'redis' ? { cache: cacheUp } : {}), draining };
+    return { ready: checks.policies && Object.values(keys).every(Boolean) && cacheUp && !draining, checks };
   };
   const liveness = async () => {
     try {
@@ -131,7 +152,7 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
     }
     tokens.setIssuer(`http://${hostOf(config.http.address)}:${httpPort}`);
     verifier.addIssuer(tokens.trustedIssuer());
-    tokens.start();
+    await tokens.start();
   }
 
   const health = createHealthService();
@@ -170,6 +191,7 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
     httpPort,
     issuer: tokens?.ctx.issuer(),
     tokens,
+    cache,
     policies,
     health: health.state,
     metrics,
@@ -184,15 +206,14 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
     async close() {
       drain();
       stopWatching();
-      tokens?.stop();
+      await tokens?.stop();
       await grpc.close();
       await admin.close();
       await httpAuthz?.close();
       await publicHttp.close();
       for (const i of issuers) i.keys.stop();
       await store?.close();
-      // A cache handed in by the embedder is the embedder's to close.
-      if (!deps.cache) await cache.close();
+      await closeOwnCache();
       await tracing?.shutdown();
     },
   };
@@ -207,6 +228,16 @@ function senderConstraint(config: Readonly<Config>, cache: Cache, clock: Clock):
     origins: d.htu_origins,
     algorithms: d.algorithms,
   };
+}
+
+/** The cache from config: the only place, with the CLI's token module, that names its adapters. */
+export async function openCache(config: Readonly<Config>, deps: { logger: Logger; clock: Clock }): Promise<Cache> {
+  const c = config.cache;
+  if (c.driver === 'memory') return createMemoryCache({ clock: deps.clock, maxEntries: c.max_entries });
+  const { createRedisCache } = await import('./cache/redis.js');
+  const cache = await createRedisCache({ url: c.url!, keyPrefix: c.key_prefix, commandTimeoutMs: c.command_timeout_ms, connectTimeoutMs: c.connect_timeout_ms, logger: deps.logger });
+  deps.logger.info({ key_prefix: c.key_prefix }, 'cache: redis (rate limits, replay cache and fan-out shared across replicas)');
+  return cache;
 }
 
 function openStore(config: Readonly<Config>): Store {

@@ -5,7 +5,8 @@
  * suite runs against each.
  *
  * Keys are chosen by the caller and namespaced by purpose (`dpop:`, `rl:login:`); they never hold
- * a secret in clear (hash tokens before using them as keys).
+ * a secret in clear (hash tokens before using them as keys). Every failure (closed, unreachable,
+ * timed out) is a `PortcullisError` with code `ERR_CACHE`, raised within a bounded time.
  */
 export interface Cache {
   readonly driver: 'memory' | 'redis';
@@ -21,9 +22,14 @@ export interface Cache {
   increment(key: string, windowMs: number): Promise<{ count: number; resetMs: number }>;
   /** Sends `message` to every subscriber of `channel`, in this process and every replica. */
   publish(channel: string, message: string): Promise<void>;
-  /** Calls `onMessage` for each message published on `channel`; returns an unsubscribe function. */
-  subscribe(channel: string, onMessage: (message: string) => void): Promise<() => Promise<void>>;
-  /** Throws when the cache cannot answer (closed, unreachable). */
+  /**
+   * Calls `onMessage` for each message published on `channel`; returns an unsubscribe function.
+   * Delivery is at most once: messages sent while a subscriber is disconnected are lost, so after
+   * it is subscribed again `onResync` runs (Redis, after a reconnect; never for memory) and the
+   * subscriber re-reads whatever state the messages describe.
+   */
+  subscribe(channel: string, onMessage: (message: string) => void, onResync?: () => void): Promise<() => Promise<void>>;
+  /** Throws when the cache cannot answer (closed, unreachable, or its subscriber connection is down). */
   ping(): Promise<void>;
   close(): Promise<void>;
 }

@@ -1,9 +1,6 @@
 import type { Command } from 'commander';
-import { configJsonSchema, configReferenceMarkdown, loadConfig } from '../config/index.js';
+import { configJsonSchema, configReferenceMarkdown, loadConfig, redactConfig } from '../config/index.js';
 import { exitWith } from './fail.js';
-
-/** Keys whose values `config check` shows only as set: the admin key, the key-encryption key, upstream client secrets. */
-const SECRET_KEYS = ['api_key', 'kek', 'client_secret'];
 
 export function registerConfig(program: Command): void {
   const config = program.command('config').description('configuration tools');
@@ -26,8 +23,7 @@ export function registerConfig(program: Command): void {
     .action((opts: { config?: string }) => {
       try {
         // Secrets are shown as set or not, never printed.
-        const redact = (key: string, value: unknown) => (SECRET_KEYS.includes(key) && value !== undefined ? '[redacted]' : value);
-        process.stdout.write(`${JSON.stringify(loadConfig({ file: opts.config }), redact, 2)}\n`);
+        process.stdout.write(`${JSON.stringify(redactConfig(loadConfig({ file: opts.config })), null, 2)}\n`);
       } catch (err) {
         exitWith(err);
       }

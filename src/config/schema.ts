@@ -163,6 +163,22 @@ export const configSchema = z
       .strict()
       .prefault({})
       .describe('Durable storage.'),
+    cache: z
+      .object({
+        driver: z.enum(['memory', 'redis']).default('memory').describe('Shared short-lived state: login and authorize rate limits, DPoP proof `jti` replay, revocation and key-rotation fan-out. `memory` holds it in this process (fine for one replica); several replicas need `redis`, so limits count across them and a revocation or new key reaches every replica within a second.'),
+        url: z
+          .string()
+          .regex(/^rediss?:\/\/[^\s]+$/, 'must be a redis:// or rediss:// (TLS) URL')
+          .optional()
+          .describe('Redis URL, `redis://[user:password@]host:port[/db]` or `rediss://` for TLS; required with `driver: redis`. Env `PORTCULLIS_CACHE_URL`. `config check` redacts its password.'),
+        key_prefix: z.string().min(1).max(64).default('portcullis:').describe('Prefix of every Redis key and pub/sub channel, so several deployments can share one Redis.'),
+        command_timeout_ms: z.number().int().min(10).max(10000).default(500).describe('Longest wait for one Redis command; past it (or at once while disconnected) the call fails with ERR_CACHE instead of holding the request.'),
+        connect_timeout_ms: z.number().int().min(100).max(60000).default(5000).describe('Longest wait for a Redis connection at start (the server refuses to start without one) and for each reconnect attempt.'),
+        max_entries: z.number().int().positive().default(1_000_000).describe('`memory` driver: most keys held (one-time values and rate-limit windows); past it the oldest go first.'),
+      })
+      .strict()
+      .prefault({})
+      .describe('Shared short-lived state (rate limits, replay cache, fan-out).'),
     log: z
       .object({
         level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info').describe('Log level. Env `PORTCULLIS_LOG_LEVEL`.'),
@@ -244,6 +260,12 @@ export const configSchema = z
     }
     if (c.mode === 'production' && c.store.driver === 'memory') {
       ctx.addIssue({ code: 'custom', path: ['store', 'driver'], message: 'the in-memory store is refused in mode: production' });
+    }
+    if (c.cache.driver === 'redis' && !c.cache.url) {
+      ctx.addIssue({ code: 'custom', path: ['cache', 'url'], message: 'is required with cache.driver: redis (env PORTCULLIS_CACHE_URL)' });
+    }
+    if (c.cache.driver === 'memory' && c.cache.url) {
+      ctx.addIssue({ code: 'custom', path: ['cache', 'driver'], message: 'cache.url is set but cache.driver is memory: set cache.driver: redis to use it, or remove the URL' });
     }
     if (c.mode === 'production' && c.token_module.enabled && !c.token_module.issuer) {
       ctx.addIssue({ code: 'custom', path: ['token_module', 'issuer'], message: 'must be set in mode: production (the public https URL of this token module)' });

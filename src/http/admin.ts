@@ -21,7 +21,7 @@ export interface Readiness {
 export interface AdminServerOptions {
   registry: Registry;
   policies: PolicyRuntime;
-  readiness: () => Readiness;
+  readiness: () => Promise<Readiness>;
   /** Process liveness: 503 when a dependency the process cannot work without (the store) is gone. */
   liveness: () => Promise<Liveness>;
   apiKey: string | undefined;
@@ -41,7 +41,7 @@ export function createAdminServer({ registry, policies, readiness, liveness, api
   app.get('/metrics', async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
   app.get('/health', healthRoute(liveness));
   app.get('/ready', async (_req, reply) => {
-    const r = readiness();
+    const r = await readiness();
     return reply.code(r.ready ? 200 : 503).send({ status: r.ready ? 'ready' : 'not_ready', checks: r.checks });
   });
 

@@ -21,7 +21,7 @@ import { healthRoute, type Liveness, type Readiness } from './admin.js';
 
 export interface PublicServerOptions {
   tokens: TokenModule | undefined;
-  readiness: () => Readiness;
+  readiness: () => Promise<Readiness>;
   liveness: () => Promise<Liveness>;
   /** Proxy hops whose `X-Forwarded-For` entries are trusted (never `true`: the leftmost entry is the client's to choose). */
   trustProxy: number;
@@ -46,7 +46,7 @@ export function createPublicServer({ tokens, readiness, liveness, trustProxy, me
 
   app.get('/health', healthRoute(liveness));
   app.get('/ready', async (_req, reply) => {
-    const r = readiness();
+    const r = await readiness();
     return reply.code(r.ready ? 200 : 503).send({ status: r.ready ? 'ready' : 'not_ready', checks: r.checks });
   });
   if (tokens) registerTokenRoutes(app, tokens);
@@ -98,7 +98,7 @@ function registerTokenRoutes(app: FastifyInstance, tokens: TokenModule): void {
 
   const render = renderer(tokens);
   const authorize = async (req: FastifyRequest, reply: FastifyReply) => {
-    const wait = tokens.authorizeLimiter.take(req.ip ?? 'unknown');
+    const wait = await tokens.authorizeLimiter.take(req.ip ?? 'unknown');
     if (wait !== undefined) {
       return page(reply.header('retry-after', String(wait)), 429, renderError('Too many requests', 'Too many sign-in attempts from this address. Wait a minute and try again.'), []);
     }

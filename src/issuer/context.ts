@@ -4,6 +4,7 @@ import type { Metrics } from '../telemetry/metrics.js';
 import type { Store } from '../store/index.js';
 import type { DpopNonces, DpopVerifier } from '../tokens/index.js';
 import type { AuditWriter } from './audit.js';
+import type { FanOut } from './fanout.js';
 import type { Kek } from './kek.js';
 import type { Keyring } from './keyring.js';
 import type { RevocationList } from './revocation_list.js';
@@ -43,6 +44,8 @@ export interface IssuerContext {
   kek: Kek;
   keyring: Keyring;
   revoked: RevocationList;
+  /** Tells the other replicas about revocations and key rotations. */
+  fanout: FanOut;
   audit: AuditWriter;
   clock: Clock;
   metrics: Metrics;

@@ -52,7 +52,8 @@ export interface InteractionKit {
   page(id: string, client: ClientRecord, data: InteractionData, status?: number, error?: string): Outcome;
   /** First factor done: MFA when the user has it enrolled, then consent (third-party clients), then the code. */
   afterFirstFactor(id: string, userId: string, client: ClientRecord, data: InteractionData, ip: string | null): Promise<Outcome>;
-  limited(ip: string | null): boolean;
+  /** Counts one attempt from this IP against the per-IP limit; true when over it. */
+  limited(ip: string | null): Promise<boolean>;
 }
 
 const MAX_MFA_ATTEMPTS = 5;
@@ -131,7 +132,7 @@ export function createInteractions(ctx: IssuerContext, limiter: RateLimiter): In
     return { kind: 'redirect', location: withParams(r.redirectUri, { code, state: r.state, iss: ctx.issuer() }) };
   }
 
-  const limited = (ip: string | null): boolean => limiter.take(ip ?? 'unknown') !== undefined;
+  const limited = async (ip: string | null): Promise<boolean> => (await limiter.take(ip ?? 'unknown')) !== undefined;
 
   async function afterFirstFactor(id: string, userId: string, client: ClientRecord, data: InteractionData, ip: string | null): Promise<Outcome> {
     if ((await ctx.store.users.totp(userId)) === undefined) return advance(id, userId, client, data, ip);
@@ -159,7 +160,7 @@ export function createInteractions(ctx: IssuerContext, limiter: RateLimiter): In
   async function loginStep(id: string | undefined, form: Record<string, string | undefined>, ip: string | null): Promise<Outcome> {
     const s = await load(id, form, 'login');
     if (!s) return { kind: 'expired' };
-    if (limited(ip)) return page(id!, s.client, s.data, 429, 'Too many attempts. Wait a minute and try again.');
+    if (await limited(ip)) return page(id!, s.client, s.data, 429, 'Too many attempts. Wait a minute and try again.');
     try {
       const first = await verifyPasswordLogin(ctx, { username: form.username ?? '', password: form.password ?? '', ip, clientType: 'browser' });
       const data: InteractionData = { ...s.data, amr: ['pwd'], authTime: first.authTime, stage: first.mfaRequired ? 'mfa' : s.data.stage };
@@ -177,7 +178,7 @@ export function createInteractions(ctx: IssuerContext, limiter: RateLimiter): In
   async function mfaStep(id: string | undefined, form: Record<string, string | undefined>, ip: string | null): Promise<Outcome> {
     const s = await load(id, form, 'mfa');
     if (!s || !s.record.userId) return { kind: 'expired' };
-    if (limited(ip)) return page(id!, s.client, s.data, 429, 'Too many attempts. Wait a minute and try again.');
+    if (await limited(ip)) return page(id!, s.client, s.data, 429, 'Too many attempts. Wait a minute and try again.');
     const user = await ctx.store.users.byId(s.record.userId);
     try {
       if (!user) throw new OAuthError('access_denied', 401, 'unknown user');

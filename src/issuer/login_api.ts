@@ -18,7 +18,7 @@ export function passwordLogin(ctx: IssuerContext, limiter: RateLimiter, body: Re
 }
 
 async function passwordStep(ctx: IssuerContext, limiter: RateLimiter, body: Record<string, unknown>, ip: string | null): Promise<LoginResponse> {
-  limit(limiter, ip);
+  await limit(limiter, ip);
   const { username, password } = body;
   if (typeof username !== 'string' || typeof password !== 'string' || username.length > 256 || password.length > 1024) throw new InvalidRequest('username and password are required strings');
   const client = await loginClient(ctx, body.client_id);
@@ -38,7 +38,7 @@ export function mfaLogin(ctx: IssuerContext, limiter: RateLimiter, body: Record<
 }
 
 async function mfaStep(ctx: IssuerContext, limiter: RateLimiter, body: Record<string, unknown>, ip: string | null): Promise<TokenResponse> {
-  limit(limiter, ip);
+  await limit(limiter, ip);
   const { mfa_token: mfaToken, code } = body;
   if (typeof mfaToken !== 'string' || typeof code !== 'string' || mfaToken.length > 128 || code.length > 32) throw new InvalidRequest('mfa_token and code are required strings');
   const done = await completeMfaChallenge(ctx, mfaToken, code, ip);
@@ -68,7 +68,7 @@ async function loginClient(ctx: IssuerContext, clientId: unknown): Promise<Clien
   return client;
 }
 
-function limit(limiter: RateLimiter, ip: string | null): void {
-  const wait = limiter.take(ip ?? 'unknown');
+async function limit(limiter: RateLimiter, ip: string | null): Promise<void> {
+  const wait = await limiter.take(ip ?? 'unknown');
   if (wait !== undefined) throw new TooManyRequests(wait);
 }

@@ -1,13 +1,14 @@
+import type { Cache } from '../cache/index.js';
 import type { Config } from '../config/index.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
-import type { Cache } from '../cache/index.js';
 import type { Store } from '../store/index.js';
 import { createDpopNonces, createDpopVerifier, type TrustedIssuer } from '../tokens/index.js';
 import { createAuditWriter } from './audit.js';
 import { ensureBuiltinClient } from './builtin_client.js';
 import type { IssuerContext, IssuerSettings } from './context.js';
+import { createFanOut } from './fanout.js';
 import { createInteractions, type Interactions } from './interaction.js';
 import { loadKek } from './kek.js';
 import { rotateSigningKey } from './key_rotation.js';
@@ -20,7 +21,7 @@ import { createUpstreamProviders } from './upstream/registry.js';
 export interface TokenModuleOptions {
   config: Readonly<Config>;
   store: Store;
-  /** Shared short-lived state: the DPoP proof replay cache. */
+  /** Shared short-lived state: the DPoP proof replay cache, rate limits and fan-out (memory in one process, Redis across replicas). */
   cache: Cache;
   clock: Clock;
   metrics: Metrics;
@@ -31,6 +32,7 @@ export interface TokenModule {
   ctx: IssuerContext;
   keyring: Keyring;
   interactions: Interactions;
+  /** Per-IP limit of login attempts (`/login`, `/login/mfa`, login pages). */
   limiter: RateLimiter;
   /** Per-IP limit of `/oauth2/authorize` (each request stores an interaction). */
   authorizeLimiter: RateLimiter;
@@ -44,9 +46,9 @@ export interface TokenModule {
   reload(): Promise<void>;
   /** One round of background upkeep: re-read keys and revocations, rotate when the schedule says so. */
   maintain(): Promise<void>;
-  /** Starts key reload / scheduled rotation / cleanup timers. */
-  start(): void;
-  stop(): void;
+  /** Subscribes to the other replicas' revocations and rotations; starts key reload / scheduled rotation / cleanup timers. */
+  start(): Promise<void>;
+  stop(): Promise<void>;
 }
 
 function issuerDpop(o: TokenModuleOptions, kek: ReturnType<typeof loadKek>['kek']): IssuerContext['dpop'] {
@@ -99,7 +101,8 @@ export async function createTokenModule(o: TokenModuleOptions): Promise<TokenMod
   };
   reportSigningKey();
   await ensureBuiltinClient(o.store, o.clock.now());
-  const revoked = createRevocationList(o.store, o.clock);
+  const fanout = createFanOut({ cache: o.cache, metrics: o.metrics, logger: o.logger });
+  const revoked = createRevocationList(o.store, o.clock, fanout.revoked);
   await revoked.reload();
   let issuer = tm.issuer?.replace(/\/$/, '');
   const ctx: IssuerContext = {
@@ -112,6 +115,7 @@ export async function createTokenModule(o: TokenModuleOptions): Promise<TokenMod
     kek,
     keyring,
     revoked,
+    fanout,
     audit: createAuditWriter({ store: o.store, clock: o.clock, logger: o.logger, userKey: kek.derive('user-ref') }),
     clock: o.clock,
     metrics: o.metrics,
@@ -121,8 +125,10 @@ export async function createTokenModule(o: TokenModuleOptions): Promise<TokenMod
     upstream: createUpstreamProviders(o.config.upstream_providers, { clock: o.clock, metrics: o.metrics, logger: o.logger }),
   };
   const refused = () => o.metrics.loginRateLimited.inc();
-  const limiter = createRateLimiter(settings.loginPerMinute, o.clock, refused);
+  const limiter = (name: string, perMinute: number) => createRateLimiter({ cache: o.cache, name, perMinute, clock: o.clock, metrics: o.metrics, logger: o.logger, onRefused: refused });
+  const loginLimiter = limiter('login', settings.loginPerMinute);
   const timers: NodeJS.Timeout[] = [];
+  let stopListening: (() => Promise<void>) | undefined;
   const reload = async () => {
     await keyring.reload();
     await revoked.reload();
@@ -137,9 +143,9 @@ export async function createTokenModule(o: TokenModuleOptions): Promise<TokenMod
   return {
     ctx,
     keyring,
-    interactions: createInteractions(ctx, limiter),
-    limiter,
-    authorizeLimiter: createRateLimiter(settings.authorizePerMinute, o.clock, refused),
+    interactions: createInteractions(ctx, loginLimiter),
+    limiter: loginLimiter,
+    authorizeLimiter: limiter('authorize', settings.authorizePerMinute),
     signingAlg: tm.signing_alg,
     setIssuer(url) {
       issuer ??= url.replace(/\/$/, '');
@@ -151,7 +157,15 @@ export async function createTokenModule(o: TokenModuleOptions): Promise<TokenMod
     }),
     reload,
     maintain,
-    start() {
+    async start() {
+      stopListening = await fanout.listen({
+        revoked: (jti) => revoked.learn(jti),
+        keysChanged: async () => {
+          await keyring.reload();
+          reportSigningKey();
+        },
+        resync: reload,
+      });
       const every = (ms: number, fn: () => Promise<unknown>) => {
         const t = setInterval(() => void fn().catch((err: unknown) => o.logger.error({ err }, 'token module background task failed')), ms);
         t.unref();
@@ -165,9 +179,11 @@ export async function createTokenModule(o: TokenModuleOptions): Promise<TokenMod
         await o.store.challenges.deleteExpired(before);
       });
     },
-    stop() {
+    async stop() {
       for (const t of timers) clearInterval(t);
       ctx.upstream.stop();
+      await stopListening?.().catch((err: unknown) => o.logger.warn({ err }, 'stopping the fan-out subscription failed'));
+      stopListening = undefined;
     },
   };
 }

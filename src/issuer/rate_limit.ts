@@ -1,40 +1,64 @@
+import type { Cache } from '../cache/index.js';
 import type { Clock } from '../lib/clock.js';
+import { errorMessage } from '../lib/errors.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { Metrics } from '../telemetry/metrics.js';
 
 /**
- * Fixed-window counter per key (client IP), in process memory. The shared (Redis) variant for
- * several replicas belongs to the cache port. Bounded: stale windows are dropped as it grows.
+ * A fixed-window counter per key (client IP) on the `Cache` port: in this process with the memory
+ * cache, across every replica with Redis. The window starts with its first attempt and lasts a
+ * minute.
+ *
+ * When the cache fails (Redis down or slow) the limit fails open: the attempt is let through, the
+ * failure counted in `auth_cache_errors_total{operation="increment"}` and logged (at most once per
+ * `LOG_EVERY_MS`). Failing closed would turn a cache outage into a login outage for everyone,
+ * while password guessing stays bounded by the per-account lockout, which lives in the store.
  */
 export interface RateLimiter {
-  /** Counts one attempt; returns seconds to wait when over the limit, else undefined. */
-  take(key: string): number | undefined;
+  /** Counts one attempt; resolves to the seconds to wait when over the limit, else undefined. */
+  take(key: string): Promise<number | undefined>;
 }
 
-const MAX_KEYS = 100_000;
+export interface RateLimiterOptions {
+  cache: Cache;
+  /** Key namespace (`login`, `authorize`): keys are `rl:<name>:<key>`. */
+  name: string;
+  perMinute: number;
+  clock: Clock;
+  metrics: Metrics;
+  logger: Logger;
+  /** Runs for each refused attempt (the caller counts it in a metric). */
+  onRefused?: () => void;
+}
 
-/** `onRefused` runs for each refused attempt (the caller counts it in a metric). */
-export function createRateLimiter(perMinute: number, clock: Clock, onRefused: () => void = () => {}): RateLimiter {
-  const windows = new Map<string, { start: number; count: number }>();
+const WINDOW_MS = 60_000;
+const LOG_EVERY_MS = 10_000;
+
+export function createRateLimiter(o: RateLimiterOptions): RateLimiter {
+  let lastLog = -Infinity;
+  let unlogged = 0;
+  const failedOpen = (err: unknown) => {
+    o.metrics.cacheErrors.inc({ operation: 'increment' });
+    unlogged++;
+    const now = o.clock.now();
+    if (now - lastLog < LOG_EVERY_MS) return;
+    o.logger.error({ limiter: o.name, error: errorMessage(err), failures: unlogged }, 'rate limit cache failed; letting attempts through (fail open)');
+    lastLog = now;
+    unlogged = 0;
+  };
   return {
-    take(key) {
-      if (perMinute <= 0) return undefined;
-      const now = clock.now();
-      let w = windows.get(key);
-      if (!w || now - w.start >= 60_000) {
-        if (windows.size >= MAX_KEYS) {
-          for (const [k, v] of windows) if (now - v.start >= 60_000) windows.delete(k);
-          // Still full of live windows: drop the oldest (insertion order), so memory stays bounded.
-          for (const k of windows.keys()) {
-            if (windows.size < MAX_KEYS) break;
-            windows.delete(k);
-          }
-        }
-        w = { start: now, count: 0 };
-        windows.set(key, w);
+    async take(key) {
+      if (o.perMinute <= 0) return undefined;
+      let window;
+      try {
+        window = await o.cache.increment(`rl:${o.name}:${key}`, WINDOW_MS);
+      } catch (err) {
+        failedOpen(err);
+        return undefined;
       }
-      w.count++;
-      if (w.count <= perMinute) return undefined;
-      onRefused();
-      return Math.ceil((w.start + 60_000 - now) / 1000);
+      if (window.count <= o.perMinute) return undefined;
+      o.onRefused?.();
+      return Math.max(1, Math.ceil(window.resetMs / 1000));
     },
   };
 }

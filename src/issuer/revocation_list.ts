@@ -3,15 +3,19 @@ import type { Store } from '../store/index.js';
 
 /**
  * Revoked access-token ids, held in memory so the ext_authz path checks them without I/O.
- * Filled from the store at start and on reload; revocations in this process apply at once.
+ * Filled from the store at start and on reload; revocations in this process apply at once, and
+ * those of other replicas as soon as their fan-out message arrives (`learn`).
  */
 export interface RevocationList {
   has(jti: string): boolean;
+  /** Records the revocation in the store, holds it here, then tells the other replicas (`notify`). */
   revoke(jti: string, expiresAtMs: number): Promise<void>;
+  /** Another replica revoked `jti`: held once the store confirms it (a message alone revokes nothing). */
+  learn(jti: string): Promise<void>;
   reload(): Promise<void>;
 }
 
-export function createRevocationList(store: Store, clock: Clock): RevocationList {
+export function createRevocationList(store: Store, clock: Clock, notify: (jti: string) => Promise<void> = async () => {}): RevocationList {
   let set = new Set<string>();
   /** Revocations made while a reload's query runs: kept, not lost when the set is replaced. */
   let during: Set<string> | undefined;
@@ -21,6 +25,12 @@ export function createRevocationList(store: Store, clock: Clock): RevocationList
       set.add(jti);
       during?.add(jti);
       await store.revocations.revoke(jti, expiresAtMs);
+      await notify(jti);
+    },
+    async learn(jti) {
+      if (set.has(jti) || !(await store.revocations.isRevoked(jti))) return;
+      set.add(jti);
+      during?.add(jti);
     },
     async reload() {
       during = new Set();

@@ -38,6 +38,7 @@ export function createMetrics(registry: Registry = new Registry(), options: { de
     mfaAttempts: new Counter({ name: 'auth_mfa_attempts_total', help: 'Second-factor attempts by method (totp, backup_code)', labelNames: ['method'] as const, registers: r }),
     loginLockouts: new Counter({ name: 'auth_login_lockouts_total', help: 'Accounts locked after repeated failed logins', registers: r }),
     loginRateLimited: new Counter({ name: 'auth_login_rate_limited_total', help: 'Login attempts refused by the per-client-IP rate limit', registers: r }),
+    cacheErrors: new Counter({ name: 'auth_cache_errors_total', help: 'Failed calls to the shared cache by operation (increment: a rate limit let the request through; publish: other replicas learn of the change on their next reload)', labelNames: ['operation'] as const, registers: r }),
     tokenIssuance: new Histogram({ name: 'auth_token_issuance_duration_seconds', help: 'Time to issue tokens by grant type', labelNames: ['grant_type'] as const, buckets: LOGIN_BUCKETS, registers: r }),
     oauthErrors: new Counter({ name: 'auth_oauth_errors_total', help: 'OAuth error responses by endpoint and error code', labelNames: ['endpoint', 'error'] as const, registers: r }),
     refreshReuse: new Counter({ name: 'auth_refresh_token_reuse_total', help: 'Reuses of a rotated refresh token (each revokes its family)', registers: r }),

@@ -44,6 +44,15 @@ export function describeCacheContract(name: string, open: () => Promise<Cache> |
       expect((await cache.increment('rl:x', 400)).count).toBe(1);
     });
 
+    it('does not extend a window with its later events', async () => {
+      const first = await cache.increment('rl:z', 2_000);
+      await sleep(300);
+      const second = await cache.increment('rl:z', 2_000);
+      expect(second.count).toBe(2);
+      expect(second.resetMs).toBeLessThanOrEqual(first.resetMs - 250);
+      expect(second.resetMs).toBeGreaterThan(0);
+    });
+
     it('counts every one of many concurrent increments', async () => {
       const counts = await Promise.all(Array.from({ length: 25 }, () => cache.increment('rl:race', 5_000)));
       expect(counts.map((c) => c.count).sort((a, b) => a - b)).toEqual(Array.from({ length: 25 }, (_, i) => i + 1));

@@ -62,6 +62,17 @@ describe('configuration errors', () => {
     expect(r.stdout).not.toContain(kek);
   });
 
+  it('prints the cache URL without its password, and the KEK as [redacted]', () => {
+    const file = join(work, 'redis.yaml');
+    writeFileSync(file, 'cache:\n  driver: redis\n');
+    const kek = 'k'.repeat(43);
+    const r = run(['config', 'check', '--config', file], { PORTCULLIS_CACHE_URL: 'redis://app:redis-pass-9876@cache.internal:6379/1', PORTCULLIS_KEK: kek });
+    expect(r.status).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ cache: { driver: 'redis', url: 'redis://app:***@cache.internal:6379/1' }, token_module: { kek: '[redacted]' } });
+    expect(r.stdout).not.toContain('redis-pass-9876');
+    expect(r.stdout).not.toContain(kek);
+  });
+
   it('refuses the development issuer in production mode', () => {
     const r = run(['config', 'check'], { PORTCULLIS_MODE: 'production' });
     expect(r.status).toBe(2);
@@ -206,7 +217,7 @@ describe('config schema', () => {
     const r = run(['config', 'schema']);
     expect(r.status).toBe(0);
     const schema = JSON.parse(r.stdout) as { properties: Record<string, { description?: string }> };
-    expect(Object.keys(schema.properties).sort()).toEqual(['admin', 'dev_issuer', 'dpop', 'grpc', 'http', 'http_authz', 'issuers', 'limits', 'log', 'mode', 'observability', 'policies', 'request_body', 'store', 'token_cache', 'token_module', 'upstream_providers']);
+    expect(Object.keys(schema.properties).sort()).toEqual(['admin', 'cache', 'dev_issuer', 'dpop', 'grpc', 'http', 'http_authz', 'issuers', 'limits', 'log', 'mode', 'observability', 'policies', 'request_body', 'store', 'token_cache', 'token_module', 'upstream_providers']);
     for (const [key, value] of Object.entries(schema.properties)) expect(value.description, key).toBeTruthy();
   });
 });

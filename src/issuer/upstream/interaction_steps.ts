@@ -24,7 +24,7 @@ export function createUpstreamSteps(ctx: IssuerContext, kit: InteractionKit) {
     if (!s) return { kind: 'expired' };
     const provider = form.provider ? ctx.upstream.get(form.provider) : undefined;
     if (!provider) return kit.page(id!, s.client, s.data, 400, UPSTREAM_FAILED_MESSAGE);
-    if (kit.limited(ip)) return kit.page(id!, s.client, s.data, 429, 'Too many attempts. Wait a minute and try again.');
+    if (await kit.limited(ip)) return kit.page(id!, s.client, s.data, 429, 'Too many attempts. Wait a minute and try again.');
     try {
       const { url, pending } = await upstreamAuthorizationUrl(provider, upstreamCallbackUrl(ctx.issuer(), provider.id));
       await ctx.store.challenges.update(sha256(id!), null, { ...s.data, upstream: pending });
