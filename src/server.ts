@@ -5,7 +5,7 @@ import { createAdminServer } from './http/admin.js';
 import { createHttpAuthzServer } from './http/http_authz.js';
 import { createPublicServer } from './http/public.js';
 import { createTokenModule, type TokenModule } from './issuer/module.js';
-import { openMemoryStore, openSqliteStore, type Store } from './store/index.js';
+import { openMemoryStore, openPostgresStore, openSqliteStore, type Store } from './store/index.js';
 import { createAppApiService } from './appapi/service.js';
 import { createAppChecker } from './pipeline/app_check.js';
 import { createHealthService, Serving, type HealthState } from './grpc/health.js';
@@ -82,9 +82,12 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
   const t = config.observability.tracing;
   const tracing = t.enabled ? startTracing({ serviceName: config.observability.service_name, endpoint: t.endpoint, sampleRate: t.sample_rate, exportIntervalMs: t.export_interval_ms }) : undefined;
   const { logger, clock, metrics, issuers, verifier, policies, shadow, decide, appApi } = await createCore(config, deps);
-  const store = config.token_module.enabled ? openStore(config) : undefined;
+  const store = config.token_module.enabled ? await openStore(config, logger) : undefined;
   if (config.store.driver === 'memory') logger.warn('store.driver is memory: users, clients, keys and tokens are lost on exit (tests only)');
-  const tokens = store ? await createTokenModule({ config, store, clock, metrics, logger }) : undefined;
+  const tokens = store ? await createTokenModule({ config, store, clock, metrics, logger }).catch(async (err: unknown) => {
+    await store.close();
+    throw err;
+  }) : undefined;
   const watchers = config.policies.watch
     ? [
         watchPolicyFolder(config.policies.dir, config.policies.watch_debounce_ms, () => void policies.reload(), logger),
@@ -93,19 +96,26 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
     : [];
   const stopWatching = () => watchers.forEach((stop) => stop());
   let draining = false;
-  const readiness = () => {
-    const keys = Object.fromEntries(verifier.issuers().map((i) => [i.policy.issuer, i.keys.hasKeys()]));
-    const checks = { policies: policies.current() !== undefined, issuer_keys: keys, draining };
-    return { ready: checks.policies && Object.values(keys).every(Boolean) && !draining, checks };
-  };
-  const liveness = async () => {
+  const storeReachable = async () => {
     try {
       await store?.ping();
-      return { ok: true, checks: { store: true } };
+      return true;
     } catch (err) {
       logger.error({ err }, 'store unreachable');
-      return { ok: false, checks: { store: false } };
+      return false;
     }
+  };
+  // The store counts for /ready too: a replica that cannot reach it cannot log anyone in. Check
+  // (gRPC health) does not depend on it and keeps SERVING.
+  const readiness = async () => {
+    const keys = Object.fromEntries(verifier.issuers().map((i) => [i.policy.issuer, i.keys.hasKeys()]));
+    const storeOk = await storeReachable();
+    const checks = { policies: policies.current() !== undefined, issuer_keys: keys, ...(store ? { store: storeOk } : {}), draining };
+    return { ready: checks.policies && Object.values(keys).every(Boolean) && storeOk && !draining, checks };
+  };
+  const liveness = async () => {
+    const ok = await storeReachable();
+    return { ok, checks: { store: ok } };
   };
   // The public listener is bound first: when token_module.issuer is unset, the issuer URL is its
   // bound address, and the ext_authz verifier must trust it before the first Check.
@@ -187,8 +197,19 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
   };
 }
 
-function openStore(config: Readonly<Config>): Store {
-  return config.store.driver === 'memory' ? openMemoryStore() : openSqliteStore({ file: config.store.sqlite_file });
+/** The one place that names store adapters (the server and the administration commands open stores through it). */
+export async function openStore(config: Readonly<Config>, logger?: Logger): Promise<Store> {
+  const s = config.store;
+  if (s.driver === 'memory') return openMemoryStore();
+  if (s.driver === 'sqlite') return openSqliteStore({ file: s.sqlite_file });
+  return openPostgresStore({
+    url: s.url!,
+    schema: s.schema,
+    poolSize: s.pool_size,
+    connectTimeoutMs: s.connect_timeout_ms,
+    statementTimeoutMs: s.statement_timeout_ms,
+    onIdleError: (err) => logger?.warn({ err }, 'PostgreSQL closed a pooled connection; the pool replaces it'),
+  });
 }
 
 function splitAddress(address: string): [string, number] {

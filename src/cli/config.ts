@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { configJsonSchema, configReferenceMarkdown, loadConfig } from '../config/index.js';
+import { redactUrl } from '../lib/redact_url.js';
 import { exitWith } from './fail.js';
 
 export function registerConfig(program: Command): void {
@@ -22,8 +23,11 @@ export function registerConfig(program: Command): void {
     .option('-c, --config <file>', 'YAML config file (env PORTCULLIS_CONFIG)')
     .action((opts: { config?: string }) => {
       try {
-        // Secrets are shown as set or not, never printed.
-        const redact = (key: string, value: unknown) => (key === 'api_key' && value !== undefined ? '[redacted]' : value);
+        // Secrets are shown as set or not, never printed; a connection URL keeps all but its password.
+        const redact = (key: string, value: unknown) => {
+          if ((key === 'api_key' || key === 'kek') && value !== undefined) return '[redacted]';
+          return key === 'url' && typeof value === 'string' ? redactUrl(value) : value;
+        };
         process.stdout.write(`${JSON.stringify(loadConfig({ file: opts.config }), redact, 2)}\n`);
       } catch (err) {
         exitWith(err);

@@ -3,20 +3,22 @@ import { loadConfig } from '../config/index.js';
 import { createTokenModule, type TokenModule } from '../issuer/module.js';
 import { systemClock } from '../lib/clock.js';
 import { PortcullisError } from '../lib/errors.js';
-import { openSqliteStore } from '../store/index.js';
+import { openStore } from '../server.js';
 import { createLogger } from '../telemetry/logger.js';
 import { createMetrics } from '../telemetry/metrics.js';
 
 /**
- * Runs an administration command (logs go to stderr: stdout carries only the command's result) against the token module's store (the same SQLite file the
- * server uses; a running server sees key changes on SIGHUP or its reload timer).
+ * Runs an administration command (logs go to stderr: stdout carries only the command's result)
+ * against the token module's store: the same SQLite file or PostgreSQL database the server uses
+ * (a running server sees key changes on SIGHUP or its reload timer).
  */
 export async function withTokenModule<T>(configFile: string | undefined, fn: (tokens: TokenModule, config: Readonly<Config>) => Promise<T>): Promise<T> {
   const config = loadConfig({ file: configFile });
-  if (config.store.driver !== 'sqlite') throw new PortcullisError('ERR_CONFIG_INVALID', `store.driver ${config.store.driver} keeps nothing between processes; administration commands need the sqlite store`);
-  const store = openSqliteStore({ file: config.store.sqlite_file });
+  if (config.store.driver === 'memory') throw new PortcullisError('ERR_CONFIG_INVALID', 'store.driver memory keeps nothing between processes; administration commands need the sqlite or postgres store');
+  const logger = createLogger(config.log.level === 'silent' ? 'silent' : 'warn', process.stderr);
+  const store = await openStore(config, logger);
   try {
-    const tokens = await createTokenModule({ config, store, clock: systemClock, metrics: createMetrics(), logger: createLogger(config.log.level === 'silent' ? 'silent' : 'warn', process.stderr) });
+    const tokens = await createTokenModule({ config, store, clock: systemClock, metrics: createMetrics(), logger });
     tokens.setIssuer(config.token_module.issuer ?? `http://${config.http.address}`);
     return await fn(tokens, config);
   } finally {

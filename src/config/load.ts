@@ -21,6 +21,7 @@ const ENV_OVERRIDES: ReadonlyArray<[string, string[]]> = [
   ['PORTCULLIS_HTTP_ADDRESS', ['http', 'address']],
   ['PORTCULLIS_KEK', ['token_module', 'kek']],
   ['PORTCULLIS_SQLITE_FILE', ['store', 'sqlite_file']],
+  ['PORTCULLIS_STORE_URL', ['store', 'url']],
   ['PORTCULLIS_POLICIES_DIR', ['policies', 'dir']],
 ];
 

@@ -1,5 +1,6 @@
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Registry } from 'prom-client';
+import { isPortcullisError } from '../lib/errors.js';
 import type { PolicyRuntime } from '../policy/index.js';
 import type { Logger } from '../telemetry/logger.js';
 import { createAdminKeyCheck } from './admin_auth.js';
@@ -20,7 +21,7 @@ export interface Readiness {
 export interface AdminServerOptions {
   registry: Registry;
   policies: PolicyRuntime;
-  readiness: () => Readiness;
+  readiness: () => Promise<Readiness>;
   /** Process liveness: 503 when a dependency the process cannot work without (the store) is gone. */
   liveness: () => Promise<Liveness>;
   apiKey: string | undefined;
@@ -40,7 +41,7 @@ export function createAdminServer({ registry, policies, readiness, liveness, api
   app.get('/metrics', async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
   app.get('/health', healthRoute(liveness));
   app.get('/ready', async (_req, reply) => {
-    const r = readiness();
+    const r = await readiness();
     return reply.code(r.ready ? 200 : 503).send({ status: r.ready ? 'ready' : 'not_ready', checks: r.checks });
   });
 
@@ -78,6 +79,10 @@ export function createAdminServer({ registry, policies, readiness, liveness, api
 
   app.setNotFoundHandler((_req, reply) => reply.code(404).send({ error: 'not_found' }));
   app.setErrorHandler((err: { statusCode?: number }, _req, reply) => {
+    if (isPortcullisError(err, 'ERR_STORE_UNAVAILABLE')) {
+      logger.warn({ err }, 'admin request failed: store unavailable');
+      return reply.code(503).header('retry-after', '1').send({ error: 'store_unavailable' });
+    }
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
     if (status === 500) logger.error({ err }, 'admin request failed');
     return reply.code(status).send({ error: status === 500 ? 'internal_error' : 'bad_request' });

@@ -25,6 +25,8 @@ export type ErrorCode =
   | 'ERR_TOKEN_REVOKED'
   | 'ERR_KEYS_UNAVAILABLE'
   | 'ERR_STORE'
+  /** The store cannot be reached (connection lost, timed out): a retryable outage, answered 503. */
+  | 'ERR_STORE_UNAVAILABLE'
   | 'ERR_CACHE'
   | 'ERR_KEK';
 
