@@ -3,14 +3,16 @@ import type { AddressInfo } from 'node:net';
 
 /**
  * A TCP forwarder on loopback between a client and a real server, to take the server away and
- * give it back without touching it: `cut()` drops every connection and refuses new ones (they are
- * closed as soon as they arrive), `restore()` forwards again.
+ * give it back without touching it. New connections arriving while it is away are closed at once.
  */
 export interface TcpProxy {
   port: number;
   /** Connections forwarded since start. */
   readonly accepted: number;
+  /** A network partition: drops every open connection mid-stream and refuses new ones. */
   cut(): void;
+  /** The server down (as after a restart kills its sessions): refuses new connections, leaves open ones alone. */
+  refuse(): void;
   restore(): void;
   close(): Promise<void>;
 }
@@ -50,6 +52,9 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     cut() {
       open = false;
       for (const s of sockets) s.destroy();
+    },
+    refuse() {
+      open = false;
     },
     restore() {
       open = true;
