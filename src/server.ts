@@ -5,7 +5,8 @@ import { createAdminServer } from './http/admin.js';
 import { createHttpAuthzServer } from './http/http_authz.js';
 import { createPublicServer } from './http/public.js';
 import { createTokenModule, type TokenModule } from './issuer/module.js';
-import { openMemoryStore, openPostgresStore, openSqliteStore, type Store } from './store/index.js';
+import type { Store } from './store/index.js';
+import { openMemoryStore, openSqliteStore } from './store/sqlite.js';
 import { createAppApiService } from './appapi/service.js';
 import { createAppChecker } from './pipeline/app_check.js';
 import { createHealthService, Serving, type HealthState } from './grpc/health.js';
@@ -202,6 +203,8 @@ export async function openStore(config: Readonly<Config>, logger?: Logger): Prom
   const s = config.store;
   if (s.driver === 'memory') return openMemoryStore();
   if (s.driver === 'sqlite') return openSqliteStore({ file: s.sqlite_file });
+  // pg is loaded only when configured: every CLI command starts through here.
+  const { openPostgresStore } = await import('./store/postgres.js');
   return openPostgresStore({
     url: s.url!,
     schema: s.schema,

@@ -1,8 +1,6 @@
 import type { Command } from 'commander';
 import { PortcullisError } from '../lib/errors.js';
 import { redactUrl } from '../lib/redact_url.js';
-import { copySqliteToPostgres } from '../store/copy_to_postgres.js';
-import { checkPostgresUrl } from '../store/index.js';
 import { action } from './fail.js';
 
 interface MigrateOptions {
@@ -24,6 +22,9 @@ export function registerStore(program: Command): void {
     .action(
       action(async (opts: MigrateOptions) => {
         if (!opts.from.startsWith('sqlite:') || opts.from.length === 'sqlite:'.length) throw new PortcullisError('ERR_BAD_REQUEST', '--from must be sqlite:<path of the SQLite file>');
+        // Loaded here, not at start-up: other commands need neither pg nor the copy.
+        const { checkPostgresUrl } = await import('../store/postgres.js');
+        const { copySqliteToPostgres } = await import('../store/copy_to_postgres.js');
         checkPostgresUrl(opts.to);
         const file = opts.from.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
         const counts = await copySqliteToPostgres({ sqliteFile: file, target: { url: opts.to, schema: opts.schema }, force: opts.force ?? false });

@@ -47,11 +47,16 @@ export async function openPostgresDb(o: PostgresStoreOptions): Promise<{ db: PgD
   const db = createPgDb({ url: o.url, schema, poolSize: o.poolSize ?? 10, connectTimeoutMs: o.connectTimeoutMs ?? 5_000, statementTimeoutMs, readAttempts: o.readAttempts, onIdleError: o.onIdleError });
   try {
     const client = await db.connect();
+    // The connection dying mid-migration also emits 'error' on it: the failed query reports it.
+    const ignore = () => undefined;
+    client.on('error', ignore);
     try {
       const schemaVersion = await migratePostgres(client, schema, Math.max(60_000, statementTimeoutMs));
+      client.removeListener('error', ignore);
       client.release();
       return { db, schemaVersion };
     } catch (err) {
+      client.removeListener('error', ignore);
       client.release(isConnectionFailure(err) ? (err as Error) : undefined);
       throw err;
     }
