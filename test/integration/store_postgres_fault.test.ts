@@ -20,6 +20,7 @@ const LOAD_MS = 6_000;
 const FAULT_AT_MS = 1_500;
 const OUTAGE_MS = 1_500;
 const REQUEST_TIMEOUT_MS = 8_000;
+const ADMIN_KEY = 'fault-test-admin-key-0123456789';
 
 warnIfNoPostgres('the PostgreSQL outage test');
 
@@ -51,6 +52,7 @@ describe.skipIf(!PG_URL)('PostgreSQL outage under load', () => {
     sidecar = await startSidecar({
       store: { driver: 'postgres', url: viaProxy(PG_URL!, proxy, { application_name: appName }), schema, pool_size: 4, connect_timeout_ms: 1_000, statement_timeout_ms: 2_000 },
       token_module: { rate_limit: { login_per_minute: 0 } },
+      admin: { api_key: ADMIN_KEY },
     });
     // The checker's own view of the database, not through the proxy.
     direct = await openPostgresStore({ url: PG_URL!, schema, poolSize: 2 });
@@ -135,6 +137,7 @@ describe.skipIf(!PG_URL)('PostgreSQL outage under load', () => {
           const res = await p;
           return { status: res.status, store: ((await res.json()) as { checks: { store?: boolean } }).checks.store };
         })),
+        audit: await fetch(`${admin}/admin/audit?limit=5`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } }).then(async (res) => ({ status: res.status, body: await res.json() })),
         keysReload: await sidecar.server.reloadKeys().then(
           () => 'reloaded',
           (err: Error) => err.message,
@@ -157,6 +160,7 @@ describe.skipIf(!PG_URL)('PostgreSQL outage under load', () => {
       { status: 503, store: false },
       { status: 503, store: false },
     ]);
+    expect(f.during.audit).toEqual({ status: 503, body: { error: 'store_unavailable' } });
     expect(f.during.keysReload).toMatch(/PostgreSQL store/);
     expect(f.during.allowed.decision).toBe('allow');
     expect(f.during.revoked.decision).toBe('deny 401');
