@@ -107,7 +107,7 @@ export function createPgDb(o: PgPoolOptions): PgDb {
       } catch (err) {
         client.removeListener('error', onError);
         // A dead connection is destroyed, not returned to the pool.
-        client.release(broken ?? (isConnectionFailure(err) || isUnavailable(err) ? (err as Error) : undefined));
+        client.release(broken ?? (isUnavailable(err) ? (err as Error) : undefined));
         if (retryable && (await again(err))) continue;
         throw fail(err);
       }
