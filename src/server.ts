@@ -6,7 +6,8 @@ import { createAdminServer } from './http/admin.js';
 import { createHttpAuthzServer } from './http/http_authz.js';
 import { createPublicServer } from './http/public.js';
 import { createTokenModule, type TokenModule } from './issuer/module.js';
-import { openMemoryStore, openSqliteStore, type Store } from './store/index.js';
+import type { Store } from './store/index.js';
+import { openMemoryStore, openSqliteStore } from './store/sqlite.js';
 import { createAppApiService } from './appapi/service.js';
 import { createAppChecker } from './pipeline/app_check.js';
 import { createHealthService, Serving, type HealthState } from './grpc/health.js';
@@ -104,7 +105,7 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
     await closeOwnCache();
     throw err;
   });
-  const store = config.token_module.enabled ? openStore(config) : undefined;
+  const store = config.token_module.enabled ? await openStore(config, logger) : undefined;
   if (config.store.driver === 'memory') logger.warn('store.driver is memory: users, clients, keys and tokens are lost on exit (tests only)');
   const tokens = store
     ? await createTokenModule({ config, store, cache, clock, metrics, logger }).catch(async (err: unknown) => {
@@ -121,21 +122,28 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
     : [];
   const stopWatching = () => watchers.forEach((stop) => stop());
   let draining = false;
-  const readiness = async () => {
-    const keys = Object.fromEntries(verifier.issuers().map((i) => [i.policy.issuer, i.keys.hasKeys()]));
-    // Redis is pinged (bounded by cache.command_timeout_ms); the memory cache cannot be down.
-    const cacheUp = cache.driver === 'memory' || (await cache.ping().then(() => true, (err: unknown) => (logger.warn({ err }, 'cache unreachable: not ready'), false)));
-    const checks = { policies: policies.current() !== undefined, issuer_keys: keys, ...(cache.driver === 'redis' ? { cache: cacheUp } : {}), draining };
-    return { ready: checks.policies && Object.values(keys).every(Boolean) && cacheUp && !draining, checks };
-  };
-  const liveness = async () => {
+  const storeReachable = async () => {
     try {
       await store?.ping();
-      return { ok: true, checks: { store: true } };
+      return true;
     } catch (err) {
       logger.error({ err }, 'store unreachable');
-      return { ok: false, checks: { store: false } };
+      return false;
     }
+  };
+  // The store and (with Redis) the cache count for /ready: a replica that cannot reach them cannot
+  // log anyone in or share replay and rate-limit state. Check (gRPC health) keeps SERVING.
+  const readiness = async () => {
+    const keys = Object.fromEntries(verifier.issuers().map((i) => [i.policy.issuer, i.keys.hasKeys()]));
+    const storeOk = await storeReachable();
+    // Redis is pinged (bounded by cache.command_timeout_ms); the memory cache cannot be down.
+    const cacheUp = cache.driver === 'memory' || (await cache.ping().then(() => true, (err: unknown) => (logger.warn({ err }, 'cache unreachable: not ready'), false)));
+    const checks = { policies: policies.current() !== undefined, issuer_keys: keys, ...(store ? { store: storeOk } : {}), ...(cache.driver === 'redis' ? { cache: cacheUp } : {}), draining };
+    return { ready: checks.policies && Object.values(keys).every(Boolean) && storeOk && cacheUp && !draining, checks };
+  };
+  const liveness = async () => {
+    const ok = await storeReachable();
+    return { ok, checks: { store: ok } };
   };
   // The public listener is bound first: when token_module.issuer is unset, the issuer URL is its
   // bound address, and the ext_authz verifier must trust it before the first Check.
@@ -240,8 +248,21 @@ export async function openCache(config: Readonly<Config>, deps: { logger: Logger
   return cache;
 }
 
-function openStore(config: Readonly<Config>): Store {
-  return config.store.driver === 'memory' ? openMemoryStore() : openSqliteStore({ file: config.store.sqlite_file });
+/** The one place that names store adapters (the server and the administration commands open stores through it). */
+export async function openStore(config: Readonly<Config>, logger?: Logger): Promise<Store> {
+  const s = config.store;
+  if (s.driver === 'memory') return openMemoryStore();
+  if (s.driver === 'sqlite') return openSqliteStore({ file: s.sqlite_file });
+  // pg is loaded only when configured: every CLI command starts through here.
+  const { openPostgresStore } = await import('./store/postgres.js');
+  return openPostgresStore({
+    url: s.url!,
+    schema: s.schema,
+    poolSize: s.pool_size,
+    connectTimeoutMs: s.connect_timeout_ms,
+    statementTimeoutMs: s.statement_timeout_ms,
+    onIdleError: (err) => logger?.warn({ err }, 'PostgreSQL closed a pooled connection; the pool replaces it'),
+  });
 }
 
 function splitAddress(address: string): [string, number] {

@@ -10,6 +10,7 @@ import { registerUsers } from './users.js';
 import { registerClients } from './clients.js';
 import { registerKeys } from './keys.js';
 import { registerAudit } from './audit.js';
+import { registerStore } from './store.js';
 
 const program = new Command()
   .name('portcullis')
@@ -26,5 +27,6 @@ registerUsers(program);
 registerClients(program);
 registerKeys(program);
 registerAudit(program);
+registerStore(program);
 
 await program.parseAsync(process.argv);

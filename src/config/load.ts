@@ -23,6 +23,7 @@ const ENV_OVERRIDES: ReadonlyArray<[string, string[]]> = [
   ['PORTCULLIS_KEK', ['token_module', 'kek']],
   ['PORTCULLIS_SQLITE_FILE', ['store', 'sqlite_file']],
   ['PORTCULLIS_CACHE_URL', ['cache', 'url']],
+  ['PORTCULLIS_STORE_URL', ['store', 'url']],
   ['PORTCULLIS_POLICIES_DIR', ['policies', 'dir']],
 ];
 

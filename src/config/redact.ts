@@ -1,3 +1,4 @@
+import { redactUrl } from '../lib/redact_url.js';
 import type { Config } from './schema.js';
 
 /** Keys whose values are secrets: shown as set, never printed. */
@@ -5,7 +6,7 @@ const SECRET_KEYS = new Set(['api_key', 'kek', 'client_secret']);
 
 /**
  * The configuration as it may be printed (`config check`): secret keys become `[redacted]` and
- * the password of any URL with credentials (`cache.url`, `redis://:secret@host`) becomes `***`.
+ * the password of any URL with credentials (`store.url`, `cache.url`) becomes `[redacted]`.
  */
 export function redactConfig(config: Readonly<Config>): unknown {
   return JSON.parse(JSON.stringify(config, (key: string, value: unknown) => {
@@ -15,16 +16,8 @@ export function redactConfig(config: Readonly<Config>): unknown {
   }));
 }
 
-/** `scheme://user:secret@host/…` → `scheme://user:***@host/…`; anything else unchanged. */
+/** A string that is a URL with a password (user info or a `password` query parameter) loses it; anything else is unchanged. */
 export function redactUrlPassword(value: string): string {
-  if (!/^[a-z][a-z0-9+.-]*:\/\/[^/]*@/i.test(value)) return value;
-  try {
-    const url = new URL(value);
-    if (!url.password) return value;
-    url.password = '***';
-    return url.toString();
-  } catch {
-    // Not parseable as a URL, yet shaped like one with credentials: hide everything before '@'.
-    return value.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/]*@/i, '$1***@');
-  }
+  if (!/^[a-z][a-z0-9+.-]*:\/\/[^/]*@/i.test(value) && !/^[a-z][a-z0-9+.-]*:\/\/.*[?&]password=/i.test(value)) return value;
+  return redactUrl(value);
 }

@@ -157,8 +157,24 @@ export const configSchema = z
     token_module: tokenModuleSchema.describe('Embedded token module: users, login with MFA, OAuth 2.1 / OpenID Connect issuance, signing keys.'),
     store: z
       .object({
-        driver: z.enum(['sqlite', 'memory']).default('sqlite').describe('Storage of users, clients, keys, refresh tokens and audit events. `memory` (an in-memory SQLite database) loses everything on exit and is refused in `mode: production`.'),
+        driver: z
+          .enum(['sqlite', 'postgres', 'memory'])
+          .default('sqlite')
+          .describe('Storage of users, clients, keys, refresh tokens and audit events. `sqlite`: one file, one process. `postgres`: one database shared by several replicas (`store.url`). `memory` (an in-memory SQLite database) loses everything on exit and is refused in `mode: production`.'),
         sqlite_file: z.string().min(1).default('./data/portcullis.db').describe('SQLite database file (WAL mode); created with its folder on first start. Env `PORTCULLIS_SQLITE_FILE`.'),
+        url: z
+          .string()
+          .regex(/^postgres(ql)?:\/\/\S+$/, 'must be a postgres:// or postgresql:// URL')
+          .optional()
+          .describe('PostgreSQL connection URL for `driver: postgres`: `postgres://user:password@host:5432/database`, libpq parameters such as `sslmode=verify-full` in the query. Env `PORTCULLIS_STORE_URL`. Shown with its password redacted by `config check`.'),
+        schema: z
+          .string()
+          .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a lower-case identifier (a-z, 0-9, _)')
+          .default('public')
+          .describe('PostgreSQL schema holding the tables; created at the first start when missing (needs CREATE on the database then).'),
+        pool_size: z.number().int().min(1).max(200).default(10).describe('PostgreSQL connections per process (each replica opens up to this many).'),
+        connect_timeout_ms: z.number().int().min(100).max(60000).default(5000).describe('Longest wait for a PostgreSQL connection, and for the retries of a read after a lost connection; past it the request answers 503.'),
+        statement_timeout_ms: z.number().int().min(100).max(600000).default(5000).describe('PostgreSQL `statement_timeout` of every query (the client gives up a second later); a timed-out request answers 503.'),
       })
       .strict()
       .prefault({})
@@ -257,6 +273,9 @@ export const configSchema = z
   .superRefine((c, ctx) => {
     if (c.mode === 'production' && c.dev_issuer.enabled) {
       ctx.addIssue({ code: 'custom', path: ['dev_issuer', 'enabled'], message: 'the development issuer is refused in mode: production (set dev_issuer.enabled: false)' });
+    }
+    if (c.store.driver === 'postgres' && !c.store.url) {
+      ctx.addIssue({ code: 'custom', path: ['store', 'url'], message: 'is required with store.driver: postgres (or env PORTCULLIS_STORE_URL)' });
     }
     if (c.mode === 'production' && c.store.driver === 'memory') {
       ctx.addIssue({ code: 'custom', path: ['store', 'driver'], message: 'the in-memory store is refused in mode: production' });

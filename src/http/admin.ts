@@ -1,5 +1,6 @@
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Registry } from 'prom-client';
+import { isPortcullisError } from '../lib/errors.js';
 import type { PolicyRuntime } from '../policy/index.js';
 import type { Logger } from '../telemetry/logger.js';
 import { createAdminKeyCheck } from './admin_auth.js';
@@ -80,6 +81,10 @@ export function createAdminServer({ registry, policies, readiness, liveness, api
 
   app.setNotFoundHandler((_req, reply) => reply.code(404).send({ error: 'not_found' }));
   app.setErrorHandler((err: { statusCode?: number }, _req, reply) => {
+    if (isPortcullisError(err, 'ERR_STORE_UNAVAILABLE')) {
+      logger.warn({ err }, 'admin request failed: store unavailable');
+      return reply.code(503).header('retry-after', '1').send({ error: 'store_unavailable' });
+    }
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
     if (status === 500) logger.error({ err }, 'admin request failed');
     return reply.code(status).send({ error: status === 500 ? 'internal_error' : 'bad_request' });

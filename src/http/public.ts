@@ -1,7 +1,8 @@
 import formbody from '@fastify/formbody';
 import cookie from '@fastify/cookie';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { OAuthError, InvalidRequest, ServerError } from '../issuer/errors.js';
+import { OAuthError, InvalidRequest, ServerError, TemporarilyUnavailable } from '../issuer/errors.js';
+import { isPortcullisError } from '../lib/errors.js';
 import { validateAuthorizationRequest, UntrustedRedirect } from '../issuer/authorize.js';
 import { discoveryDocument } from '../issuer/discovery.js';
 import { introspect } from '../issuer/introspect.js';
@@ -36,7 +37,8 @@ const FRAMEWORK_ERRORS: Record<number, string> = { 413: 'request body too large'
 /**
  * The public listener: `/health`, `/ready`, and the token module's endpoints. Routes only
  * translate HTTP to the issuer's functions and render its results; OAuth errors are rendered in
- * one place as RFC 6749 JSON, and anything unexpected becomes a generic `server_error`.
+ * one place as RFC 6749 JSON, an unreachable store as a 503 `temporarily_unavailable`, and
+ * anything unexpected becomes a generic `server_error`.
  */
 export function createPublicServer({ tokens, readiness, liveness, trustProxy, metrics, logger }: PublicServerOptions): FastifyInstance {
   // proxy-addr asks hop by hop from the socket outwards: trust exactly the configured number of proxies.
@@ -58,7 +60,11 @@ export function createPublicServer({ tokens, readiness, liveness, trustProxy, me
     if (err instanceof OAuthError) oauth = err;
     // Framework refusals (unparseable body, too large, unsupported type) keep their status as invalid_request.
     else if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) oauth = new OAuthError('invalid_request', err.statusCode, FRAMEWORK_ERRORS[err.statusCode] ?? 'malformed request', `http_${err.statusCode}`);
-    else {
+    else if (isPortcullisError(err, 'ERR_STORE_UNAVAILABLE')) {
+      // An outage, not a bug: 503 so clients retry; whatever the request would have granted was not granted.
+      logger.warn({ err, endpoint }, 'store unavailable');
+      oauth = new TemporarilyUnavailable('store_unavailable');
+    } else {
       logger.error({ err, endpoint }, 'token module request failed');
       oauth = new ServerError('internal');
     }

@@ -23,5 +23,10 @@ export async function ensureBuiltinClient(store: Store, now: number): Promise<vo
     firstParty: true,
     createdAt: now,
   };
-  await store.clients.create(client);
+  try {
+    await store.clients.create(client);
+  } catch (err) {
+    // Replicas starting together against one database: another one created it first.
+    if (!(await store.clients.byId(BUILTIN_LOGIN_CLIENT))) throw err;
+  }
 }

@@ -109,3 +109,11 @@ export class ServerError extends OAuthError {
     super('server_error', 500, 'the server could not complete the request', reason);
   }
 }
+
+/** The store is unreachable (RFC 6749 §4.1.2.1 `temporarily_unavailable`): the client may retry shortly; nothing was granted. */
+export class TemporarilyUnavailable extends OAuthError {
+  constructor(reason: string, retryAfterSeconds = 1) {
+    super('temporarily_unavailable', 503, 'the server is temporarily unable to handle the request; try again shortly', reason);
+    this.headers['retry-after'] = String(retryAfterSeconds);
+  }
+}

@@ -30,6 +30,8 @@ export type ErrorCode =
   | 'ERR_DPOP_NONCE'
   | 'ERR_KEYS_UNAVAILABLE'
   | 'ERR_STORE'
+  /** The store cannot be reached (connection lost, timed out): a retryable outage, answered 503. */
+  | 'ERR_STORE_UNAVAILABLE'
   | 'ERR_CACHE'
   | 'ERR_KEK'
   | 'ERR_UPSTREAM';

@@ -75,9 +75,3 @@ function migrate(db: Db, file: string): number {
   }
   return SQLITE_MIGRATIONS.length;
 }
-
-/** JSON column helpers. */
-export const json = {
-  write: (value: unknown): string => JSON.stringify(value),
-  read: <T>(text: string | null): T => (text === null ? null : JSON.parse(text)) as T,
-};

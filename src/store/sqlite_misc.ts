@@ -1,26 +1,8 @@
 import type { Db } from './sqlite.js';
-import { json } from './sqlite.js';
+import { json } from './json_column.js';
+import { toAudit, toChallenge, toKey, type AuditRow, type ChallengeRow, type KeyRow } from './rows.js';
 import { consumed } from './sqlite_oauth.js';
-import type { AuditEvent, AuditStore, ChallengeRecord, ChallengeStore, KeyStore, RevocationStore, SigningKeyRecord } from './store.js';
-
-interface KeyRow {
-  kid: string;
-  alg: string;
-  public_jwk: string;
-  private_ciphertext: string;
-  created_at: number;
-  activates_at: number;
-  retires_at: number | null;
-}
-const toKey = (r: KeyRow): SigningKeyRecord => ({
-  kid: r.kid,
-  alg: r.alg,
-  publicJwk: json.read(r.public_jwk),
-  privateCiphertext: r.private_ciphertext,
-  createdAt: r.created_at,
-  activatesAt: r.activates_at,
-  retiresAt: r.retires_at,
-});
+import type { AuditStore, ChallengeStore, KeyStore, RevocationStore, SigningKeyRecord } from './store.js';
 
 export function createSqliteKeyStore(db: Db): KeyStore {
   const insert = db.prepare('INSERT INTO signing_keys (kid, alg, public_jwk, private_ciphertext, created_at, activates_at, retires_at) VALUES (?, ?, ?, ?, ?, ?, ?)');
@@ -38,16 +20,6 @@ export function createSqliteKeyStore(db: Db): KeyStore {
     rotate: async (retiring, next) => void rotate(retiring, next),
   };
 }
-
-interface ChallengeRow {
-  id_hash: string;
-  kind: ChallengeRecord['kind'];
-  user_id: string | null;
-  data: string;
-  expires_at: number;
-  consumed_at: number | null;
-}
-const toChallenge = (r: ChallengeRow): ChallengeRecord => ({ idHash: r.id_hash, kind: r.kind, userId: r.user_id, data: json.read(r.data), expiresAt: r.expires_at, consumedAt: r.consumed_at });
 
 export function createSqliteChallengeStore(db: Db): ChallengeStore {
   const s = {
@@ -83,18 +55,6 @@ export function createSqliteRevocationStore(db: Db): RevocationStore {
   };
 }
 
-interface AuditRow {
-  id: number;
-  at: number;
-  type: string;
-  outcome: AuditEvent['outcome'];
-  actor: string | null;
-  client_id: string | null;
-  ip: string | null;
-  reason: string | null;
-  details: string;
-}
-
 export function createSqliteAuditStore(db: Db): AuditStore {
   const insert = db.prepare('INSERT INTO audit_events (at, type, outcome, actor, client_id, ip, reason, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
   const query = db.prepare<{ type: string | null; actor: string | null; since: number | null; until: number | null; before: number | null; limit: number }, AuditRow>(
@@ -102,17 +62,6 @@ export function createSqliteAuditStore(db: Db): AuditStore {
   );
   return {
     append: async (e) => void insert.run(e.at, e.type, e.outcome, e.actor, e.clientId, e.ip, e.reason, json.write(e.details)),
-    query: async (q) =>
-      query.all({ type: q.type ?? null, actor: q.actor ?? null, since: q.since ?? null, until: q.until ?? null, before: q.before ?? null, limit: q.limit }).map((r) => ({
-        id: r.id,
-        at: r.at,
-        type: r.type,
-        outcome: r.outcome,
-        actor: r.actor,
-        clientId: r.client_id,
-        ip: r.ip,
-        reason: r.reason,
-        details: json.read(r.details),
-      })),
+    query: async (q) => query.all({ type: q.type ?? null, actor: q.actor ?? null, since: q.since ?? null, until: q.until ?? null, before: q.before ?? null, limit: q.limit }).map(toAudit),
   };
 }

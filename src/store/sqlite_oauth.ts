@@ -1,45 +1,7 @@
 import type { Db } from './sqlite.js';
-import { json } from './sqlite.js';
-import type {
-  AuthorizationCodeRecord,
-  ClientRecord,
-  ClientStore,
-  CodeStore,
-  Consumed,
-  RefreshFamilyRecord,
-  RefreshStore,
-  RefreshTokenRecord,
-} from './store.js';
-
-interface ClientRow {
-  client_id: string;
-  name: string;
-  type: ClientRecord['type'];
-  auth_method: ClientRecord['authMethod'];
-  secret_hash: string | null;
-  jwks: string | null;
-  grant_types: string;
-  redirect_uris: string;
-  scopes: string;
-  roles: string;
-  first_party: number;
-  created_at: number;
-}
-
-const toClient = (r: ClientRow): ClientRecord => ({
-  clientId: r.client_id,
-  name: r.name,
-  type: r.type,
-  authMethod: r.auth_method,
-  secretHash: r.secret_hash,
-  jwks: json.read(r.jwks),
-  grantTypes: json.read(r.grant_types),
-  redirectUris: json.read(r.redirect_uris),
-  scopes: json.read(r.scopes),
-  roles: json.read(r.roles),
-  firstParty: r.first_party === 1,
-  createdAt: r.created_at,
-});
+import { json } from './json_column.js';
+import { rotationAllowed, toClient, toCode, toFamily, toToken, type ClientRow, type CodeRow, type FamilyRow, type TokenRow } from './rows.js';
+import type { ClientStore, CodeStore, Consumed, RefreshFamilyRecord, RefreshStore, RefreshTokenRecord } from './store.js';
 
 export function createSqliteClientStore(db: Db): ClientStore {
   const insert = db.prepare(
@@ -59,40 +21,6 @@ export function createSqliteClientStore(db: Db): ClientStore {
     remove: async (id) => remove.run(id).changes === 1,
   };
 }
-
-interface CodeRow {
-  code_hash: string;
-  client_id: string;
-  user_id: string;
-  redirect_uri: string;
-  scope: string;
-  code_challenge: string;
-  nonce: string | null;
-  resource: string | null;
-  amr: string;
-  auth_time: number;
-  expires_at: number;
-  consumed_at: number | null;
-  family_id: string | null;
-  access_token_jti: string | null;
-}
-
-const toCode = (r: CodeRow): AuthorizationCodeRecord => ({
-  codeHash: r.code_hash,
-  clientId: r.client_id,
-  userId: r.user_id,
-  redirectUri: r.redirect_uri,
-  scope: r.scope,
-  codeChallenge: r.code_challenge,
-  nonce: r.nonce,
-  resource: r.resource,
-  amr: json.read(r.amr),
-  authTime: r.auth_time,
-  expiresAt: r.expires_at,
-  consumedAt: r.consumed_at,
-  familyId: r.family_id,
-  accessTokenJti: r.access_token_jti,
-});
 
 export function createSqliteCodeStore(db: Db): CodeStore {
   const insert = db.prepare(
@@ -121,50 +49,13 @@ export function createSqliteCodeStore(db: Db): CodeStore {
   };
 }
 
-interface FamilyRow {
-  id: string;
-  client_id: string;
-  user_id: string | null;
-  scope: string;
-  resource: string | null;
-  amr: string;
-  auth_time: number;
-  created_at: number;
-  absolute_expires_at: number;
-  revoked_at: number | null;
-  revoked_reason: string | null;
-  jkt: string | null;
-}
-interface TokenRow {
-  token_hash: string;
-  family_id: string;
-  created_at: number;
-  idle_expires_at: number;
-  consumed_at: number | null;
-}
-
-const toFamily = (r: FamilyRow): RefreshFamilyRecord => ({
-  id: r.id,
-  clientId: r.client_id,
-  userId: r.user_id,
-  scope: r.scope,
-  resource: r.resource,
-  amr: json.read(r.amr),
-  authTime: r.auth_time,
-  createdAt: r.created_at,
-  absoluteExpiresAt: r.absolute_expires_at,
-  revokedAt: r.revoked_at,
-  revokedReason: r.revoked_reason,
-  jkt: r.jkt,
-});
-const toToken = (r: TokenRow): RefreshTokenRecord => ({ tokenHash: r.token_hash, familyId: r.family_id, createdAt: r.created_at, idleExpiresAt: r.idle_expires_at, consumedAt: r.consumed_at });
-
 export function createSqliteRefreshStore(db: Db): RefreshStore {
   const s = {
     insertFamily: db.prepare('INSERT INTO refresh_families (id, client_id, user_id, scope, resource, amr, auth_time, created_at, absolute_expires_at, jkt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'),
     insertToken: db.prepare('INSERT INTO refresh_tokens (token_hash, family_id, created_at, idle_expires_at) VALUES (?, ?, ?, ?)'),
     family: db.prepare<[string], FamilyRow>('SELECT * FROM refresh_families WHERE id = ?'),
     consume: db.prepare<[number, string], TokenRow>('UPDATE refresh_tokens SET consumed_at = ? WHERE token_hash = ? AND consumed_at IS NULL RETURNING *'),
+    consumeIn: db.prepare<[number, string, string], TokenRow>('UPDATE refresh_tokens SET consumed_at = ? WHERE token_hash = ? AND family_id = ? AND consumed_at IS NULL RETURNING *'),
     token: db.prepare<[string], TokenRow>('SELECT * FROM refresh_tokens WHERE token_hash = ?'),
     revoke: db.prepare('UPDATE refresh_families SET revoked_at = ?, revoked_reason = ? WHERE id = ? AND revoked_at IS NULL'),
     consumeAll: db.prepare('UPDATE refresh_tokens SET consumed_at = ? WHERE family_id = ? AND consumed_at IS NULL'),
@@ -183,6 +74,12 @@ export function createSqliteRefreshStore(db: Db): RefreshStore {
   });
   const revokeAll = db.transaction((ids: Array<{ id: string }>, at: number, reason: string) => ids.filter(({ id }) => revoke(id, at, reason)).length);
   const withFamily = (t: TokenRow) => ({ token: toToken(t), family: toFamily(s.family.get(t.family_id)!) });
+  const rotate = db.transaction((hash: string, at: number, next: RefreshTokenRecord) => {
+    const won = s.consumeIn.get(at, hash, next.familyId);
+    if (won && rotationAllowed(s.family.get(won.family_id)!, won, at)) addToken(next);
+    const seen = won ? undefined : s.token.get(hash);
+    return consumed(won, () => (seen?.family_id === next.familyId ? seen : undefined), withFamily);
+  });
   return {
     createFamily: async (f, t) => void createFamily(f, t),
     family: async (id) => {
@@ -190,6 +87,7 @@ export function createSqliteRefreshStore(db: Db): RefreshStore {
       return r && toFamily(r);
     },
     consume: async (hash, at) => consumed(s.consume.get(at, hash), () => s.token.get(hash), withFamily),
+    rotate: async (hash, at, next) => rotate(hash, at, next),
     add: async (t) => void addToken(t),
     revokeFamily: async (id, at, reason) => revoke(id, at, reason),
     revokeUser: async (userId, at, reason) => revokeAll(s.liveOfUser.all(userId), at, reason),

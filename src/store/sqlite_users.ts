@@ -1,5 +1,5 @@
 import type { Db } from './sqlite.js';
-import { json } from './sqlite.js';
+import { json } from './json_column.js';
 import type { AttemptReservation, NewUser, TotpEnrolment, UserRecord, UserStore } from './store.js';
 
 interface UserRow {

@@ -1,6 +1,6 @@
 /**
  * The storage port of the token module. The core owns it; SQLite (default), an in-memory SQLite
- * for tests and, later, PostgreSQL implement it, and one contract suite runs against each.
+ * for tests and PostgreSQL (several replicas) implement it, and one contract suite runs against each.
  *
  * Times are milliseconds since the epoch. Secrets never arrive here in clear: passwords are
  * argon2id hashes, refresh tokens / codes / client secrets / backup codes SHA-256 hashes, TOTP
@@ -22,7 +22,7 @@ export interface Store {
   readonly identities: ExternalIdentityStore;
   /** Schema version after migrations. */
   readonly schemaVersion: number;
-  /** Throws when the store cannot answer (closed, unreachable): `/health` turns 503. */
+  /** Throws when the store cannot answer (closed, unreachable): `/health` and `/ready` turn 503. */
   ping(): Promise<void>;
   close(): Promise<void>;
 }
@@ -199,6 +199,15 @@ export interface RefreshStore {
   family(id: string): Promise<RefreshFamilyRecord | undefined>;
   /** Compare-and-set on the token; returns it with its family, or `replayed` when it was already used. */
   consume(tokenHash: string, at: number): Promise<Consumed<{ token: RefreshTokenRecord; family: RefreshFamilyRecord }>>;
+  /**
+   * A rotation as one atomic step: consumes `tokenHash` (compare-and-set, like `consume`) and,
+   * only when this call wins and the family may go on at `at` (not revoked, before its absolute
+   * expiry, the token within its idle timeout), stores `next` in the same transaction. Both
+   * happen or neither, so a failure in between (a lost database connection) never leaves a family
+   * whose presented token is spent without its successor. `next.familyId` names the token's
+   * family; a token of another family is neither consumed nor reported (`unknown`).
+   */
+  rotate(tokenHash: string, at: number, next: RefreshTokenRecord): Promise<Consumed<{ token: RefreshTokenRecord; family: RefreshFamilyRecord }>>;
   add(token: RefreshTokenRecord): Promise<void>;
   /** Returns false when the family was already revoked. */
   revokeFamily(id: string, at: number, reason: string): Promise<boolean>;

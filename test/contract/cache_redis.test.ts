@@ -84,7 +84,7 @@ describe.skipIf(!url)('redis cache', () => {
   });
 
   it('fails every call with ERR_CACHE at once while Redis is gone, and recovers with its subscriptions', async () => {
-    const proxy = await startTcpProxy(Number(new URL(url!).port || 6379), new URL(url!).hostname);
+    const proxy = await startTcpProxy({ host: new URL(url!).hostname, port: Number(new URL(url!).port || 6379) });
     proxies.push(proxy);
     const prefix = freshPrefix();
     const cache = await track(open({ url: proxy.url(), keyPrefix: prefix }));
@@ -112,7 +112,7 @@ describe.skipIf(!url)('redis cache', () => {
   });
 
   it('bounds every command by the command timeout when Redis stops answering', async () => {
-    const proxy = await startTcpProxy(Number(new URL(url!).port || 6379), new URL(url!).hostname);
+    const proxy = await startTcpProxy({ host: new URL(url!).hostname, port: Number(new URL(url!).port || 6379) });
     proxies.push(proxy);
     const cache = await track(open({ url: proxy.url(), commandTimeoutMs: 200 }));
     await cache.addOnce('dpop:before', 1_000);

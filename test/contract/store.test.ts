@@ -1,10 +1,11 @@
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { isPortcullisError } from '../../src/lib/errors.js';
 import { openMemoryStore, openSqliteStore } from '../../src/store/index.js';
 import type { Store } from '../../src/store/index.js';
 import { tempDir } from '../helpers/temp_dir.js';
+import { PG_URL, reusableTestPgStores, warnIfNoPostgres } from '../helpers/postgres.js';
 import { describeStoreContract } from './store_contract.js';
 
 const T0 = 1_700_000_000_000;
@@ -13,6 +14,12 @@ const freshFile = (): string => join(tempDir('portcullis-store'), 'portcullis.db
 
 describeStoreContract('SQLite file', () => openSqliteStore({ file: freshFile() }));
 describeStoreContract('in-memory', () => openMemoryStore());
+warnIfNoPostgres('the PostgreSQL store contract');
+describe.skipIf(!PG_URL)('PostgreSQL (one schema, emptied at each open)', () => {
+  const stores = reusableTestPgStores();
+  afterAll(() => stores.drop());
+  describeStoreContract('PostgreSQL', () => stores.open());
+});
 
 /** The ERR_STORE error `open` throws, or a failure when it throws something else or nothing. */
 function storeError(open: () => Store): Error {

@@ -15,7 +15,7 @@ import type {
 
 /**
  * The contract every `Store` adapter honours. It speaks only through the port, so the SQLite,
- * in-memory and (later) PostgreSQL adapters all run the same cases. `open` must give a fresh,
+ * in-memory and PostgreSQL adapters all run the same cases. `open` must give a fresh,
  * empty store each time.
  */
 
@@ -669,6 +669,59 @@ export function describeStoreContract(name: string, open: () => Promise<Store> |
         const statuses = await race(() => store.refresh.consume('rt-1', T0 + SECOND));
         expect(count(statuses, 'ok')).toBe(1);
         expect(count(statuses, 'replayed')).toBe(RACERS - 1);
+      });
+
+      it('rotates in one step: spends the token and stores its successor', async () => {
+        await store.refresh.createFamily(family('fam-1'), token('rt-1', 'fam-1'));
+        const next = token('rt-2', 'fam-1', { createdAt: T0 + HOUR, idleExpiresAt: T0 + HOUR + DAY });
+        expect(await store.refresh.rotate('rt-1', T0 + HOUR, next)).toEqual({ status: 'ok', record: { token: token('rt-1', 'fam-1', { consumedAt: T0 + HOUR }), family: family('fam-1') } });
+        expect(await store.refresh.lookup('rt-2')).toEqual({ token: next, family: family('fam-1') });
+        const again = await store.refresh.rotate('rt-1', T0 + 2 * HOUR, token('rt-3', 'fam-1'));
+        expect(again).toEqual({ status: 'replayed', record: { token: token('rt-1', 'fam-1', { consumedAt: T0 + HOUR }), family: family('fam-1') } });
+        expect(await store.refresh.lookup('rt-3')).toBeUndefined();
+        expect((await store.refresh.rotate('rt-2', T0 + 2 * HOUR, token('rt-3', 'fam-1'))).status).toBe('ok');
+        expect((await store.refresh.lookup('rt-3'))?.token.consumedAt).toBeNull();
+      });
+
+      it('spends the token but stores no successor when the family is revoked or expired, or the token idle-expired', async () => {
+        await store.refresh.createFamily(family('fam-revoked'), token('rt-r', 'fam-revoked'));
+        await store.refresh.revokeFamily('fam-revoked', T0, 'logout');
+        const revoked = await store.refresh.rotate('rt-r', T0 + SECOND, token('rt-r2', 'fam-revoked'));
+        expect(revoked.status !== 'unknown' && revoked.record.family.revokedAt).toBe(T0);
+        await store.refresh.createFamily(family('fam-old', { absoluteExpiresAt: T0 + HOUR }), token('rt-o', 'fam-old', { idleExpiresAt: T0 + DAY }));
+        expect((await store.refresh.rotate('rt-o', T0 + HOUR, token('rt-o2', 'fam-old'))).status).toBe('ok');
+        await store.refresh.createFamily(family('fam-idle'), token('rt-i', 'fam-idle', { idleExpiresAt: T0 + MINUTE }));
+        expect((await store.refresh.rotate('rt-i', T0 + MINUTE, token('rt-i2', 'fam-idle'))).status).toBe('ok');
+        for (const hash of ['rt-r2', 'rt-o2', 'rt-i2']) expect(await store.refresh.lookup(hash)).toBeUndefined();
+        expect((await store.refresh.lookup('rt-o'))?.token.consumedAt).toBe(T0 + HOUR);
+        expect((await store.refresh.lookup('rt-i'))?.token.consumedAt).toBe(T0 + MINUTE);
+      });
+
+      it('rotates neither an unknown token nor one of another family', async () => {
+        await store.refresh.createFamily(family('fam-1'), token('rt-1', 'fam-1'));
+        await store.refresh.createFamily(family('fam-2'), token('rt-2', 'fam-2'));
+        expect(await store.refresh.rotate('rt-nobody', T0, token('rt-x', 'fam-1'))).toEqual({ status: 'unknown' });
+        expect(await store.refresh.rotate('rt-2', T0, token('rt-y', 'fam-1'))).toEqual({ status: 'unknown' });
+        expect((await store.refresh.lookup('rt-2'))?.token.consumedAt).toBeNull();
+        for (const hash of ['rt-x', 'rt-y']) expect(await store.refresh.lookup(hash)).toBeUndefined();
+      });
+
+      it('rotates all or nothing: when the successor cannot be stored the presented token stays unspent', async () => {
+        await store.refresh.createFamily(family('fam-1'), token('rt-1', 'fam-1'));
+        await store.refresh.createFamily(family('fam-2'), token('rt-2', 'fam-2'));
+        await expect(store.refresh.rotate('rt-1', T0, token('rt-2', 'fam-1'))).rejects.toThrow();
+        expect((await store.refresh.lookup('rt-1'))?.token.consumedAt).toBeNull();
+        expect((await store.refresh.rotate('rt-1', T0, token('rt-3', 'fam-1'))).status).toBe('ok');
+      });
+
+      it(`lets exactly one of ${RACERS} simultaneous rotations of one token win and store its successor`, async () => {
+        await store.refresh.createFamily(family('fam-1'), token('rt-1', 'fam-1'));
+        let n = 0;
+        const statuses = await race(() => store.refresh.rotate('rt-1', T0 + SECOND, token(`rt-next-${++n}`, 'fam-1')));
+        expect(count(statuses, 'ok')).toBe(1);
+        expect(count(statuses, 'replayed')).toBe(RACERS - 1);
+        const successors = await Promise.all(Array.from({ length: RACERS }, (_, i) => store.refresh.lookup(`rt-next-${i + 1}`)));
+        expect(successors.filter(Boolean)).toHaveLength(1);
       });
     });
 

@@ -68,7 +68,7 @@ describe('configuration errors', () => {
     const kek = 'k'.repeat(43);
     const r = run(['config', 'check', '--config', file], { PORTCULLIS_CACHE_URL: 'redis://app:redis-pass-9876@cache.internal:6379/1', PORTCULLIS_KEK: kek });
     expect(r.status).toBe(0);
-    expect(JSON.parse(r.stdout)).toMatchObject({ cache: { driver: 'redis', url: 'redis://app:***@cache.internal:6379/1' }, token_module: { kek: '[redacted]' } });
+    expect(JSON.parse(r.stdout)).toMatchObject({ cache: { driver: 'redis', url: 'redis://app:[redacted]@cache.internal:6379/1' }, token_module: { kek: '[redacted]' } });
     expect(r.stdout).not.toContain('redis-pass-9876');
     expect(r.stdout).not.toContain(kek);
   });

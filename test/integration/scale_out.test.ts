@@ -189,7 +189,7 @@ describe('a replica and its cache', () => {
 
   it.skipIf(!url)('stays live but not ready while Redis is gone, lets logins through (fail open) and recovers', async () => {
     const target = new URL(url!);
-    const proxy = await startTcpProxy(Number(target.port || 6379), target.hostname);
+    const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 6379) });
     const s = await startSidecar({ cache: { driver: 'redis', url: proxy.url(), key_prefix: `test:${randomBytes(6).toString('hex')}:` }, policies: { watch: false }, token_module: { rate_limit: { login_per_minute: 1 } } });
     try {
       await addUser(s.server.tokens!.ctx, { username: 'olga', password: PASSWORD, roles: ['viewer'] });

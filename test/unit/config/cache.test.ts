@@ -49,8 +49,8 @@ describe('cache configuration', () => {
 
 describe('config redaction', () => {
   it('hides the password of URLs with credentials and nothing else', () => {
-    expect(redactUrlPassword('redis://:s3cret@cache:6379/0')).toBe('redis://:***@cache:6379/0');
-    expect(redactUrlPassword('rediss://app:s3cret@cache:6380')).toBe('rediss://app:***@cache:6380');
+    expect(redactUrlPassword('redis://:s3cret@cache:6379/0')).toBe('redis://:[redacted]@cache:6379/0');
+    expect(redactUrlPassword('rediss://app:s3cret@cache:6380')).toBe('rediss://app:[redacted]@cache:6380');
     expect(redactUrlPassword('redis://cache:6379')).toBe('redis://cache:6379');
     expect(redactUrlPassword('redis://app@cache:6379')).toBe('redis://app@cache:6379');
     expect(redactUrlPassword('./data/portcullis.db')).toBe('./data/portcullis.db');
@@ -62,6 +62,6 @@ describe('config redaction', () => {
     expect(printed).not.toContain('hunter2hunter2');
     expect(printed).not.toContain('admin-key-0123456789');
     expect(printed).not.toContain('b'.repeat(43));
-    expect(redactConfig(c)).toMatchObject({ admin: { api_key: '[redacted]' }, token_module: { kek: '[redacted]' }, cache: { url: 'redis://:***@cache:6379' } });
+    expect(redactConfig(c)).toMatchObject({ admin: { api_key: '[redacted]' }, token_module: { kek: '[redacted]' }, cache: { url: 'redis://:[redacted]@cache:6379' } });
   });
 });
