@@ -1,5 +1,6 @@
 import type { Config } from './config/index.js';
 import type { AddressInfo } from 'node:net';
+import { createHmac, randomBytes } from 'node:crypto';
 import { createExtAuthzService } from './extauthz/service.js';
 import { createAdminServer } from './http/admin.js';
 import { createHttpAuthzServer } from './http/http_authz.js';
@@ -13,8 +14,10 @@ import { startGrpcServer } from './grpc/server.js';
 import { systemClock, type Clock } from './lib/clock.js';
 import { PortcullisError } from './lib/errors.js';
 import { createDecider } from './pipeline/index.js';
-import { tracedDecider, tracedPolicies, tracedVerifier } from './pipeline/traced.js';
-import { startTracing } from './telemetry/otel.js';
+import { createDecisionLog } from './pipeline/decision_log.js';
+import { requestEntities } from './pipeline/entities.js';
+import { tracedAppCheck, tracedDecider, tracedPolicies, tracedResourceEntities, tracedVerifier } from './pipeline/traced.js';
+import { startTelemetry } from './telemetry/start.js';
 import { createPolicyRuntime, watchPolicyFolder, type PolicyRuntime } from './policy/index.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
 import { createMetrics, type Metrics } from './telemetry/metrics.js';
@@ -50,38 +53,43 @@ export interface PortcullisServer {
 
 /** The decision core without listeners: issuers and their keys, the verifier, the policy set, the decider. */
 export async function createCore(config: Readonly<Config>, deps: ServerDeps = {}) {
-  const logger = deps.logger ?? createLogger(config.log.level);
+  const logger = deps.logger ?? createLogger(config.observability.logging.level, undefined, config.observability.logging.format);
   const clock = deps.clock ?? systemClock;
   const metrics = deps.metrics ?? createMetrics(undefined, { defaultMetrics: true });
-  const issuers = await trustedIssuers(config, { logger, clock, metrics });
-  const verifier = createTokenVerifier({ issuers, clock, metrics, cacheMaxEntries: config.token_cache.max_entries });
   // Tracing off: the decision path is built without any span code.
   const traced = config.observability.tracing.enabled;
+  const issuers = await trustedIssuers(config, { logger, clock, metrics }, traced);
+  const verifier = createTokenVerifier({ issuers, clock, metrics, cacheMaxEntries: config.token_cache.max_entries });
+  const dl = config.observability.decision_log;
+  const decisionLog = dl.enabled ? createDecisionLog({ destination: dl.destination, sampleRate: dl.sample_rate, maxPerSecond: dl.max_per_second, clock, metrics, logger }) : undefined;
+  const resourceEntities = traced ? tracedResourceEntities(requestEntities) : requestEntities;
   const policies = createPolicyRuntime({ dir: config.policies.dir, warmupChecks: config.grpc.warmup_checks, decisionCacheSize: config.policies.decision_cache_size, logger, metrics });
   const first = policies.reload();
   if (!first.ok) throw new PortcullisError('ERR_POLICY_LOAD', `cannot start: ${first.error}`);
   const shadow = config.policies.shadow_dir ? createPolicyRuntime({ dir: config.policies.shadow_dir, warmupChecks: config.grpc.warmup_checks, decisionCacheSize: config.policies.decision_cache_size, namespace: 's', role: 'shadow', logger, metrics }) : undefined;
   // A broken shadow set is reported and retried on the next reload; it never stops the server.
   shadow?.reload();
-  const decider = createDecider({
+  const core = {
     verifier: traced ? tracedVerifier(verifier) : verifier,
     policies: traced ? tracedPolicies(policies.current) : policies.current,
     clock,
     metrics,
     logger,
-    maxBodyBytes: config.request_body.max_bytes,
-    shadow: shadow?.current,
-  });
+    decisionLog,
+    resourceEntities,
+  };
+  const decider = createDecider({ ...core, maxBodyBytes: config.request_body.max_bytes, shadow: shadow?.current });
   const decide = traced ? tracedDecider(decider) : decider;
-  const appApi = createAppChecker({ verifier, policies: policies.current, clock, metrics, logger });
-  return { logger, clock, metrics, issuers, verifier, policies, shadow, decide, appApi };
+  const app = createAppChecker(core);
+  const appApi = traced ? { ...app, check: tracedAppCheck(app.check) } : app;
+  return { logger, clock, metrics, issuers, verifier, policies, shadow, decide, appApi, decisionLog };
 }
 
 /** The composition root: builds every part from config and starts the listeners. */
 export async function startServer(config: Readonly<Config>, deps: ServerDeps = {}): Promise<PortcullisServer> {
-  const t = config.observability.tracing;
-  const tracing = t.enabled ? startTracing({ serviceName: config.observability.service_name, endpoint: t.endpoint, sampleRate: t.sample_rate, exportIntervalMs: t.export_interval_ms }) : undefined;
-  const { logger, clock, metrics, issuers, verifier, policies, shadow, decide, appApi } = await createCore(config, deps);
+  const metrics = deps.metrics ?? createMetrics(undefined, { defaultMetrics: true });
+  const telemetry = await startTelemetry(config.observability, metrics.registry);
+  const { logger, clock, issuers, verifier, policies, shadow, decide, appApi, decisionLog } = await createCore(config, { ...deps, metrics });
   const store = config.token_module.enabled ? openStore(config) : undefined;
   if (config.store.driver === 'memory') logger.warn('store.driver is memory: users, clients, keys and tokens are lost on exit (tests only)');
   const tokens = store ? await createTokenModule({ config, store, clock, metrics, logger }) : undefined;
@@ -120,11 +128,14 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
         void audit.record('policy.reload', o.ok ? 'success' : 'failure', o.ok ? { details: { set: o.set, revision: o.revision, policies: o.policies } } : { reason: 'policy_invalid', details: { set: o.set, error: o.error.slice(0, 500) } }),
       );
     }
+    decisionLog?.setSubjectHash(tokens.ctx.audit.userRef);
     tokens.setIssuer(`http://${hostOf(config.http.address)}:${httpPort}`);
     verifier.addIssuer(tokens.trustedIssuer());
     tokens.start();
   }
 
+  // Without the token module there is no audit key: subjects are hashed under a key of this process.
+  if (!tokens) decisionLog?.setSubjectHash(processSubjectHash());
   const health = createHealthService();
   const grpc = await startGrpcServer(config.grpc.address, [createExtAuthzService({ decide, metrics, logger }), createAppApiService({ ...appApi, metrics, logger }), health], config.grpc.max_receive_message_bytes);
   // SERVING waits for each issuer's first key load (bounded by its fetch timeout); an issuer whose
@@ -133,7 +144,7 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
   for (const i of issuers) if (!i.keys.hasKeys()) logger.warn({ issuer: i.policy.issuer }, 'no signing keys yet for issuer; its tokens are rejected until a fetch succeeds');
 
   if (!config.admin.api_key) logger.warn('admin.api_key is not set: /admin/* refuses every request');
-  const admin = createAdminServer({ registry: metrics.registry, policies, readiness, liveness, apiKey: config.admin.api_key, logger, tokens });
+  const admin = createAdminServer({ registry: telemetry.servesPrometheus ? metrics.registry : undefined, metricsProvider: config.observability.metrics.provider, policies, readiness, liveness, apiKey: config.admin.api_key, logger, tokens });
   const [adminHost, adminPort] = splitAddress(config.admin.address);
   await admin.listen({ host: adminHost, port: adminPort });
   const boundAdmin = (admin.server.address() as AddressInfo).port;
@@ -182,9 +193,15 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
       await publicHttp.close();
       for (const i of issuers) i.keys.stop();
       await store?.close();
-      await tracing?.shutdown();
+      await decisionLog?.close();
+      await telemetry.shutdown();
     },
   };
+}
+
+function processSubjectHash(): (subject: string) => string {
+  const key = randomBytes(32);
+  return (subject) => createHmac('sha256', key).update(subject).digest('base64url').slice(0, 22);
 }
 
 function openStore(config: Readonly<Config>): Store {
@@ -200,8 +217,8 @@ function hostOf(address: string): string {
   return address.slice(0, address.lastIndexOf(':'));
 }
 
-async function trustedIssuers(config: Readonly<Config>, deps: Required<ServerDeps>): Promise<TrustedIssuer[]> {
-  const list: TrustedIssuer[] = config.issuers.map((policy) => ({ policy, keys: createRemoteKeySource(policy, deps) }));
+async function trustedIssuers(config: Readonly<Config>, deps: Required<ServerDeps>, traced: boolean): Promise<TrustedIssuer[]> {
+  const list: TrustedIssuer[] = config.issuers.map((policy) => ({ policy, keys: createRemoteKeySource(policy, { ...deps, traced }) }));
   if (config.dev_issuer.enabled) {
     const dev = await loadDevIssuer({ issuer: config.dev_issuer.issuer, audience: config.dev_issuer.audience, keyFile: config.dev_issuer.key_file, clock: deps.clock });
     deps.logger.warn({ issuer: dev.issuer, key_file: config.dev_issuer.key_file }, 'development issuer enabled: tokens minted with its local key are trusted (refused in mode: production)');

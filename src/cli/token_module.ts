@@ -16,7 +16,7 @@ export async function withTokenModule<T>(configFile: string | undefined, fn: (to
   if (config.store.driver !== 'sqlite') throw new PortcullisError('ERR_CONFIG_INVALID', `store.driver ${config.store.driver} keeps nothing between processes; administration commands need the sqlite store`);
   const store = openSqliteStore({ file: config.store.sqlite_file });
   try {
-    const tokens = await createTokenModule({ config, store, clock: systemClock, metrics: createMetrics(), logger: createLogger(config.log.level === 'silent' ? 'silent' : 'warn', process.stderr) });
+    const tokens = await createTokenModule({ config, store, clock: systemClock, metrics: createMetrics(), logger: createLogger(config.observability.logging.level === 'silent' ? 'silent' : 'warn', process.stderr) });
     tokens.setIssuer(config.token_module.issuer ?? `http://${config.http.address}`);
     return await fn(tokens, config);
   } finally {

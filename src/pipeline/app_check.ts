@@ -7,6 +7,8 @@ import { TOKEN_ERROR_DESCRIPTIONS, type Principal, type TokenVerifier } from '..
 import type { Clock } from '../lib/clock.js';
 import { principalEntitiesFor, requestEntities, entityKey } from './entities.js';
 import { createDecisionRecorder } from './record.js';
+import type { DecisionLog } from './decision_log.js';
+import { currentRequestContext, withRequestContext } from '../telemetry/request_context.js';
 import { planCondition, type Condition } from './plan.js';
 
 export interface AppEntity {
@@ -23,6 +25,8 @@ export interface AppCheckInput {
   context: CedarContext;
   entities: AppEntity[];
   requestId: string;
+  /** W3C trace context (`traceparent`, `tracestate`) from the call's metadata, continued when tracing is on. */
+  trace?: Readonly<Record<string, string>> | undefined;
 }
 
 export interface AppDecision {
@@ -55,6 +59,9 @@ export interface AppCheckerOptions {
   clock: Clock;
   metrics: Metrics;
   logger: Logger;
+  decisionLog?: DecisionLog | undefined;
+  /** The resource side of a decision (entity store lookup); replaced by a traced version when tracing is on. */
+  resourceEntities?: typeof requestEntities;
 }
 
 /**
@@ -63,9 +70,12 @@ export interface AppCheckerOptions {
  * entity, extra entities and resource attributes are the calling application's word (entity
  * references and extension values are allowed there, unlike in token claims).
  */
-export function createAppChecker({ verifier, policies, clock, metrics, logger }: AppCheckerOptions) {
-  const record = createDecisionRecorder(metrics, logger);
-  return { check, plan };
+export function createAppChecker({ verifier, policies, clock, metrics, logger, decisionLog, resourceEntities = requestEntities }: AppCheckerOptions) {
+  const record = createDecisionRecorder(metrics, logger, decisionLog);
+  return {
+    check: (input: AppCheckInput) => withRequestContext({ request_id: input.requestId }, () => check(input)),
+    plan: (input: AppPlanInput) => withRequestContext({ request_id: input.requestId }, () => plan(input)),
+  };
 
   /**
    * What Check and Plan share: the verified principal, the live set, the app's entities for the
@@ -85,16 +95,20 @@ export function createAppChecker({ verifier, policies, clock, metrics, logger }:
   async function check(input: AppCheckInput): Promise<AppDecision[]> {
     const ownResources = input.items.map((i) => (i.resource.attrs || i.resource.parents.length ? toEntity(i.resource) : undefined));
     const { principal, active, shared, context, principalUid, who } = await prepare(input, ownResources.filter((e): e is EntityJson => e !== undefined));
+    const request = currentRequestContext();
     return input.items.map(({ action, resource }, n) => {
       const started = performance.now();
+      const decisionId = randomUUID();
+      if (request) request.decision_id = decisionId;
       const own = ownResources[n];
       const extra = own ? [...shared, own] : shared;
-      const entities = merge(requestEntities(who, resource.type, resource.id, active), extra, active);
+      const entities = merge(resourceEntities(who, resource.type, resource.id, active), extra, active);
       // Only the plain token case is keyed like the Envoy path; app-supplied entities are not cached.
       const cacheKey = principal && extra.length === 0 ? who.cacheKey : undefined;
       const r = active.evaluate({ principal: principalUid, action, resource: { type: resource.type, id: resource.id }, context, entities, cacheKey });
-      const d: AppDecision = { allow: r.allow, reasons: r.reasons, errors: r.errors, decisionId: randomUUID(), policiesChecked: r.policiesChecked };
-      record({ ...d, requestId: input.requestId, source: 'app', status: d.allow ? 200 : 403, reason: d.allow ? undefined : 'forbidden', code: d.allow ? undefined : 'ERR_POLICY_DENIED', action, resourceType: resource.type, cached: r.cached, policyRevision: active.bundle.revision }, performance.now() - started);
+      const d: AppDecision = { allow: r.allow, reasons: r.reasons, errors: r.errors, decisionId, policiesChecked: r.policiesChecked };
+      const subject = { subject: principal?.subject ?? principalUid.id, issuer: principal?.issuer };
+      record({ ...d, requestId: input.requestId, source: 'app', status: d.allow ? 200 : 403, reason: d.allow ? undefined : 'forbidden', code: d.allow ? undefined : 'ERR_POLICY_DENIED', action, resourceType: resource.type, resourceId: resource.id, cached: r.cached, policyRevision: active.bundle.revision, ...subject }, performance.now() - started);
       return d;
     });
   }

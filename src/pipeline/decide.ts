@@ -5,6 +5,8 @@ import { ANONYMOUS_ID, PRINCIPAL_TYPE, matchRoute, type ActivePolicySet, type Ce
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { createDecisionRecorder } from './record.js';
+import type { DecisionLog } from './decision_log.js';
+import { withRequestContext } from '../telemetry/request_context.js';
 import { TOKEN_ERROR_DESCRIPTIONS, extractCredential, type Principal, type TokenVerifier } from '../tokens/index.js';
 import { buildContext, principalEntitiesFor, requestEntities } from './entities.js';
 import { parseRequestPath } from './request_path.js';
@@ -24,6 +26,10 @@ export interface DeciderOptions {
   maxBodyBytes?: number;
   /** A candidate policy set evaluated beside the active one (shadow mode); never changes answers. */
   shadow?: () => ActivePolicySet | undefined;
+  /** Writes sampled decision records (observability.decision_log). */
+  decisionLog?: DecisionLog | undefined;
+  /** The resource side of a decision (entity store lookup); replaced by a traced version when tracing is on. */
+  resourceEntities?: typeof requestEntities;
 }
 
 export type Decider = (input: AuthzInput) => Promise<Decision>;
@@ -36,9 +42,9 @@ type Authn = { principal: Principal | undefined } | { deny: Pending<Deny> };
  * Denials are values; internal failures (no policy set, engine error) throw a PortcullisError
  * so the protocol layer answers with an error status and never an allow.
  */
-export function createDecider({ verifier, policies, clock, metrics, logger, realm = 'portcullis', maxBodyBytes = 64 * 1024, shadow }: DeciderOptions): Decider {
+export function createDecider({ verifier, policies, clock, metrics, logger, realm = 'portcullis', maxBodyBytes = 64 * 1024, shadow, decisionLog, resourceEntities = requestEntities }: DeciderOptions): Decider {
   const challenge = `Bearer realm="${realm}"`;
-  const record = createDecisionRecorder(metrics, logger);
+  const record = createDecisionRecorder(metrics, logger, decisionLog);
   const compareShadow = shadow ? createShadowEvaluator(shadow, metrics, logger) : undefined;
 
   async function authenticate(input: AuthzInput): Promise<Authn> {
@@ -70,16 +76,21 @@ export function createDecider({ verifier, policies, clock, metrics, logger, real
     const principalUid = { type: PRINCIPAL_TYPE, id: principal ? principal.subject : ANONYMOUS_ID };
     const resource = { type: route.resourceType, id: match.resourceId };
     const context = buildContext(input, path, principal, clock.now(), body);
-    const result = active.evaluate({ principal: principalUid, action: route.action, resource, context, entities: requestEntities(who, resource.type, resource.id, active), cacheKey: who.cacheKey });
+    const result = active.evaluate({ principal: principalUid, action: route.action, resource, context, entities: resourceEntities(who, resource.type, resource.id, active), cacheKey: who.cacheKey });
     compareShadow?.({ principal, principalUid, action: route.action, resource, context, requestId: input.requestId, decisionId }, result);
-    const common = { policyRevision: active.bundle.revision, cached: result.cached, reasons: result.reasons, policiesChecked: result.policiesChecked, errors: result.errors, principal, action: route.action, resourceType: route.resourceType };
+    const common = { policyRevision: active.bundle.revision, cached: result.cached, reasons: result.reasons, policiesChecked: result.policiesChecked, errors: result.errors, principal, action: route.action, resourceType: route.resourceType, resourceId: resource.id };
     if (result.allow) return { allow: true, status: 200, ...common };
     return { ...deny(403, 'forbidden', 'ERR_POLICY_DENIED', 'forbidden'), ...common };
   }
 
-  return async function check(input: AuthzInput): Promise<Decision> {
-    const started = performance.now();
+  return function check(input: AuthzInput): Promise<Decision> {
     const decisionId = randomUUID();
+    // Every line logged while deciding (JWKS fetch, shadow disagreement, the decision) carries both ids.
+    return withRequestContext({ request_id: input.requestId, decision_id: decisionId }, () => run(input, decisionId));
+  };
+
+  async function run(input: AuthzInput, decisionId: string): Promise<Decision> {
+    const started = performance.now();
     const parsed = parseRequestPath(input.path);
     const body = parseRequestBody(input.body, input.headers.get('content-type')?.[0], maxBodyBytes);
     let decision: Decision;
@@ -91,10 +102,10 @@ export function createDecider({ verifier, policies, clock, metrics, logger, real
       const authn = await authenticate(input);
       decision = { decisionId, ...('deny' in authn ? authn.deny : decide(input, parsed.path, parsed.segments, authn.principal, body.value, decisionId)) };
     }
-    record({ ...decision, requestId: input.requestId, source: input.source, cached: decision.cached ?? false }, performance.now() - started);
+    const principal = decision.principal;
+    record({ ...decision, requestId: input.requestId, source: input.source, cached: decision.cached ?? false, request: input, subject: principal?.subject, issuer: principal?.issuer }, performance.now() - started);
     return decision;
-  };
-
+  }
 
 }
 

@@ -22,12 +22,12 @@ beforeAll(() => {
 describe('configuration errors', () => {
   it('refuses to start on an invalid config, naming every bad key, with exit code 2', () => {
     const file = join(work, 'bad.yaml');
-    writeFileSync(file, 'grpc:\n  address: "not an address"\nlog:\n  level: loud\nissuers:\n  - issuer: https://idp.example\n');
+    writeFileSync(file, 'grpc:\n  address: "not an address"\nobservability:\n  logging:\n    level: loud\nissuers:\n  - issuer: https://idp.example\n');
     const r = run(['serve', '--config', file]);
     expect(r.status).toBe(2);
     expect(r.stderr).toContain(`invalid configuration in ${file}`);
     expect(r.stderr).toContain('grpc.address: must be host:port');
-    expect(r.stderr).toContain('log.level');
+    expect(r.stderr).toContain('observability.logging.level');
     expect(r.stderr).toContain('issuers.0.jwks_uri: set exactly one of `jwks_uri` or `discovery: true`');
   });
 
