@@ -45,6 +45,7 @@ export function createDecisionLog(o: DecisionLogOptions): DecisionLog {
   const bucket = createTokenBucket(o.maxPerSecond, o.maxPerSecond, o.clock);
   const random = o.random ?? uniform;
   let hash: ((subject: string) => string) | undefined;
+  let closing: Promise<void> | undefined;
 
   return {
     write(d, ms) {
@@ -79,12 +80,15 @@ export function createDecisionLog(o: DecisionLogOptions): DecisionLog {
     setSubjectHash(h) {
       hash = h;
     },
-    close: () =>
-      new Promise<void>((resolve) => {
-        if (toStdout) return resolve();
-        out.once('close', () => resolve());
-        out.end();
-      }),
+    close() {
+      closing ??= toStdout
+        ? Promise.resolve()
+        : new Promise<void>((resolve) => {
+            out.once('close', () => resolve());
+            out.end();
+          });
+      return closing;
+    },
   };
 }
 
