@@ -14,7 +14,7 @@ import { startGrpcServer } from './grpc/server.js';
 import { systemClock, type Clock } from './lib/clock.js';
 import { PortcullisError } from './lib/errors.js';
 import { createDecider } from './pipeline/index.js';
-import { createDecisionLog } from './pipeline/decision_log.js';
+import { createDecisionLog, type DecisionLog } from './pipeline/decision_log.js';
 import { requestEntities } from './pipeline/entities.js';
 import { tracedAppCheck, tracedDecider, tracedPolicies, tracedResourceEntities, tracedVerifier } from './pipeline/traced.js';
 import { startTelemetry } from './telemetry/start.js';
@@ -52,7 +52,7 @@ export interface PortcullisServer {
 }
 
 /** The decision core without listeners: issuers and their keys, the verifier, the policy set, the decider. */
-export async function createCore(config: Readonly<Config>, deps: ServerDeps = {}) {
+export async function createCore(config: Readonly<Config>, deps: ServerDeps & { decisionLog?: DecisionLog | undefined } = {}) {
   const logger = deps.logger ?? createLogger(config.observability.logging.level, undefined, config.observability.logging.format);
   const clock = deps.clock ?? systemClock;
   const metrics = deps.metrics ?? createMetrics(undefined, { defaultMetrics: true });
@@ -60,8 +60,7 @@ export async function createCore(config: Readonly<Config>, deps: ServerDeps = {}
   const traced = config.observability.tracing.enabled;
   const issuers = await trustedIssuers(config, { logger, clock, metrics }, traced);
   const verifier = createTokenVerifier({ issuers, clock, metrics, cacheMaxEntries: config.token_cache.max_entries });
-  const dl = config.observability.decision_log;
-  const decisionLog = dl.enabled ? createDecisionLog({ destination: dl.destination, sampleRate: dl.sample_rate, maxPerSecond: dl.max_per_second, clock, metrics, logger }) : undefined;
+  const decisionLog = deps.decisionLog;
   const resourceEntities = traced ? tracedResourceEntities(requestEntities) : requestEntities;
   const policies = createPolicyRuntime({ dir: config.policies.dir, warmupChecks: config.grpc.warmup_checks, decisionCacheSize: config.policies.decision_cache_size, logger, metrics });
   const first = policies.reload();
@@ -82,14 +81,19 @@ export async function createCore(config: Readonly<Config>, deps: ServerDeps = {}
   const decide = traced ? tracedDecider(decider) : decider;
   const app = createAppChecker(core);
   const appApi = traced ? { ...app, check: tracedAppCheck(app.check) } : app;
-  return { logger, clock, metrics, issuers, verifier, policies, shadow, decide, appApi, decisionLog };
+  return { logger, clock, metrics, issuers, verifier, policies, shadow, decide, appApi };
 }
 
 /** The composition root: builds every part from config and starts the listeners. */
 export async function startServer(config: Readonly<Config>, deps: ServerDeps = {}): Promise<PortcullisServer> {
   const metrics = deps.metrics ?? createMetrics(undefined, { defaultMetrics: true });
   const telemetry = await startTelemetry(config.observability, metrics.registry);
-  const { logger, clock, issuers, verifier, policies, shadow, decide, appApi, decisionLog } = await createCore(config, { ...deps, metrics });
+  const logger = deps.logger ?? createLogger(config.observability.logging.level, undefined, config.observability.logging.format);
+  const clock = deps.clock ?? systemClock;
+  // The decision log belongs to the serving process (not to one-off CLI evaluations through createCore).
+  const dl = config.observability.decision_log;
+  const decisionLog = dl.enabled ? createDecisionLog({ destination: dl.destination, sampleRate: dl.sample_rate, maxPerSecond: dl.max_per_second, clock, metrics, logger }) : undefined;
+  const { issuers, verifier, policies, shadow, decide, appApi } = await createCore(config, { logger, clock, metrics, decisionLog });
   const store = config.token_module.enabled ? openStore(config) : undefined;
   if (config.store.driver === 'memory') logger.warn('store.driver is memory: users, clients, keys and tokens are lost on exit (tests only)');
   const tokens = store ? await createTokenModule({ config, store, clock, metrics, logger }) : undefined;
