@@ -25,7 +25,7 @@ const DEADLINE = Date.now() + 120_000;
 const work = mkdtempSync(join(tmpdir(), 'pc-bench-'));
 const keyFile = join(work, 'dev-key.json');
 const config = join(work, 'bench.yaml');
-writeFileSync(config, `grpc:\n  address: 127.0.0.1:0\nadmin:\n  address: 127.0.0.1:0\nlog:\n  level: info\npolicies:\n  dir: ${new URL('../policies', import.meta.url).pathname}\ndev_issuer:\n  key_file: ${keyFile}\n`);
+writeFileSync(config, `grpc:\n  address: 127.0.0.1:0\nadmin:\n  address: 127.0.0.1:0\npolicies:\n  dir: ${new URL('../policies', import.meta.url).pathname}\ndev_issuer:\n  key_file: ${keyFile}\n`);
 
 const child = spawn(process.execPath, [new URL('../dist/cli/main.js', import.meta.url).pathname, 'serve', '--config', config], { stdio: ['ignore', 'pipe', 'inherit'] });
 const address = await new Promise<string>((resolve, reject) => {

@@ -53,7 +53,7 @@ export interface Scenario {
 
 /** Bench config; `decisionCache: false` makes every request reach the engine (what slicing and entity size cost). */
 const devConfig = (dir: string, policiesDir = EXAMPLE_POLICIES, extra = '', decisionCache = true) =>
-  `log:\n  level: info\npolicies:\n  dir: ${policiesDir}\n  decision_cache_size: ${decisionCache ? 10000 : 0}\ndev_issuer:\n  key_file: ${join(dir, 'dev-key.json')}\n${extra}`;
+  `policies:\n  dir: ${policiesDir}\n  decision_cache_size: ${decisionCache ? 10000 : 0}\ndev_issuer:\n  key_file: ${join(dir, 'dev-key.json')}\n${extra}`;
 
 async function devToken(target: Target, sub: string, roles: string[], extra?: Record<string, unknown>): Promise<string> {
   const dev = await loadDevIssuer({ issuer: 'urn:portcullis:dev', audience: 'portcullis', keyFile: join(target.dir, 'dev-key.json'), clock: systemClock });

@@ -23,7 +23,7 @@ const PASSWORD = 'bench-password-0123';
 const FORM = 'application/x-www-form-urlencoded';
 
 /** The token module with its per-IP login limit off (the load comes from one address). */
-const tokenConfig = () => `log:\n  level: info\npolicies:\n  dir: ${EXAMPLE_POLICIES}\ndev_issuer:\n  enabled: false\ntoken_module:\n  rate_limit:\n    login_per_minute: 0\n`;
+const tokenConfig = () => `policies:\n  dir: ${EXAMPLE_POLICIES}\ndev_issuer:\n  enabled: false\ntoken_module:\n  rate_limit:\n    login_per_minute: 0\n`;
 
 /** Opens the running target's store from the bench process (SQLite WAL allows both) to add a user or client. */
 async function withStore<T>(target: Target, fn: (ctx: IssuerContext) => Promise<T>): Promise<T> {

@@ -1,27 +1,23 @@
-import { createMemoryCache, type Cache } from './cache/index.js';
-import type { Config } from './config/index.js';
 import type { AddressInfo } from 'node:net';
+import { createHmac, randomBytes } from 'node:crypto';
+import { openCache, openStore } from './adapters.js';
+import type { Cache } from './cache/index.js';
+import type { Config } from './config/index.js';
+import { createCore } from './core.js';
+import { createAppApiService } from './appapi/service.js';
 import { createExtAuthzService } from './extauthz/service.js';
+import { createHealthService, Serving, type HealthState } from './grpc/health.js';
+import { startGrpcServer } from './grpc/server.js';
 import { createAdminServer } from './http/admin.js';
 import { createHttpAuthzServer } from './http/http_authz.js';
 import { createPublicServer } from './http/public.js';
 import { createTokenModule, type TokenModule } from './issuer/module.js';
-import type { Store } from './store/index.js';
-import { openMemoryStore, openSqliteStore } from './store/sqlite.js';
-import { createAppApiService } from './appapi/service.js';
-import { createAppChecker } from './pipeline/app_check.js';
-import { createHealthService, Serving, type HealthState } from './grpc/health.js';
-import { startGrpcServer } from './grpc/server.js';
 import { systemClock, type Clock } from './lib/clock.js';
-import { PortcullisError } from './lib/errors.js';
-import { createDecider } from './pipeline/index.js';
-import { tracedDecider, tracedPolicies, tracedVerifier } from './pipeline/traced.js';
-import { startTracing } from './telemetry/otel.js';
-import { createPolicyRuntime, watchPolicyFolder, type PolicyRuntime } from './policy/index.js';
+import { createDecisionLog } from './pipeline/decision_log.js';
+import { watchPolicyFolder, type PolicyRuntime } from './policy/index.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
 import { createMetrics, type Metrics } from './telemetry/metrics.js';
-import { createLocalKeySource, createRemoteKeySource, createTokenVerifier, createDpopVerifier, loadDevIssuer, type TrustedIssuer } from './tokens/index.js';
-import type { SenderConstraint } from './pipeline/authenticate.js';
+import { startTelemetry } from './telemetry/start.js';
 
 export interface ServerDeps {
   logger?: Logger;
@@ -55,45 +51,11 @@ export interface PortcullisServer {
   close(): Promise<void>;
 }
 
-/** The decision core without listeners: issuers and their keys, the verifier, the policy set, the decider. */
-export async function createCore(config: Readonly<Config>, deps: ServerDeps = {}) {
-  const logger = deps.logger ?? createLogger(config.log.level);
-  const clock = deps.clock ?? systemClock;
-  const metrics = deps.metrics ?? createMetrics(undefined, { defaultMetrics: true });
-  const issuers = await trustedIssuers(config, { logger, clock, metrics });
-  const cache = deps.cache ?? createMemoryCache({ clock });
-  const dpop = senderConstraint(config, cache, clock);
-  const verifier = createTokenVerifier({ issuers, clock, metrics, cacheMaxEntries: config.token_cache.max_entries, maxTokenBytes: config.limits.max_token_bytes });
-  const limits = { maxHeaderCount: config.limits.max_header_count, maxHeaderBytes: config.limits.max_header_bytes, maxEntities: config.limits.max_entities };
-  // Tracing off: the decision path is built without any span code.
-  const traced = config.observability.tracing.enabled;
-  const policies = createPolicyRuntime({ dir: config.policies.dir, warmupChecks: config.grpc.warmup_checks, decisionCacheSize: config.policies.decision_cache_size, maxFileBytes: config.policies.max_file_bytes, logger, metrics });
-  const first = policies.reload();
-  if (!first.ok) throw new PortcullisError('ERR_POLICY_LOAD', `cannot start: ${first.error}`);
-  const shadow = config.policies.shadow_dir ? createPolicyRuntime({ dir: config.policies.shadow_dir, warmupChecks: config.grpc.warmup_checks, decisionCacheSize: config.policies.decision_cache_size, maxFileBytes: config.policies.max_file_bytes, namespace: 's', role: 'shadow', logger, metrics }) : undefined;
-  // A broken shadow set is reported and retried on the next reload; it never stops the server.
-  shadow?.reload();
-  const decider = createDecider({
-    verifier: traced ? tracedVerifier(verifier) : verifier,
-    policies: traced ? tracedPolicies(policies.current) : policies.current,
-    clock,
-    metrics,
-    logger,
-    maxBodyBytes: config.request_body.max_bytes,
-    shadow: shadow?.current,
-    dpop,
-    limits,
-  });
-  const decide = traced ? tracedDecider(decider) : decider;
-  const appApi = createAppChecker({ verifier, policies: policies.current, clock, metrics, logger, dpop, maxEntities: limits.maxEntities });
-  return { logger, clock, metrics, cache, issuers, verifier, policies, shadow, decide, appApi, limits };
-}
-
 /** The composition root: builds every part from config and starts the listeners. */
 export async function startServer(config: Readonly<Config>, deps: ServerDeps = {}): Promise<PortcullisServer> {
-  const t = config.observability.tracing;
-  const tracing = t.enabled ? startTracing({ serviceName: config.observability.service_name, endpoint: t.endpoint, sampleRate: t.sample_rate, exportIntervalMs: t.export_interval_ms }) : undefined;
-  const logger = deps.logger ?? createLogger(config.log.level);
+  const metrics = deps.metrics ?? createMetrics(undefined, { defaultMetrics: true });
+  const telemetry = await startTelemetry(config.observability, metrics.registry);
+  const logger = deps.logger ?? createLogger(config.observability.logging.level, undefined, config.observability.logging.format);
   const clock = deps.clock ?? systemClock;
   // Opened first: the DPoP replay cache on the Check path and the token module share it.
   const cache = deps.cache ?? (await openCache(config, { logger, clock }));
@@ -101,7 +63,10 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
     // A cache handed in by the embedder is the embedder's to close.
     if (!deps.cache) await cache.close();
   };
-  const { metrics, issuers, verifier, policies, shadow, decide, appApi } = await createCore(config, { ...deps, logger, clock, cache }).catch(async (err: unknown) => {
+  // The decision log belongs to the serving process (not to one-off CLI evaluations through createCore).
+  const dl = config.observability.decision_log;
+  const decisionLog = dl.enabled ? createDecisionLog({ destination: dl.destination, sampleRate: dl.sample_rate, maxPerSecond: dl.max_per_second, clock, metrics, logger }) : undefined;
+  const { issuers, verifier, policies, shadow, decide, appApi } = await createCore(config, { logger, clock, metrics, cache, decisionLog }).catch(async (err: unknown) => {
     await closeOwnCache();
     throw err;
   });
@@ -158,10 +123,13 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
         void audit.record('policy.reload', o.ok ? 'success' : 'failure', o.ok ? { details: { set: o.set, revision: o.revision, policies: o.policies } } : { reason: 'policy_invalid', details: { set: o.set, error: o.error.slice(0, 500) } }),
       );
     }
+    decisionLog?.setSubjectHash(tokens.ctx.audit.userRef);
     tokens.setIssuer(`http://${hostOf(config.http.address)}:${httpPort}`);
     verifier.addIssuer(tokens.trustedIssuer());
     await tokens.start();
   }
+  // Without the token module there is no audit key: subjects are hashed under a key of this process.
+  if (!tokens) decisionLog?.setSubjectHash(processSubjectHash());
 
   const health = createHealthService();
   const grpc = await startGrpcServer(config.grpc.address, [createExtAuthzService({ decide, metrics, logger }), createAppApiService({ ...appApi, metrics, logger }), health], config.grpc.max_receive_message_bytes);
@@ -171,7 +139,7 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
   for (const i of issuers) if (!i.keys.hasKeys()) logger.warn({ issuer: i.policy.issuer }, 'no signing keys yet for issuer; its tokens are rejected until a fetch succeeds');
 
   if (!config.admin.api_key) logger.warn('admin.api_key is not set: /admin/* refuses every request');
-  const admin = createAdminServer({ registry: metrics.registry, policies, readiness, liveness, apiKey: config.admin.api_key, logger, tokens });
+  const admin = createAdminServer({ registry: telemetry.servesPrometheus ? metrics.registry : undefined, metricsProvider: config.observability.metrics.provider, policies, readiness, liveness, apiKey: config.admin.api_key, logger, tokens });
   const [adminHost, adminPort] = splitAddress(config.admin.address);
   await admin.listen({ host: adminHost, port: adminPort });
   const boundAdmin = (admin.server.address() as AddressInfo).port;
@@ -222,47 +190,16 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
       for (const i of issuers) i.keys.stop();
       await store?.close();
       await closeOwnCache();
-      await tracing?.shutdown();
+      await decisionLog?.close();
+      await telemetry.shutdown();
     },
   };
 }
 
-/** DPoP proof checks for the ext_authz path and the app API (no server nonces there). */
-function senderConstraint(config: Readonly<Config>, cache: Cache, clock: Clock): SenderConstraint | undefined {
-  const d = config.dpop;
-  if (!d.enabled) return undefined;
-  return {
-    verify: createDpopVerifier({ algorithms: d.algorithms, iatWindowSeconds: d.iat_window_seconds, maxProofBytes: d.max_proof_bytes, replay: cache, clock }),
-    origins: d.htu_origins,
-    algorithms: d.algorithms,
-  };
-}
-
-/** The cache from config: the only place, with the CLI's token module, that names its adapters. */
-export async function openCache(config: Readonly<Config>, deps: { logger: Logger; clock: Clock }): Promise<Cache> {
-  const c = config.cache;
-  if (c.driver === 'memory') return createMemoryCache({ clock: deps.clock, maxEntries: c.max_entries });
-  const { createRedisCache } = await import('./cache/redis.js');
-  const cache = await createRedisCache({ url: c.url!, keyPrefix: c.key_prefix, commandTimeoutMs: c.command_timeout_ms, connectTimeoutMs: c.connect_timeout_ms, logger: deps.logger });
-  deps.logger.info({ key_prefix: c.key_prefix }, 'cache: redis (rate limits, replay cache and fan-out shared across replicas)');
-  return cache;
-}
-
-/** The one place that names store adapters (the server and the administration commands open stores through it). */
-export async function openStore(config: Readonly<Config>, logger?: Logger): Promise<Store> {
-  const s = config.store;
-  if (s.driver === 'memory') return openMemoryStore();
-  if (s.driver === 'sqlite') return openSqliteStore({ file: s.sqlite_file });
-  // pg is loaded only when configured: every CLI command starts through here.
-  const { openPostgresStore } = await import('./store/postgres.js');
-  return openPostgresStore({
-    url: s.url!,
-    schema: s.schema,
-    poolSize: s.pool_size,
-    connectTimeoutMs: s.connect_timeout_ms,
-    statementTimeoutMs: s.statement_timeout_ms,
-    onIdleError: (err) => logger?.warn({ err }, 'PostgreSQL closed a pooled connection; the pool replaces it'),
-  });
+/** Decision-log subjects without the token module (no audit key): hashed under a key of this process. */
+function processSubjectHash(): (subject: string) => string {
+  const key = randomBytes(32);
+  return (subject) => createHmac('sha256', key).update(subject).digest('base64url').slice(0, 22);
 }
 
 function splitAddress(address: string): [string, number] {
@@ -272,17 +209,4 @@ function splitAddress(address: string): [string, number] {
 
 function hostOf(address: string): string {
   return address.slice(0, address.lastIndexOf(':'));
-}
-
-async function trustedIssuers(config: Readonly<Config>, deps: Required<Omit<ServerDeps, 'cache'>>): Promise<TrustedIssuer[]> {
-  const list: TrustedIssuer[] = config.issuers.map((policy) => ({ policy, keys: createRemoteKeySource(policy, deps) }));
-  if (config.dev_issuer.enabled) {
-    const dev = await loadDevIssuer({ issuer: config.dev_issuer.issuer, audience: config.dev_issuer.audience, keyFile: config.dev_issuer.key_file, clock: deps.clock });
-    deps.logger.warn({ issuer: dev.issuer, key_file: config.dev_issuer.key_file }, 'development issuer enabled: tokens minted with its local key are trusted (refused in mode: production)');
-    list.push({
-      policy: { issuer: dev.issuer, audiences: [dev.audience], algorithms: ['ES256'], clock_skew_seconds: 30, required_typ: 'at+jwt', roles_claim: 'roles', scope_claim: 'scope' },
-      keys: createLocalKeySource({ keys: [dev.publicJwk] }),
-    });
-  }
-  return list;
 }

@@ -1,6 +1,6 @@
 import { create, fromJson, type JsonObject, type JsonValue } from '@bufbuild/protobuf';
 import { ValueSchema } from '@bufbuild/protobuf/wkt';
-import { status as Status, type ServiceDefinition, type UntypedServiceImplementation, type sendUnaryData, type ServiceError } from '@grpc/grpc-js';
+import { status as Status, type Metadata, type ServiceDefinition, type UntypedServiceImplementation, type sendUnaryData, type ServiceError } from '@grpc/grpc-js';
 import {
   BatchCheckRequestSchema,
   BatchCheckResponseSchema,
@@ -82,17 +82,25 @@ export function createAppApiService({ check, plan, metrics, logger }: AppApiOpti
   }
 
   const implementation: UntypedServiceImplementation = {
-    Check(call: { request: Buffer }, callback: sendUnaryData<CheckResponse>) {
-      handle(call.request, (b) => mapIf(decode(CheckRequestSchema, b), fromCheckRequest), check, (d) => toCheckResponse(d[0]!), callback);
+    Check(call: { request: Buffer; metadata: Metadata }, callback: sendUnaryData<CheckResponse>) {
+      handle(call.request, (b) => mapIf(decode(CheckRequestSchema, b), (r) => ({ ...fromCheckRequest(r), trace: traceContext(call.metadata) })), check, (d) => toCheckResponse(d[0]!), callback);
     },
-    BatchCheck(call: { request: Buffer }, callback: sendUnaryData<BatchCheckResponse>) {
-      handle(call.request, (b) => mapIf(decode(BatchCheckRequestSchema, b), fromBatchCheckRequest), check, (d) => create(BatchCheckResponseSchema, { results: d.map(toCheckResponse) }), callback);
+    BatchCheck(call: { request: Buffer; metadata: Metadata }, callback: sendUnaryData<BatchCheckResponse>) {
+      handle(call.request, (b) => mapIf(decode(BatchCheckRequestSchema, b), (r) => ({ ...fromBatchCheckRequest(r), trace: traceContext(call.metadata) })), check, (d) => create(BatchCheckResponseSchema, { results: d.map(toCheckResponse) }), callback);
     },
     Plan(call: { request: Buffer }, callback: sendUnaryData<PlanResponse>) {
       handle(call.request, (b) => mapIf(decode(PlanRequestSchema, b), fromPlanRequest), plan, toPlanResponse, callback);
     },
   };
   return { definition, implementation };
+}
+
+/** W3C trace context from the call's metadata (used only when tracing is on). */
+function traceContext(metadata: Metadata): Record<string, string> | undefined {
+  const parent = metadata.get('traceparent')[0];
+  if (typeof parent !== 'string') return undefined;
+  const state = metadata.get('tracestate')[0];
+  return typeof state === 'string' ? { traceparent: parent, tracestate: state } : { traceparent: parent };
 }
 
 function mapIf<T, R>(value: T | undefined, f: (v: T) => R): R | undefined {

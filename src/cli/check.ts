@@ -5,7 +5,7 @@ import { toAuthzInput } from '../extauthz/check_request.js';
 import { createCheckClient, httpCheckRequest } from '../extauthz/client.js';
 import { CheckRequestSchema } from '../gen/envoy/service/auth/v3/external_auth_pb.js';
 import { explainDecision } from '../pipeline/explain.js';
-import { createCore } from '../server.js';
+import { createCore } from '../core.js';
 import { createLogger } from '../telemetry/logger.js';
 import { exitWith } from './fail.js';
 

@@ -13,7 +13,7 @@ export function registerServe(program: Command): void {
       let server;
       try {
         const config = loadConfig({ file: opts.config });
-        server = await startServer(config, { logger: createLogger(config.log.level) });
+        server = await startServer(config, { logger: createLogger(config.observability.logging.level, undefined, config.observability.logging.format) });
       } catch (err) {
         exitWith(err);
       }

@@ -4,7 +4,7 @@ import { loadConfig } from '../config/index.js';
 import { createTokenModule, type TokenModule } from '../issuer/module.js';
 import { systemClock } from '../lib/clock.js';
 import { PortcullisError } from '../lib/errors.js';
-import { openCache, openStore } from '../server.js';
+import { openCache, openStore } from '../adapters.js';
 import { createLogger, type Logger } from '../telemetry/logger.js';
 import { createMetrics } from '../telemetry/metrics.js';
 
@@ -17,7 +17,7 @@ import { createMetrics } from '../telemetry/metrics.js';
 export async function withTokenModule<T>(configFile: string | undefined, fn: (tokens: TokenModule, config: Readonly<Config>) => Promise<T>): Promise<T> {
   const config = loadConfig({ file: configFile });
   if (config.store.driver === 'memory') throw new PortcullisError('ERR_CONFIG_INVALID', 'store.driver memory keeps nothing between processes; administration commands need the sqlite or postgres store');
-  const logger = createLogger(config.log.level === 'silent' ? 'silent' : 'warn', process.stderr);
+  const logger = createLogger(config.observability.logging.level === 'silent' ? 'silent' : 'warn', process.stderr);
   const store = await openStore(config, logger);
   const cache = await cliCache(config, logger);
   try {

@@ -18,7 +18,7 @@ const ENV_OVERRIDES: ReadonlyArray<[string, string[]]> = [
   ['PORTCULLIS_ADMIN_ADDRESS', ['admin', 'address']],
   ['PORTCULLIS_ADMIN_API_KEY', ['admin', 'api_key']],
   ['PORTCULLIS_HTTP_AUTHZ_ADDRESS', ['http_authz', 'address']],
-  ['PORTCULLIS_LOG_LEVEL', ['log', 'level']],
+  ['PORTCULLIS_LOG_LEVEL', ['observability', 'logging', 'level']],
   ['PORTCULLIS_HTTP_ADDRESS', ['http', 'address']],
   ['PORTCULLIS_KEK', ['token_module', 'kek']],
   ['PORTCULLIS_SQLITE_FILE', ['store', 'sqlite_file']],
@@ -43,10 +43,15 @@ export function loadConfig(options: LoadConfigOptions = {}): Readonly<Config> {
 export function parseConfig(raw: unknown, source = '(inline)'): Readonly<Config> {
   const result = configSchema.safeParse(raw);
   if (!result.success) {
-    const lines = result.error.issues.map((i) => `  ${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`);
+    const lines = result.error.issues.map((i) => `  ${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}${movedKeyHint(i)}`);
     throw new PortcullisError('ERR_CONFIG_INVALID', `invalid configuration in ${source}:\n${lines.join('\n')}`);
   }
   return deepFreeze(result.data);
+}
+
+/** Keys that moved keep a pointer to their new place in the error. */
+function movedKeyHint(issue: { code: string; path: PropertyKey[]; keys?: string[] }): string {
+  return issue.code === 'unrecognized_keys' && issue.path.length === 0 && issue.keys?.includes('log') ? ' (`log.level` moved to `observability.logging.level`)' : '';
 }
 
 function readYaml(file: string): Record<string, unknown> {
@@ -66,7 +71,7 @@ function readYaml(file: string): Record<string, unknown> {
   if (typeof doc !== 'object' || Array.isArray(doc)) {
     throw new PortcullisError('ERR_CONFIG_INVALID', `config file ${file} must hold a mapping at the top level`);
   }
-  // An empty section (`log:` with nothing under it) means its defaults.
+  // An empty section (`grpc:` with nothing under it) means its defaults.
   return Object.fromEntries(Object.entries(doc).filter(([, v]) => v !== null));
 }
 

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { checkUpstreamProviders, upstreamProvidersSchema } from './upstream_schema.js';
+import { checkObservability, observabilitySchema } from './observability.js';
 
 /**
  * The whole configuration, declared once. Every key has a default and a doc line
@@ -195,13 +196,6 @@ export const configSchema = z
       .strict()
       .prefault({})
       .describe('Shared short-lived state (rate limits, replay cache, fan-out).'),
-    log: z
-      .object({
-        level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info').describe('Log level. Env `PORTCULLIS_LOG_LEVEL`.'),
-      })
-      .strict()
-      .prefault({})
-      .describe('Logging.'),
     policies: z
       .object({
         dir: z.string().min(1).default('./policies').describe('Folder with `schema.cedarschema`, `*.cedar`, `routes.yaml`, `entities.json`. Env `PORTCULLIS_POLICIES_DIR`.'),
@@ -214,23 +208,7 @@ export const configSchema = z
       .strict()
       .prefault({})
       .describe('Policy folder.'),
-    observability: z
-      .object({
-        service_name: z.string().min(1).default('portcullis').describe('`service.name` of exported telemetry.'),
-        tracing: z
-          .object({
-            enabled: z.boolean().default(false).describe('Export traces over OTLP/HTTP (protobuf). Off: no span is created on the Check path at all.'),
-            endpoint: z.url().default('http://127.0.0.1:4318/v1/traces').describe('OTLP/HTTP traces endpoint (a collector).'),
-            sample_rate: z.number().min(0).max(1).default(0.1).describe('Share of new traces recorded (parent-based: a sampled caller trace, from `traceparent`, is always continued).'),
-            export_interval_ms: z.number().int().min(10).max(60000).default(5000).describe('How often batched spans are sent.'),
-          })
-          .strict()
-          .prefault({})
-          .describe('OpenTelemetry tracing.'),
-      })
-      .strict()
-      .prefault({})
-      .describe('Telemetry export.'),
+    observability: observabilitySchema.describe('Telemetry: logs, metrics, traces, decision log.'),
     issuers: z.array(issuerSchema).default([]).describe('Trusted token issuers.'),
     dpop: dpopSchema.describe('Sender-constrained tokens (DPoP, RFC 9449).'),
     upstream_providers: upstreamProvidersSchema(jwksSchema, ALLOWED_ALGORITHMS).default([]).describe('External OpenID Connect providers for login ("Sign in with …"), token exchange and brokered upstream tokens.'),
@@ -313,6 +291,7 @@ export const configSchema = z
     if (c.dev_issuer.enabled && seen.has(c.dev_issuer.issuer)) {
       ctx.addIssue({ code: 'custom', path: ['dev_issuer', 'issuer'], message: 'collides with a configured issuer' });
     }
+    for (const issue of checkObservability(c.observability)) ctx.addIssue({ code: 'custom', ...issue });
   });
 
 export type ConfigInput = z.input<typeof configSchema>;

@@ -20,7 +20,10 @@ export interface Readiness {
 }
 
 export interface AdminServerOptions {
-  registry: Registry;
+  /** The catalog's registry when `/metrics` serves Prometheus text; absent when metrics go elsewhere (or nowhere). */
+  registry: Registry | undefined;
+  /** `observability.metrics.provider`, named in the 404 of `/metrics` when it is not served. */
+  metricsProvider?: string;
   policies: PolicyRuntime;
   readiness: () => Promise<Readiness>;
   /** Process liveness: 503 when a dependency the process cannot work without (the store) is gone. */
@@ -35,11 +38,15 @@ export interface AdminServerOptions {
  * The admin listener: `/metrics` (no credentials, so scrapers need none), `/health`, `/ready`,
  * and `/admin/*` behind the admin API key. Errors are JSON and never expose internals.
  */
-export function createAdminServer({ registry, policies, readiness, liveness, apiKey, logger, tokens }: AdminServerOptions): FastifyInstance {
+export function createAdminServer({ registry, metricsProvider = 'none', policies, readiness, liveness, apiKey, logger, tokens }: AdminServerOptions): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: 64 * 1024 });
   const keyMatches = createAdminKeyCheck(apiKey);
 
-  app.get('/metrics', async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
+  app.get('/metrics', async (_req, reply) =>
+    registry
+      ? reply.type(registry.contentType).send(await registry.metrics())
+      : reply.code(404).send({ error: 'not_found', detail: `metrics are not served for scraping: observability.metrics.provider is ${metricsProvider}` }),
+  );
   app.get('/health', healthRoute(liveness));
   app.get('/ready', async (_req, reply) => {
     const r = await readiness();

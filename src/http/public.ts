@@ -18,6 +18,8 @@ import { PROVIDER_ID } from '../config/upstream_schema.js';
 import { userinfo } from '../issuer/userinfo.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
+import { safeRequestId, withRequestContext } from '../telemetry/request_context.js';
+import { randomUUID } from 'node:crypto';
 import { healthRoute, type Liveness, type Readiness } from './admin.js';
 
 export interface PublicServerOptions {
@@ -42,7 +44,14 @@ const FRAMEWORK_ERRORS: Record<number, string> = { 413: 'request body too large'
  */
 export function createPublicServer({ tokens, readiness, liveness, trustProxy, metrics, logger }: PublicServerOptions): FastifyInstance {
   // proxy-addr asks hop by hop from the socket outwards: trust exactly the configured number of proxies.
-  const app = Fastify({ logger: false, bodyLimit: 64 * 1024, trustProxy: (_address: string, hop: number) => hop < trustProxy });
+  const app = Fastify({
+    logger: false,
+    bodyLimit: 64 * 1024,
+    trustProxy: (_address: string, hop: number) => hop < trustProxy,
+    genReqId: (req) => safeRequestId(req.headers['x-request-id'] as string | undefined) ?? randomUUID(),
+  });
+  // Every line logged while handling a request carries its request_id (and trace/span ids when traced).
+  app.addHook('onRequest', (req, _reply, done) => withRequestContext({ request_id: req.id }, done));
   app.register(formbody);
   app.register(cookie);
 

@@ -10,6 +10,8 @@ import { principalEntitiesFor, requestEntities, entityKey } from './entities.js'
 import { createDecisionRecorder } from './record.js';
 import { planCondition, type Condition } from './plan.js';
 import { DEFAULT_REQUEST_LIMITS, entityLimitExceeded } from './limits.js';
+import type { DecisionLog } from './decision_log.js';
+import { currentRequestContext, withRequestContext } from '../telemetry/request_context.js';
 
 export interface AppEntity {
   type: string;
@@ -32,6 +34,8 @@ export interface AppCheckInput {
   context: CedarContext;
   entities: AppEntity[];
   requestId: string;
+  /** W3C trace context (`traceparent`, `tracestate`) from the call's metadata, continued when tracing is on. */
+  trace?: Readonly<Record<string, string>> | undefined;
 }
 
 export interface AppDecision {
@@ -68,6 +72,9 @@ export interface AppCheckerOptions {
   dpop?: SenderConstraint | undefined;
   /** Most entities one call may supply, and one decision may be evaluated with (`limits.max_entities`). */
   maxEntities?: number;
+  decisionLog?: DecisionLog | undefined;
+  /** The resource side of a decision (entity store lookup); replaced by a traced version when tracing is on. */
+  resourceEntities?: typeof requestEntities;
 }
 
 /**
@@ -76,10 +83,13 @@ export interface AppCheckerOptions {
  * entity, extra entities and resource attributes are the calling application's word (entity
  * references and extension values are allowed there, unlike in token claims).
  */
-export function createAppChecker({ verifier, policies, clock, metrics, logger, dpop, maxEntities = DEFAULT_REQUEST_LIMITS.maxEntities }: AppCheckerOptions) {
+export function createAppChecker({ verifier, policies, clock, metrics, logger, dpop, maxEntities = DEFAULT_REQUEST_LIMITS.maxEntities, decisionLog, resourceEntities = requestEntities }: AppCheckerOptions) {
   const limits = { ...DEFAULT_REQUEST_LIMITS, maxEntities };
-  const record = createDecisionRecorder(metrics, logger);
-  return { check, plan };
+  const record = createDecisionRecorder(metrics, logger, decisionLog);
+  return {
+    check: (input: AppCheckInput) => withRequestContext({ request_id: input.requestId }, () => check(input)),
+    plan: (input: AppPlanInput) => withRequestContext({ request_id: input.requestId }, () => plan(input)),
+  };
 
   /**
    * What Check and Plan share: the verified principal, the live set, the app's entities for the
@@ -102,18 +112,22 @@ export function createAppChecker({ verifier, policies, clock, metrics, logger, d
   async function check(input: AppCheckInput): Promise<AppDecision[]> {
     const ownResources = input.items.map((i) => (i.resource.attrs || i.resource.parents.length ? toEntity(i.resource) : undefined));
     const { principal, active, shared, context, principalUid, who } = await prepare(input, ownResources.filter((e): e is EntityJson => e !== undefined));
+    const request = currentRequestContext();
     return input.items.map(({ action, resource }, n) => {
       const started = performance.now();
       const own = ownResources[n];
       const extra = own ? [...shared, own] : shared;
-      const entities = merge(requestEntities(who, resource.type, resource.id, active), extra, active);
+      const decisionId = randomUUID();
+      if (request) request.decision_id = decisionId;
+      const entities = merge(resourceEntities(who, resource.type, resource.id, active), extra, active);
       const over = entityLimitExceeded(entities.length + who.count - who.entities.length, limits);
       if (over) throw over;
       // Only the plain token case is keyed like the Envoy path; app-supplied entities are not cached.
       const cacheKey = principal && extra.length === 0 ? who.cacheKey : undefined;
       const r = active.evaluate({ principal: principalUid, action, resource: { type: resource.type, id: resource.id }, context, entities, cacheKey });
-      const d: AppDecision = { allow: r.allow, reasons: r.reasons, errors: r.errors, decisionId: randomUUID(), policiesChecked: r.policiesChecked };
-      record({ ...d, requestId: input.requestId, source: 'app', status: d.allow ? 200 : 403, reason: d.allow ? undefined : 'forbidden', code: d.allow ? undefined : 'ERR_POLICY_DENIED', action, resourceType: resource.type, cached: r.cached, policyRevision: active.bundle.revision }, performance.now() - started);
+      const d: AppDecision = { allow: r.allow, reasons: r.reasons, errors: r.errors, decisionId, policiesChecked: r.policiesChecked };
+      const subject = { subject: principal?.subject ?? principalUid.id, issuer: principal?.issuer };
+      record({ ...d, requestId: input.requestId, source: 'app', status: d.allow ? 200 : 403, reason: d.allow ? undefined : 'forbidden', code: d.allow ? undefined : 'ERR_POLICY_DENIED', action, resourceType: resource.type, resourceId: resource.id, cached: r.cached, policyRevision: active.bundle.revision, ...subject }, performance.now() - started);
       return d;
     });
   }

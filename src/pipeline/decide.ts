@@ -1,18 +1,20 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../lib/clock.js';
 import { PortcullisError } from '../lib/errors.js';
+import type { LimitExceeded } from '../lib/limits.js';
 import { ANONYMOUS_ID, PRINCIPAL_TYPE, matchRoute, type ActivePolicySet, type CedarValueJson } from '../policy/index.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
-import { createDecisionRecorder } from './record.js';
+import { withRequestContext } from '../telemetry/request_context.js';
 import type { Principal, TokenVerifier } from '../tokens/index.js';
 import { createAuthenticator, type SenderConstraint } from './authenticate.js';
+import type { DecisionLog } from './decision_log.js';
 import { buildContext, principalEntitiesFor, requestEntities } from './entities.js';
-import { parseRequestPath } from './request_path.js';
-import { parseRequestBody } from './request_body.js';
-import { createShadowEvaluator } from './shadow.js';
 import { DEFAULT_REQUEST_LIMITS, entityLimitExceeded, headerLimitExceeded, type RequestLimits } from './limits.js';
-import type { LimitExceeded } from '../lib/limits.js';
+import { createDecisionRecorder } from './record.js';
+import { parseRequestBody } from './request_body.js';
+import { parseRequestPath } from './request_path.js';
+import { createShadowEvaluator } from './shadow.js';
 import type { AuthzInput, Decision, Deny, DenyReason } from './types.js';
 
 export interface DeciderOptions {
@@ -31,6 +33,10 @@ export interface DeciderOptions {
   dpop?: SenderConstraint | undefined;
   /** Header and entity limits (config `limits`). */
   limits?: RequestLimits;
+  /** Writes sampled decision records (observability.decision_log). */
+  decisionLog?: DecisionLog | undefined;
+  /** The resource side of a decision (entity store lookup); replaced by a traced version when tracing is on. */
+  resourceEntities?: typeof requestEntities;
 }
 
 export type Decider = (input: AuthzInput) => Promise<Decision>;
@@ -42,9 +48,10 @@ type Pending<T> = T extends unknown ? Omit<T, 'decisionId'> : never;
  * Denials are values; internal failures (no policy set, engine error) throw a PortcullisError
  * so the protocol layer answers with an error status and never an allow.
  */
-export function createDecider({ verifier, policies, clock, metrics, logger, realm = 'portcullis', maxBodyBytes = 64 * 1024, shadow, dpop, limits = DEFAULT_REQUEST_LIMITS }: DeciderOptions): Decider {
+export function createDecider(o: DeciderOptions): Decider {
+  const { verifier, policies, clock, metrics, logger, realm = 'portcullis', maxBodyBytes = 64 * 1024, shadow, dpop, limits = DEFAULT_REQUEST_LIMITS, decisionLog, resourceEntities = requestEntities } = o;
   const challenge = `Bearer realm="${realm}"`;
-  const record = createDecisionRecorder(metrics, logger);
+  const record = createDecisionRecorder(metrics, logger, decisionLog);
   const compareShadow = shadow ? createShadowEvaluator(shadow, metrics, logger) : undefined;
   const authenticate = createAuthenticator({ verifier, metrics, realm, dpop });
 
@@ -60,20 +67,19 @@ export function createDecider({ verifier, policies, clock, metrics, logger, real
     const who = principalEntitiesFor(principal, active);
     const principalUid = { type: PRINCIPAL_TYPE, id: principal ? principal.subject : ANONYMOUS_ID };
     const resource = { type: route.resourceType, id: match.resourceId };
-    const entities = requestEntities(who, resource.type, resource.id, active);
+    const entities = resourceEntities(who, resource.type, resource.id, active);
     const tooMany = entityLimitExceeded(who.count + entities.length - who.entities.length, limits);
     if (tooMany) return { ...overLimit(tooMany), principal, action: route.action, resourceType: route.resourceType, policyRevision: active.bundle.revision };
     const context = buildContext(input, path, principal, clock.now(), body);
     const result = active.evaluate({ principal: principalUid, action: route.action, resource, context, entities, cacheKey: who.cacheKey });
     compareShadow?.({ principal, principalUid, action: route.action, resource, context, requestId: input.requestId, decisionId }, result);
-    const common = { policyRevision: active.bundle.revision, cached: result.cached, reasons: result.reasons, policiesChecked: result.policiesChecked, errors: result.errors, principal, action: route.action, resourceType: route.resourceType };
+    const common = { policyRevision: active.bundle.revision, cached: result.cached, reasons: result.reasons, policiesChecked: result.policiesChecked, errors: result.errors, principal, action: route.action, resourceType: route.resourceType, resourceId: resource.id };
     if (result.allow) return { allow: true, status: 200, ...common };
     return { ...deny(403, 'forbidden', 'ERR_POLICY_DENIED', 'forbidden'), ...common };
   }
 
-  return async function check(input: AuthzInput): Promise<Decision> {
+  async function run(input: AuthzInput, decisionId: string): Promise<Decision> {
     const started = performance.now();
-    const decisionId = randomUUID();
     const headersOver = headerLimitExceeded(input.headers, limits);
     const parsed = parseRequestPath(input.path);
     const body = parseRequestBody(input.body, input.headers.get('content-type')?.[0], maxBodyBytes);
@@ -88,11 +94,16 @@ export function createDecider({ verifier, policies, clock, metrics, logger, real
       const authn = await authenticate(input);
       decision = { decisionId, ...('deny' in authn ? deny(authn.deny.status, authn.deny.reason, authn.deny.code, authn.deny.description, authn.deny.challenge) : decide(input, parsed.path, parsed.segments, authn.principal, body.value, decisionId)) };
     }
-    record({ ...decision, requestId: input.requestId, source: input.source, cached: decision.cached ?? false }, performance.now() - started);
+    const principal = decision.principal;
+    record({ ...decision, requestId: input.requestId, source: input.source, cached: decision.cached ?? false, request: input, subject: principal?.subject, issuer: principal?.issuer }, performance.now() - started);
     return decision;
+  }
+
+  return function check(input: AuthzInput): Promise<Decision> {
+    const decisionId = randomUUID();
+    // Every line logged while deciding (JWKS fetch, shadow disagreement, the decision) carries both ids.
+    return withRequestContext({ request_id: input.requestId, decision_id: decisionId }, () => run(input, decisionId));
   };
-
-
 }
 
 /** A request over an input limit: 400, the limit named in the body and counted. */

@@ -1,6 +1,7 @@
 import type { LimitName } from '../lib/limits.js';
 import type { Logger } from '../telemetry/logger.js';
 import { childCache, type Metrics } from '../telemetry/metrics.js';
+import type { DecisionLog } from './decision_log.js';
 import type { DenyReason } from './types.js';
 
 /** What every decision, from either API, reports to metrics and logs. */
@@ -21,10 +22,19 @@ export interface DecisionRecord {
   policyRevision?: string;
   /** The input limit the request exceeded, if any. */
   limit?: LimitName;
+  resourceId?: string | undefined;
+  /** The checked HTTP request (Envoy path), for the decision log. */
+  request?: { method: string; path: string; host: string } | undefined;
+  /** The principal's subject (token `sub` or app principal entity id); the decision log hashes it. */
+  subject?: string | undefined;
+  issuer?: string | undefined;
 }
 
-/** Records decisions: metric children memoized (bounded label sets), a debug line per allow, an info line per denial. */
-export function createDecisionRecorder(metrics: Metrics, logger: Logger): (d: DecisionRecord, ms: number) => void {
+/**
+ * Records decisions: metric children memoized (bounded label sets), a debug line per allow, an info
+ * line per denial, and a decision-log record when the decision log is on.
+ */
+export function createDecisionRecorder(metrics: Metrics, logger: Logger, decisionLog?: DecisionLog): (d: DecisionRecord, ms: number) => void {
   const latency = childCache((source) => metrics.authzLatency.labels(source));
   const decisions = childCache((permitted, resourceType, source) => metrics.authzDecisions.labels(permitted, resourceType, source));
   const denials = childCache((reason) => metrics.authzDenied.labels(reason));
@@ -53,5 +63,6 @@ export function createDecisionRecorder(metrics: Metrics, logger: Logger): (d: De
       if (d.limit) metrics.limitExceeded.inc({ limit: d.limit });
       logger.info({ ...line, reason: d.reason ?? 'forbidden', code: d.code }, 'denied');
     }
+    decisionLog?.write(d, ms);
   };
 }

@@ -2,7 +2,9 @@ import { ROOT_CONTEXT, context, propagation, trace, type TextMapGetter } from '@
 import { inSpan } from '../telemetry/tracing.js';
 import type { ActivePolicySet } from '../policy/index.js';
 import type { TokenVerifier } from '../tokens/index.js';
+import type { AppCheckInput, AppDecision } from './app_check.js';
 import type { Decider } from './decide.js';
+import type { requestEntities } from './entities.js';
 import type { AuthzInput } from './types.js';
 
 /**
@@ -74,4 +76,53 @@ export function tracedPolicies(policies: () => ActivePolicySet | undefined): () 
     }
     return wrapped;
   };
+}
+
+/**
+ * The resource side of a decision as `auth.authz.resource_check`: the resource entity and its
+ * ancestors looked up in the entity store (with the attributes ownership rules read). It times the
+ * lookup only; the rules themselves run inside the one Cedar evaluation (`auth.authz.rbac_eval`).
+ */
+export function tracedResourceEntities(lookup: typeof requestEntities): typeof requestEntities {
+  return (principal, type, id, active) => {
+    const span = tracer.startSpan('auth.authz.resource_check', { attributes: { 'auth.authz.resource_type': type } }, context.active());
+    try {
+      const entities = lookup(principal, type, id, active);
+      span.setAttributes({ 'auth.authz.resource_found': active.bundle.entities.withAncestors(type, id).length > 0, 'auth.authz.entities': entities.length });
+      return entities;
+    } finally {
+      span.end();
+    }
+  };
+}
+
+const recordGetter: TextMapGetter<Readonly<Record<string, string>>> = {
+  get: (carrier, key) => carrier[key],
+  keys: (carrier) => Object.keys(carrier),
+};
+
+/**
+ * The app API's Check and BatchCheck as one `auth.authz.check` span per call (source `app`),
+ * continuing the `traceparent` of the call's metadata; token verification, each item's resource
+ * lookup and each item's evaluation are its children. A batch reports its size, whether every item
+ * was permitted, the policies checked in total and every decision id.
+ */
+export function tracedAppCheck(check: (input: AppCheckInput) => Promise<AppDecision[]>): (input: AppCheckInput) => Promise<AppDecision[]> {
+  return (input) =>
+    context.with(propagation.extract(ROOT_CONTEXT, input.trace ?? {}, recordGetter), () =>
+      inSpan('auth.authz.check', { 'auth.authz.decision_source': 'app', 'auth.authz.batch_size': input.items.length }, async (span) => {
+        const decisions = await check(input);
+        const types = [...new Set(input.items.map((i) => i.resource.type))];
+        const actions = [...new Set(input.items.map((i) => i.action))];
+        span.setAttributes({
+          'auth.authz.permitted': decisions.every((d) => d.allow),
+          'auth.authz.policies_checked': decisions.reduce((n, d) => n + d.policiesChecked, 0),
+          ...(decisions.length === 1 ? { 'auth.authz.decision_id': decisions[0]!.decisionId } : { 'auth.authz.decision_ids': decisions.map((d) => d.decisionId) }),
+          ...(types.length === 1 ? { 'auth.authz.resource_type': types[0]! } : {}),
+          ...(actions.length === 1 ? { 'auth.authz.action': actions[0]! } : {}),
+        });
+        if (decisions.some((d) => !d.allow)) span.addEvent('authorization_denied', { 'auth.authz.deny_reason': 'forbidden', 'auth.authz.denied_items': decisions.filter((d) => !d.allow).length });
+        return decisions;
+      }),
+    );
 }

@@ -34,6 +34,8 @@ interface DecisionBase {
   principal: Principal | undefined;
   action: string | undefined;
   resourceType: string | undefined;
+  /** Resource id from the route (absent when no route matched). */
+  resourceId?: string;
   /** Answered from the decision cache. */
   cached?: boolean;
   /** Revision of the policy set that decided (absent when no policy ran, e.g. a bad token). */

@@ -1,38 +1,58 @@
 import { context, trace } from '@opentelemetry/api';
 import { pino, type Logger } from 'pino';
+import { createRequire } from 'node:module';
+import type PinoPretty from 'pino-pretty';
+import { currentRequestContext } from './request_context.js';
 
 export type { Logger };
+export type LogFormat = 'json' | 'text';
 
 /** Field names whose values are secrets wherever they appear (one level deep too). */
 const SECRET_FIELDS = ['token', 'authorization', 'password', 'access_token', 'refresh_token', 'id_token', 'client_secret', 'client_assertion', 'code_verifier', 'mfa_token', 'cookie'];
 
 /**
- * JSON logs. Redaction is a second line of defence: code never logs tokens, passwords or
- * session ids, and these paths are censored should one slip into a logged object.
+ * The ids of what is being handled: the request and decision (from the request context) and the
+ * active span (only when a tracing SDK is registered). Fields the line itself sets win.
  */
-export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
-  return pino(
-    {
-      level,
-      base: { service: 'portcullis' },
-      timestamp: pino.stdTimeFunctions.isoTime,
-      // Lines written inside a span carry its ids (only when a tracing SDK is registered).
-      mixin: () => {
-        const span = trace.getSpan(context.active());
-        if (!span) return {};
-        const { traceId, spanId } = span.spanContext();
-        return { trace_id: traceId, span_id: spanId };
-      },
-      redact: {
-        paths: [
-          ...SECRET_FIELDS,
-          ...SECRET_FIELDS.map((f) => `*.${f}`),
-          'headers.authorization',
-          'headers.cookie',
-        ],
-        censor: '[redacted]',
-      },
+function correlation(): Record<string, string> {
+  const request = currentRequestContext();
+  const span = trace.getSpan(context.active());
+  if (!request && !span) return {};
+  const ids: Record<string, string> = {};
+  if (request) {
+    if (request.request_id) ids.request_id = request.request_id;
+    if (request.decision_id) ids.decision_id = request.decision_id;
+  }
+  if (span) {
+    const { traceId, spanId } = span.spanContext();
+    ids.trace_id = traceId;
+    ids.span_id = spanId;
+  }
+  return ids;
+}
+
+/**
+ * Logs as JSON lines, or as text through pino-pretty (`format: text`, for development): the same
+ * fields and the same redaction either way, since redaction happens before formatting. Redaction
+ * is a second line of defence: code never logs tokens, passwords or session ids, and these paths
+ * are censored should one slip into a logged object.
+ */
+export function createLogger(level: string, destination?: pino.DestinationStream, format: LogFormat = 'json'): Logger {
+  const options: pino.LoggerOptions = {
+    level,
+    base: { service: 'portcullis' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    mixin: correlation,
+    redact: {
+      paths: [...SECRET_FIELDS, ...SECRET_FIELDS.map((f) => `*.${f}`), 'headers.authorization', 'headers.cookie'],
+      censor: '[redacted]',
     },
-    destination,
-  );
+  };
+  if (format === 'text') {
+    // Loaded only for the text format (development), like the OTLP exporters only when configured.
+    const pretty = createRequire(import.meta.url)('pino-pretty') as typeof PinoPretty;
+    const out = destination ?? pino.destination({ dest: 1, sync: true });
+    return pino(options, pretty({ destination: out, colorize: false, sync: true, translateTime: 'SYS:standard', ignore: 'pid,hostname,service' }));
+  }
+  return pino(options, destination);
 }

@@ -44,6 +44,7 @@ export function createMetrics(registry: Registry = new Registry(), options: { de
     refreshReuse: new Counter({ name: 'auth_refresh_token_reuse_total', help: 'Reuses of a rotated refresh token (each revokes its family)', registers: r }),
     signingKeyCreated: new Gauge({ name: 'auth_signing_key_created_timestamp_seconds', help: 'Creation time of the token signing key in use (alert when it gets old)', registers: r }),
     upstreamTokenRefresh: new Counter({ name: 'auth_upstream_token_refresh_total', help: 'Brokered refreshes of stored upstream provider tokens by provider and outcome (success, failed)', labelNames: ['provider', 'outcome'] as const, registers: r }),
+    decisionLogDropped: new Counter({ name: 'auth_decision_log_dropped_total', help: 'Decision log records dropped by the rate cap (observability.decision_log.max_per_second)', registers: r }),
     keyRotations: new Counter({ name: 'auth_key_rotation_total', help: 'Signing key rotations by trigger (cli, admin, schedule)', labelNames: ['trigger'] as const, registers: r }),
   };
 }

@@ -1,24 +1,50 @@
-import { resourceFromAttributes } from '@opentelemetry/resources';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
-import { BatchSpanProcessor, NodeTracerProvider, ParentBasedSampler, TraceIdRatioBasedSampler } from '@opentelemetry/sdk-trace-node';
+import type { Registry } from 'prom-client';
+import { createMetricExporter, createSpanExporter, type OtlpTarget } from './otlp_exporters.js';
 
-export interface TracingOptions {
+export interface TracingOptions extends OtlpTarget {
   serviceName: string;
-  endpoint: string;
   sampleRate: number;
   exportIntervalMs: number;
 }
 
 /**
- * Registers the OpenTelemetry SDK: OTLP/HTTP (protobuf) export in batches, a parent-based ratio
- * sampler, W3C trace context, AsyncLocalStorage context. Only the composition root calls this.
+ * Registers the OpenTelemetry trace SDK: OTLP export (HTTP/protobuf or gRPC) in batches, a
+ * parent-based ratio sampler, W3C trace context, AsyncLocalStorage context. Only the composition
+ * root calls this; the SDK is loaded only then.
  */
-export function startTracing(o: TracingOptions): { shutdown(): Promise<void> } {
+export async function startTracing(o: TracingOptions): Promise<{ shutdown(): Promise<void> }> {
+  const { resourceFromAttributes } = await import('@opentelemetry/resources');
+  const { BatchSpanProcessor, NodeTracerProvider, ParentBasedSampler, TraceIdRatioBasedSampler } = await import('@opentelemetry/sdk-trace-node');
   const provider = new NodeTracerProvider({
     resource: resourceFromAttributes({ 'service.name': o.serviceName }),
     sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(o.sampleRate) }),
-    spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter({ url: o.endpoint }), { scheduledDelayMillis: o.exportIntervalMs })],
+    spanProcessors: [new BatchSpanProcessor(await createSpanExporter(o), { scheduledDelayMillis: o.exportIntervalMs })],
   });
   provider.register();
+  return { shutdown: () => provider.shutdown() };
+}
+
+export interface MetricsExportOptions extends OtlpTarget {
+  serviceName: string;
+  registry: Registry;
+  exportIntervalMs: number;
+}
+
+/**
+ * Pushes the metric catalog over OTLP: a periodic reader collects the prom-client registry through
+ * a MetricProducer (no second set of instruments) and exports it. The meter provider is private
+ * (not registered globally) and holds no instruments of its own; shutdown sends a last export.
+ */
+export async function startMetricsExport(o: MetricsExportOptions): Promise<{ shutdown(): Promise<void> }> {
+  const { resourceFromAttributes } = await import('@opentelemetry/resources');
+  const { MeterProvider, PeriodicExportingMetricReader } = await import('@opentelemetry/sdk-metrics');
+  const { createPromMetricProducer } = await import('./prom_producer.js');
+  const reader = new PeriodicExportingMetricReader({
+    exporter: await createMetricExporter(o),
+    exportIntervalMillis: o.exportIntervalMs,
+    exportTimeoutMillis: Math.min(o.exportIntervalMs, 30_000),
+    metricProducers: [createPromMetricProducer(o.registry)],
+  });
+  const provider = new MeterProvider({ resource: resourceFromAttributes({ 'service.name': o.serviceName }), readers: [reader] });
   return { shutdown: () => provider.shutdown() };
 }

@@ -5,6 +5,7 @@ import type { Clock } from '../lib/clock.js';
 import { PortcullisError, isPortcullisError } from '../lib/errors.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
+import { inSpan } from '../telemetry/tracing.js';
 import { FetchFailure, fetchJson } from './http_fetch.js';
 import { filterJwks } from './jwks_document.js';
 import type { KeySource, VerifyKey } from './key_source.js';
@@ -22,6 +23,8 @@ export interface RemoteKeySourceOptions {
   clock: Clock;
   metrics: Metrics;
   logger: Logger;
+  /** Wrap each key resolution in an `auth.oauth.fetch_jwks` span (only when tracing is on). */
+  traced?: boolean;
 }
 
 const ENTRY = 'jwks';
@@ -33,7 +36,7 @@ const ENTRY = 'jwks';
  * forces at most one refetch per cooldown. A Check never waits for a fetch longer than
  * `request_budget_ms`; the fetch itself continues in the background.
  */
-export function createRemoteKeySource(issuer: IssuerConfig, { clock, metrics, logger }: RemoteKeySourceOptions): KeySource {
+export function createRemoteKeySource(issuer: IssuerConfig, { clock, metrics, logger, traced = false }: RemoteKeySourceOptions): KeySource {
   const cfg = issuer.jwks;
   const label = { issuer: issuer.issuer };
   let jwksUri = issuer.jwks_uri;
@@ -110,35 +113,51 @@ export function createRemoteKeySource(issuer: IssuerConfig, { clock, metrics, lo
     }
   }
 
-  async function current(): Promise<KeySetEntry> {
+  /** The keys to verify with; `waited` tells whether this request waited for a fetch. */
+  async function current(waited: { fetched: boolean }): Promise<KeySetEntry> {
     const held = usable();
     if (held) {
       // Past freshness: revalidate in the background, answer with what we hold.
       if (clock.now() - held.fetchedAt > held.ttlMs) void cache.fetch(ENTRY).catch(() => undefined);
       return held;
     }
+    waited.fetched = true;
     await fetchWithinBudget(false);
     const fresh = usable();
     if (!fresh) throw new PortcullisError('ERR_KEYS_UNAVAILABLE', `no keys available for issuer ${issuer.issuer}`);
     return fresh;
   }
 
-  return {
-    async keysFor(header: JWSHeaderParameters): Promise<VerifyKey[]> {
-      const entry = await current();
+  async function keysFor(header: JWSHeaderParameters, waited: { fetched: boolean }): Promise<VerifyKey[]> {
+    const entry = await current(waited);
+    try {
+      return await matchingKeys(entry.set, header);
+    } catch (err) {
+      if (!isPortcullisError(err, 'ERR_TOKEN_KEY_NOT_FOUND')) throw err;
+      const now = clock.now();
+      if (now - lastForcedAt < cfg.cooldown_seconds * 1000) throw err;
+      lastForcedAt = now;
+      metrics.jwksUnknownKidRefetch.inc(label);
+      waited.fetched = true;
+      const refreshed = await fetchWithinBudget(true);
+      if (!refreshed || refreshed === entry) throw err;
+      return matchingKeys(refreshed.set, header);
+    }
+  }
+
+  /** With tracing on: `auth.oauth.fetch_jwks` around the resolution, `auth.oauth.jwks_cached` false when it waited for the network. */
+  const tracedKeysFor = (header: JWSHeaderParameters) =>
+    inSpan('auth.oauth.fetch_jwks', { 'auth.token.issuer': issuer.issuer }, async (span) => {
+      const waited = { fetched: false };
       try {
-        return await matchingKeys(entry.set, header);
-      } catch (err) {
-        if (!isPortcullisError(err, 'ERR_TOKEN_KEY_NOT_FOUND')) throw err;
-        const now = clock.now();
-        if (now - lastForcedAt < cfg.cooldown_seconds * 1000) throw err;
-        lastForcedAt = now;
-        metrics.jwksUnknownKidRefetch.inc(label);
-        const refreshed = await fetchWithinBudget(true);
-        if (!refreshed || refreshed === entry) throw err;
-        return matchingKeys(refreshed.set, header);
+        return await keysFor(header, waited);
+      } finally {
+        span.setAttribute('auth.oauth.jwks_cached', !waited.fetched);
       }
-    },
+    });
+
+  return {
+    keysFor: traced ? tracedKeysFor : (header) => keysFor(header, { fetched: false }),
     hasKeys: () => usable() !== undefined,
     async start() {
       if (timer) return;

@@ -22,12 +22,12 @@ beforeAll(() => {
 describe('configuration errors', () => {
   it('refuses to start on an invalid config, naming every bad key, with exit code 2', () => {
     const file = join(work, 'bad.yaml');
-    writeFileSync(file, 'grpc:\n  address: "not an address"\nlog:\n  level: loud\nissuers:\n  - issuer: https://idp.example\n');
+    writeFileSync(file, 'grpc:\n  address: "not an address"\nobservability:\n  logging:\n    level: loud\nissuers:\n  - issuer: https://idp.example\n');
     const r = run(['serve', '--config', file]);
     expect(r.status).toBe(2);
     expect(r.stderr).toContain(`invalid configuration in ${file}`);
     expect(r.stderr).toContain('grpc.address: must be host:port');
-    expect(r.stderr).toContain('log.level');
+    expect(r.stderr).toContain('observability.logging.level');
     expect(r.stderr).toContain('issuers.0.jwks_uri: set exactly one of `jwks_uri` or `discovery: true`');
   });
 
@@ -217,7 +217,7 @@ describe('config schema', () => {
     const r = run(['config', 'schema']);
     expect(r.status).toBe(0);
     const schema = JSON.parse(r.stdout) as { properties: Record<string, { description?: string }> };
-    expect(Object.keys(schema.properties).sort()).toEqual(['admin', 'cache', 'dev_issuer', 'dpop', 'grpc', 'http', 'http_authz', 'issuers', 'limits', 'log', 'mode', 'observability', 'policies', 'request_body', 'store', 'token_cache', 'token_module', 'upstream_providers']);
+    expect(Object.keys(schema.properties).sort()).toEqual(['admin', 'cache', 'dev_issuer', 'dpop', 'grpc', 'http', 'http_authz', 'issuers', 'limits', 'mode', 'observability', 'policies', 'request_body', 'store', 'token_cache', 'token_module', 'upstream_providers']);
     for (const [key, value] of Object.entries(schema.properties)) expect(value.description, key).toBeTruthy();
   });
 });

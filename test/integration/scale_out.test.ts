@@ -131,7 +131,7 @@ describe.skipIf(!url)('two replicas sharing SQLite and Redis', () => {
 
   it('trusts on B, within a second, a key rotated by `portcullis keys rotate` (another process)', async () => {
     const file = join(dir, 'cli.yaml');
-    writeFileSync(file, `log:\n  level: silent\ndev_issuer:\n  enabled: false\nstore:\n  driver: sqlite\n  sqlite_file: ${sqliteFile}\ncache:\n  driver: redis\n  url: ${url}\n  key_prefix: "${prefix}"\ntoken_module:\n  issuer: ${ISSUER}\n  kek: ${kek}\n`);
+    writeFileSync(file, `observability:\n  logging:\n    level: silent\ndev_issuer:\n  enabled: false\nstore:\n  driver: sqlite\n  sqlite_file: ${sqliteFile}\ncache:\n  driver: redis\n  url: ${url}\n  key_prefix: "${prefix}"\ntoken_module:\n  issuer: ${ISSUER}\n  kek: ${kek}\n`);
     const cli = spawnSync(process.execPath, [BIN, 'keys', 'rotate', '--immediate', '--config', file], { encoding: 'utf8', timeout: 30_000 });
     expect(cli.stderr).toBe('');
     expect(cli.status).toBe(0);

@@ -10,12 +10,17 @@ import { generate } from 'otplib';
 import { addUser, enrollTotp } from '../../src/issuer/users.js';
 import { createMetrics } from '../../src/telemetry/metrics.js';
 import { startSidecar, type Sidecar } from '../helpers/sidecar.js';
+import { createAppClient } from '../../src/appapi/client.js';
+import { Decision } from '../../src/gen/portcullis/authz/v1/authorizer_pb.js';
+import { makeKey, signToken, startJwksServer, type JwksServer, type SigningKey } from '../helpers/jwks_server.js';
 
 /** A real OTLP/HTTP receiver: decodes each protobuf export body and keeps the spans. */
 const spans: Span[] = [];
 let receiver: Server;
 let sidecar: Sidecar;
 let accessToken = '';
+let idp: JwksServer;
+let idpKey: SigningKey;
 const PASSWORD = 'otlp-test-password-1';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
@@ -38,20 +43,24 @@ beforeAll(async () => {
   });
   await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
   const endpoint = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/v1/traces`;
-  sidecar = await startSidecar({ observability: { tracing: { enabled: true, endpoint, sample_rate: 1, export_interval_ms: 50 } } });
+  idp = await startJwksServer();
+  idpKey = await makeKey('idp-k1');
+  idp.keys = [idpKey.publicJwk];
+  sidecar = await startSidecar({ issuers: [{ issuer: idp.issuer, jwks_uri: idp.jwksUri, audiences: ['api'] }], observability: { tracing: { enabled: true, endpoint, sample_rate: 1, export_interval_ms: 50 } } });
   await addUser(sidecar.server.tokens!.ctx, { username: 'otlp-user', password: PASSWORD, roles: ['viewer'] });
   const res = await fetch(`http://127.0.0.1:${sidecar.server.httpPort}/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'otlp-user', password: PASSWORD }) });
   accessToken = ((await res.json()) as { access_token: string }).access_token;
 });
 afterAll(async () => {
   await sidecar.close();
+  await idp.close();
   await new Promise((resolve) => receiver.close(resolve));
 });
 
-async function tracedCheck(method: string, path: string, traceId: string, parentId: string) {
-  const res = await sidecar.client.check(httpCheckRequest(method, path, { authorization: `Bearer ${accessToken}`, traceparent: `00-${traceId}-${parentId}-01` }));
+async function tracedCheck(method: string, path: string, traceId: string, parentId: string, token = accessToken, atLeast = 3) {
+  const res = await sidecar.client.check(httpCheckRequest(method, path, { authorization: `Bearer ${token}`, traceparent: `00-${traceId}-${parentId}-01` }));
   await expect.poll(() => spans.filter((s) => hex(s.traceId) === traceId && s.name === 'auth.authz.check').length, { timeout: 5000 }).toBe(1);
-  await expect.poll(() => spans.filter((s) => hex(s.traceId) === traceId).length, { timeout: 5000 }).toBeGreaterThanOrEqual(3);
+  await expect.poll(() => spans.filter((s) => hex(s.traceId) === traceId).length, { timeout: 5000 }).toBeGreaterThanOrEqual(atLeast);
   return { res, trace: spans.filter((s) => hex(s.traceId) === traceId) };
 }
 
@@ -71,6 +80,66 @@ describe('OTLP trace export', () => {
     expect(hex(verify.parentSpanId)).toBe(hex(check.spanId));
     expect(hex(evaluation.parentSpanId)).toBe(hex(check.spanId));
     expect(Number(attr(evaluation, 'auth.authz.policies_checked'))).toBeGreaterThan(0);
+    // The resource side (entity store lookup of Document d1 and its attributes) is its own child.
+    const resource = trace.find((s) => s.name === 'auth.authz.resource_check')!;
+    expect(hex(resource.parentSpanId)).toBe(hex(check.spanId));
+    expect(attr(resource, 'auth.authz.resource_type')).toBe('Document');
+    expect(attr(resource, 'auth.authz.resource_found')).toBe(true);
+  });
+
+  it("traces JWKS key resolution beneath token verification: cached keys, then a refetch for an unknown kid", async () => {
+    const first = await tracedCheck('GET', '/documents/d1', 'c0ffee00000000000000000000000001', '3333333333333333', await signToken({ sub: 'idp-user', roles: ['viewer'] }, { key: idpKey, issuer: idp.issuer, audience: 'api' }), 5);
+    expect(first.res.status?.code).toBe(0);
+    const fetchSpan = (trace: Span[]) => trace.find((s) => s.name === 'auth.oauth.fetch_jwks')!;
+    const verify = first.trace.find((s) => s.name === 'auth.token.verify')!;
+    expect(hex(fetchSpan(first.trace).parentSpanId)).toBe(hex(verify.spanId));
+    expect(attr(fetchSpan(first.trace), 'auth.oauth.jwks_cached')).toBe(true);
+    expect(attr(fetchSpan(first.trace), 'auth.token.issuer')).toBe(idp.issuer);
+    const rotated = await makeKey('idp-k2');
+    idp.keys = [idpKey.publicJwk, rotated.publicJwk];
+    const fetchesBefore = idp.jwksRequests;
+    const second = await tracedCheck('GET', '/documents/d1', 'c0ffee00000000000000000000000002', '4444444444444444', await signToken({ sub: 'idp-user', roles: ['viewer'] }, { key: rotated, issuer: idp.issuer, audience: 'api' }), 5);
+    expect(second.res.status?.code).toBe(0);
+    expect(idp.jwksRequests).toBe(fetchesBefore + 1);
+    expect(attr(fetchSpan(second.trace), 'auth.oauth.jwks_cached')).toBe(false);
+  });
+
+  it('traces the app API: Check and BatchCheck as auth.authz.check (source app) continuing the metadata traceparent', async () => {
+    const app = createAppClient(sidecar.address);
+    try {
+      const principal = { kind: { case: 'token' as const, value: accessToken } };
+      const traceId = 'dd000000000000000000000000000001';
+      const res = await app.check({ principal, action: 'read', resource: { type: 'Document', id: 'd1' } }, { traceparent: `00-${traceId}-5555555555555555-01` });
+      expect(res.decision).toBe(Decision.ALLOW);
+      await expect.poll(() => spans.filter((s) => hex(s.traceId) === traceId).length, { timeout: 5000 }).toBeGreaterThanOrEqual(4);
+      const trace = spans.filter((s) => hex(s.traceId) === traceId);
+      const check = trace.find((s) => s.name === 'auth.authz.check')!;
+      expect(hex(check.parentSpanId)).toBe('5555555555555555');
+      expect(attr(check, 'auth.authz.decision_source')).toBe('app');
+      expect(attr(check, 'auth.authz.permitted')).toBe(true);
+      expect(attr(check, 'auth.authz.action')).toBe('read');
+      expect(attr(check, 'auth.authz.resource_type')).toBe('Document');
+      expect(attr(check, 'auth.authz.decision_id')).toBe(res.decisionId);
+      expect(Number(attr(check, 'auth.authz.policies_checked'))).toBe(res.policiesChecked);
+      for (const child of ['auth.token.verify', 'auth.authz.resource_check', 'auth.authz.rbac_eval']) {
+        expect(hex(trace.find((s) => s.name === child)!.parentSpanId), child).toBe(hex(check.spanId));
+      }
+
+      const batchTrace = 'dd000000000000000000000000000002';
+      const batch = await app.batchCheck({ principal, items: [{ action: 'read', resource: { type: 'Document', id: 'd1' } }, { action: 'delete', resource: { type: 'Document', id: 'd1' } }] }, { traceparent: `00-${batchTrace}-6666666666666666-01` });
+      expect(batch.results.map((r) => r.decision)).toEqual([Decision.ALLOW, Decision.DENY]);
+      await expect.poll(() => spans.filter((s) => hex(s.traceId) === batchTrace).length, { timeout: 5000 }).toBeGreaterThanOrEqual(6);
+      const batchSpans = spans.filter((s) => hex(s.traceId) === batchTrace);
+      const batchCheck = batchSpans.find((s) => s.name === 'auth.authz.check')!;
+      expect(attr(batchCheck, 'auth.authz.batch_size')).toBe(2n);
+      expect(attr(batchCheck, 'auth.authz.permitted')).toBe(false);
+      expect(batchCheck.events.map((e) => e.name)).toEqual(['authorization_denied']);
+      const ids = (attr(batchCheck, 'auth.authz.decision_ids') as { values: Array<{ value: { value: unknown } }> }).values.map((v) => v.value.value);
+      expect(ids).toEqual(batch.results.map((r) => r.decisionId));
+      expect(batchSpans.filter((s) => s.name === 'auth.authz.rbac_eval' && hex(s.parentSpanId) === hex(batchCheck.spanId))).toHaveLength(2);
+    } finally {
+      app.close();
+    }
   });
 
   it('marks a denial with an authorization_denied event', async () => {

@@ -30,7 +30,7 @@ describe('configuration: edge cases', () => {
     const c = loadConfig({ file: configFile(''), env: {} });
     expect(c.grpc.address).toBe('127.0.0.1:9191');
     expect(c.policies.dir).toBe('./policies');
-    expect(c.log.level).toBe('info');
+    expect(c.observability.logging.level).toBe('info');
   });
 
   it('uses all defaults without a file', () => {
@@ -64,10 +64,10 @@ describe('configuration: edge cases', () => {
   });
 
   it('prefers an explicit file over PORTCULLIS_CONFIG', () => {
-    const chosen = configFile('log:\n  level: warn\n');
-    const ignored = configFile('log:\n  level: error\n');
-    expect(loadConfig({ file: chosen, env: { PORTCULLIS_CONFIG: ignored } }).log.level).toBe('warn');
-    expect(loadConfig({ env: { PORTCULLIS_CONFIG: ignored } }).log.level).toBe('error');
+    const chosen = configFile('observability:\n  logging:\n    level: warn\n');
+    const ignored = configFile('observability:\n  logging:\n    level: error\n');
+    expect(loadConfig({ file: chosen, env: { PORTCULLIS_CONFIG: ignored } }).observability.logging.level).toBe('warn');
+    expect(loadConfig({ env: { PORTCULLIS_CONFIG: ignored } }).observability.logging.level).toBe('error');
   });
 
   it('refuses production mode set from the environment while the development issuer is on', () => {

@@ -19,7 +19,7 @@ describe('configuration', () => {
     expect(c.grpc.address).toBe('127.0.0.1:9191');
     expect(c.policies.dir).toBe('./policies');
     expect(c.policies.decision_cache_size).toBe(10000);
-    expect(c.log.level).toBe('info');
+    expect(c.observability.logging.level).toBe('info');
     expect(c.dev_issuer.enabled).toBe(true);
     expect(c.issuers).toEqual([]);
   });
@@ -38,10 +38,10 @@ describe('configuration', () => {
   });
 
   it('names every bad key path in one error', () => {
-    const msg = configError({ grpc: { address: 'nope', warmup_checks: -1 }, log: { level: 'loud' }, issuers: [{ issuer: 'x', jwks_uri: 'http://a/j', discovery: true, algorithms: ['HS256'] }] });
+    const msg = configError({ grpc: { address: 'nope', warmup_checks: -1 }, observability: { logging: { level: 'loud' } }, issuers: [{ issuer: 'x', jwks_uri: 'http://a/j', discovery: true, algorithms: ['HS256'] }] });
     expect(msg).toContain('grpc.address: must be host:port');
     expect(msg).toContain('grpc.warmup_checks');
-    expect(msg).toContain('log.level');
+    expect(msg).toContain('observability.logging.level');
     expect(msg).toContain('issuers.0.algorithms.0');
     // Cross-field rules of an issuer run once its fields parse.
     expect(configError({ issuers: [{ issuer: 'x', jwks_uri: 'http://a/j', discovery: true }] })).toContain('issuers.0.jwks_uri: set exactly one of `jwks_uri` or `discovery: true`');
@@ -72,13 +72,13 @@ describe('configuration', () => {
   });
 
   it('reads a YAML file and lets the environment override addresses and paths', () => {
-    const dir = tempDir('pc-config', { 'c.yaml': 'grpc:\n  address: 127.0.0.1:7000\nlog:\n  level: warn\n' });
+    const dir = tempDir('pc-config', { 'c.yaml': 'grpc:\n  address: 127.0.0.1:7000\nobservability:\n  logging:\n    level: warn\n' });
     const file = `${dir}/c.yaml`;
     expect(loadConfig({ file, env: {} }).grpc.address).toBe('127.0.0.1:7000');
     const c = loadConfig({ env: { PORTCULLIS_CONFIG: file, PORTCULLIS_GRPC_ADDRESS: '[::1]:7001', PORTCULLIS_POLICIES_DIR: '/srv/policies', PORTCULLIS_LOG_LEVEL: 'debug' } });
     expect(c.grpc.address).toBe('[::1]:7001');
     expect(c.policies.dir).toBe('/srv/policies');
-    expect(c.log.level).toBe('debug');
+    expect(c.observability.logging.level).toBe('debug');
   });
 
   it('reports a missing or non-mapping file by name', () => {
@@ -90,9 +90,9 @@ describe('configuration', () => {
 
 describe('empty sections', () => {
   it('reads a section left empty in YAML as its defaults', () => {
-    const dir = tempDir('pc-config', { 'c.yaml': 'log:\ngrpc:\n  address: 127.0.0.1:7002\n' });
+    const dir = tempDir('pc-config', { 'c.yaml': 'observability:\ngrpc:\n  address: 127.0.0.1:7002\n' });
     const c = loadConfig({ file: `${dir}/c.yaml`, env: {} });
-    expect(c.log.level).toBe('info');
+    expect(c.observability.logging.level).toBe('info');
     expect(c.grpc.address).toBe('127.0.0.1:7002');
   });
 });

@@ -1,0 +1,52 @@
+import { Writable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { createLogger } from '../../../src/telemetry/logger.js';
+import { withRequestContext } from '../../../src/telemetry/request_context.js';
+
+function sink() {
+  const lines: string[] = [];
+  const stream = new Writable({
+    write(chunk, _enc, done) {
+      lines.push(...String(chunk).split('\n').filter(Boolean));
+      done();
+    },
+  });
+  return { lines, stream };
+}
+
+describe('logger', () => {
+  it('adds the request and decision ids of the request being handled to every line, across awaits', async () => {
+    const { lines, stream } = sink();
+    const logger = createLogger('info', stream);
+    logger.info('outside');
+    await withRequestContext({ request_id: 'req-7' }, async () => {
+      logger.info('before decision');
+      await new Promise((r) => setTimeout(r, 5));
+      await withRequestContext({ request_id: 'req-7', decision_id: 'dec-9' }, async () => {
+        await Promise.resolve();
+        logger.warn({ request_id: 'explicit' }, 'deep inside');
+      });
+    });
+    const parsed = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(parsed[0]).not.toHaveProperty('request_id');
+    expect(parsed[1]).toMatchObject({ msg: 'before decision', request_id: 'req-7' });
+    expect(parsed[1]).not.toHaveProperty('decision_id');
+    // A field the line sets itself wins over the context.
+    expect(parsed[2]).toMatchObject({ msg: 'deep inside', request_id: 'explicit', decision_id: 'dec-9' });
+  });
+
+  it('writes human-readable text with the same fields and the same redaction', () => {
+    const { lines, stream } = sink();
+    const logger = createLogger('info', stream, 'text');
+    withRequestContext({ request_id: 'req-text', decision_id: 'dec-text' }, () => logger.info({ password: 'hunter2-secret', nested: { token: 'tok-secret' }, resource_type: 'Document' }, 'denied'));
+    const text = lines.join('\n');
+    expect(() => JSON.parse(lines[0]!)).toThrow();
+    expect(text).toMatch(/INFO.*denied/);
+    expect(text).toContain('req-text');
+    expect(text).toContain('dec-text');
+    expect(text).toContain('Document');
+    expect(text).not.toContain('hunter2-secret');
+    expect(text).not.toContain('tok-secret');
+    expect(text).toContain('[redacted]');
+  });
+});
