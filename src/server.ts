@@ -5,7 +5,8 @@ import { createAdminServer } from './http/admin.js';
 import { createHttpAuthzServer } from './http/http_authz.js';
 import { createPublicServer } from './http/public.js';
 import { createTokenModule, type TokenModule } from './issuer/module.js';
-import { openMemoryStore, openSqliteStore, type Store } from './store/index.js';
+import { closeListener } from './http/lifecycle.js';
+import { createStoreWatchdog, openMemoryStore, openSqliteStore, type Store } from './store/index.js';
 import { createAppApiService } from './appapi/service.js';
 import { createAppChecker } from './pipeline/app_check.js';
 import { createHealthService, Serving, type HealthState } from './grpc/health.js';
@@ -24,6 +25,11 @@ export interface ServerDeps {
   logger?: Logger;
   clock?: Clock;
   metrics?: Metrics;
+  /**
+   * Called once when the process cannot go on (the store gone for longer than
+   * `lifecycle.store_unavailable_exit_seconds` in production); the CLI drains and exits 1.
+   */
+  onFatal?: (reason: string) => void;
 }
 
 export interface PortcullisServer {
@@ -45,7 +51,11 @@ export interface PortcullisServer {
   reloadKeys(): Promise<void>;
   /** Stops reporting ready (gRPC NOT_SERVING, /ready 503) while still answering. */
   drain(): void;
-  close(): Promise<void>;
+  /**
+   * Drains, stops accepting, waits up to `timeoutMs` (default `lifecycle.shutdown_timeout_seconds`)
+   * for requests in flight, cuts the rest, then closes the store. True when no request was cut.
+   */
+  close(options?: { timeoutMs?: number }): Promise<boolean>;
 }
 
 /** The decision core without listeners: issuers and their keys, the verifier, the policy set, the decider. */
@@ -93,10 +103,12 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
     : [];
   const stopWatching = () => watchers.forEach((stop) => stop());
   let draining = false;
+  // Ready only once every listener is up and the gRPC health service reports SERVING.
+  let started = false;
   const readiness = () => {
     const keys = Object.fromEntries(verifier.issuers().map((i) => [i.policy.issuer, i.keys.hasKeys()]));
-    const checks = { policies: policies.current() !== undefined, issuer_keys: keys, draining };
-    return { ready: checks.policies && Object.values(keys).every(Boolean) && !draining, checks };
+    const checks = { started, policies: policies.current() !== undefined, issuer_keys: keys, draining };
+    return { ready: started && checks.policies && Object.values(keys).every(Boolean) && !draining, checks };
   };
   const liveness = async () => {
     try {
@@ -109,7 +121,8 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
   };
   // The public listener is bound first: when token_module.issuer is unset, the issuer URL is its
   // bound address, and the ext_authz verifier must trust it before the first Check.
-  const publicHttp = createPublicServer({ tokens, readiness, liveness, trustProxy: config.http.trusted_proxy_hops, metrics, logger });
+  const isDraining = () => draining;
+  const publicHttp = createPublicServer({ tokens, readiness, liveness, trustProxy: config.http.trusted_proxy_hops, metrics, logger, draining: isDraining });
   const [httpHost, httpPortWanted] = splitAddress(config.http.address);
   await publicHttp.listen({ host: httpHost, port: httpPortWanted });
   const httpPort = (publicHttp.server.address() as AddressInfo).port;
@@ -137,14 +150,16 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
   const [adminHost, adminPort] = splitAddress(config.admin.address);
   await admin.listen({ host: adminHost, port: adminPort });
   const boundAdmin = (admin.server.address() as AddressInfo).port;
-  const httpAuthz = config.http_authz.address ? createHttpAuthzServer({ decide, pathPrefix: config.http_authz.path_prefix, maxBodyBytes: config.request_body.max_bytes, metrics, logger }) : undefined;
+  const httpAuthz = config.http_authz.address ? createHttpAuthzServer({ decide, pathPrefix: config.http_authz.path_prefix, maxBodyBytes: config.request_body.max_bytes, metrics, logger, draining: isDraining }) : undefined;
   if (httpAuthz && config.http_authz.address) {
     const [host, port] = splitAddress(config.http_authz.address);
     await httpAuthz.listen({ host, port });
   }
   const httpAuthzPort = httpAuthz ? (httpAuthz.server.address() as AddressInfo).port : undefined;
 
+  const watchdog = store ? watchStore(config, store, { logger, clock, metrics, onFatal: deps.onFatal }) : undefined;
   health.state.set(Serving.SERVING);
+  started = true;
   logger.info(
     { grpc: `${hostOf(config.grpc.address)}:${grpc.port}`, admin: `${hostOf(config.admin.address)}:${boundAdmin}`, http: `${hostOf(config.http.address)}:${httpPort}`, issuers: verifier.issuers().map((i) => i.policy.issuer), mode: config.mode },
     'portcullis serving',
@@ -172,19 +187,46 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
       await tokens?.reload();
     },
     drain,
-    async close() {
+    async close({ timeoutMs = config.lifecycle.shutdown_timeout_seconds * 1000 } = {}) {
       drain();
       stopWatching();
+      watchdog?.stop();
+      // Every listener stops accepting at once; requests in flight finish with everything still in place.
+      const finished = await Promise.all([grpc.close(timeoutMs), closeListener(admin, timeoutMs), closeListener(publicHttp, timeoutMs), ...(httpAuthz ? [closeListener(httpAuthz, timeoutMs)] : [])]);
       tokens?.stop();
-      await grpc.close();
-      await admin.close();
-      await httpAuthz?.close();
-      await publicHttp.close();
       for (const i of issuers) i.keys.stop();
       await store?.close();
       await tracing?.shutdown();
+      return finished.every(Boolean);
     },
   };
+}
+
+/** Pings the store in the background: `auth_store_up`, a log line per outage edge, and in production an exit once it has been gone too long. */
+function watchStore(config: Readonly<Config>, store: Store, o: { logger: Logger; clock: Clock; metrics: Metrics; onFatal: ServerDeps['onFatal'] }) {
+  const limitMs = config.mode === 'production' ? config.lifecycle.store_unavailable_exit_seconds * 1000 : 0;
+  o.metrics.storeUp.set(1);
+  const watchdog = createStoreWatchdog({
+    ping: () => store.ping(),
+    clock: o.clock,
+    intervalMs: limitMs > 0 ? Math.min(5000, Math.max(250, limitMs / 4)) : 5000,
+    giveUpAfterMs: limitMs,
+    onDown(err) {
+      o.metrics.storeUp.set(0);
+      o.logger.error({ err, exit_after_seconds: limitMs / 1000 || undefined }, 'store unavailable');
+    },
+    onUp(downMs) {
+      o.metrics.storeUp.set(1);
+      o.logger.warn({ down_seconds: downMs / 1000 }, 'store available again');
+    },
+    onGiveUp(downMs, err) {
+      const reason = `store unavailable for ${Math.round(downMs / 1000)} s (lifecycle.store_unavailable_exit_seconds: ${limitMs / 1000}): ${(err as Error).message}`;
+      o.logger.fatal({ err }, reason);
+      o.onFatal?.(reason);
+    },
+  });
+  watchdog.start();
+  return watchdog;
 }
 
 function openStore(config: Readonly<Config>): Store {
@@ -200,7 +242,7 @@ function hostOf(address: string): string {
   return address.slice(0, address.lastIndexOf(':'));
 }
 
-async function trustedIssuers(config: Readonly<Config>, deps: Required<ServerDeps>): Promise<TrustedIssuer[]> {
+async function trustedIssuers(config: Readonly<Config>, deps: Required<Omit<ServerDeps, 'onFatal'>>): Promise<TrustedIssuer[]> {
   const list: TrustedIssuer[] = config.issuers.map((policy) => ({ policy, keys: createRemoteKeySource(policy, deps) }));
   if (config.dev_issuer.enabled) {
     const dev = await loadDevIssuer({ issuer: config.dev_issuer.issuer, audience: config.dev_issuer.audience, keyFile: config.dev_issuer.key_file, clock: deps.clock });

@@ -26,7 +26,9 @@ export interface Target {
 export async function startPortcullis(configYaml: (dir: string) => string): Promise<Target> {
   const dir = mkdtempSync(join(tmpdir(), 'pc-bench-'));
   const file = join(dir, 'bench.yaml');
-  writeFileSync(file, configYaml(dir));
+  // No drain window on stop unless the config asks for one (the soak and chaos runs measure shutdown).
+  const yaml = configYaml(dir);
+  writeFileSync(file, /^lifecycle:/m.test(yaml) ? yaml : `${yaml}\nlifecycle:\n  drain_seconds: 0\n`);
   const sqliteFile = join(dir, 'portcullis.db');
   const kek = randomBytes(32).toString('base64url');
   const target = await launch('portcullis', dir, [join(ROOT, 'dist/cli/main.js'), 'serve', '--config', file], 'portcullis serving', {

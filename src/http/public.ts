@@ -15,6 +15,7 @@ import { userinfo } from '../issuer/userinfo.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { healthRoute, type Liveness, type Readiness } from './admin.js';
+import { closeConnectionsWhileDraining } from './lifecycle.js';
 
 export interface PublicServerOptions {
   tokens: TokenModule | undefined;
@@ -24,6 +25,8 @@ export interface PublicServerOptions {
   trustProxy: number;
   metrics: Metrics;
   logger: Logger;
+  /** True while the process drains before shutdown (answers then close their connection). */
+  draining?: () => boolean;
 }
 
 const INTERACTION_COOKIE = 'portcullis_interaction';
@@ -35,9 +38,10 @@ const FRAMEWORK_ERRORS: Record<number, string> = { 413: 'request body too large'
  * translate HTTP to the issuer's functions and render its results; OAuth errors are rendered in
  * one place as RFC 6749 JSON, and anything unexpected becomes a generic `server_error`.
  */
-export function createPublicServer({ tokens, readiness, liveness, trustProxy, metrics, logger }: PublicServerOptions): FastifyInstance {
+export function createPublicServer({ tokens, readiness, liveness, trustProxy, metrics, logger, draining }: PublicServerOptions): FastifyInstance {
   // proxy-addr asks hop by hop from the socket outwards: trust exactly the configured number of proxies.
   const app = Fastify({ logger: false, bodyLimit: 64 * 1024, trustProxy: (_address: string, hop: number) => hop < trustProxy });
+  if (draining) closeConnectionsWhileDraining(app, draining);
   app.register(formbody);
   app.register(cookie);
 

@@ -41,7 +41,12 @@ export function loadPolicyBundle(dirInput: string): PolicyBundle {
   // Every file read feeds the revision: a content hash that names exactly this set.
   const revision = createHash('sha256');
   const read = (name: string) => {
-    const text = readFileSync(join(dir, name), 'utf8');
+    let text: string;
+    try {
+      text = readFileSync(join(dir, name), 'utf8');
+    } catch (cause) {
+      throw new PortcullisError('ERR_POLICY_LOAD', `cannot read policy file ${join(dir, name)}: ${(cause as Error).message}`, { cause });
+    }
     revision.update(name).update('\0').update(text).update('\0');
     return text;
   };

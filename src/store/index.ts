@@ -1,2 +1,3 @@
 export type * from './store.js';
 export { openSqliteStore, openMemoryStore } from './sqlite.js';
+export { createStoreWatchdog, type StoreWatchdog, type StoreWatchdogOptions } from './watchdog.js';

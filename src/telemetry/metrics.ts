@@ -40,6 +40,8 @@ export function createMetrics(registry: Registry = new Registry(), options: { de
     oauthErrors: new Counter({ name: 'auth_oauth_errors_total', help: 'OAuth error responses by endpoint and error code', labelNames: ['endpoint', 'error'] as const, registers: r }),
     refreshReuse: new Counter({ name: 'auth_refresh_token_reuse_total', help: 'Reuses of a rotated refresh token (each revokes its family)', registers: r }),
     signingKeyCreated: new Gauge({ name: 'auth_signing_key_created_timestamp_seconds', help: 'Creation time of the token signing key in use (alert when it gets old)', registers: r }),
+    storeUp: new Gauge({ name: 'auth_store_up', help: 'Whether the store answered its last health ping (1) or not (0)', registers: r }),
+    unhandledErrors: new Counter({ name: 'auth_unhandled_errors_total', help: 'Errors no handler caught, by kind (rejection: logged, the process keeps serving; exception: the process drains and exits 1)', labelNames: ['kind'] as const, registers: r }),
     keyRotations: new Counter({ name: 'auth_key_rotation_total', help: 'Signing key rotations by trigger (cli, admin, schedule)', labelNames: ['trigger'] as const, registers: r }),
   };
 }

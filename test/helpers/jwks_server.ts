@@ -14,12 +14,14 @@ export interface JwksServer {
   mode: JwksMode;
   cacheControl: string | undefined;
   keys: JWK[];
+  /** Answers JWKS requests this much later (a slow identity provider). */
+  delayMs: number;
   close(): Promise<void>;
 }
 
 export async function startJwksServer(): Promise<JwksServer> {
   // The handler reads the returned object, so tests switch modes and keys by assigning to it.
-  const api: JwksServer = { url: '', issuer: '', jwksUri: '', jwksRequests: 0, mode: 'ok', cacheControl: 'max-age=300', keys: [], close: async () => {} };
+  const api: JwksServer = { url: '', issuer: '', jwksUri: '', jwksRequests: 0, mode: 'ok', cacheControl: 'max-age=300', keys: [], delayMs: 0, close: async () => {} };
   const server: Server = createServer((req, res) => {
     if (req.url === '/.well-known/openid-configuration') {
       res.writeHead(200, { 'content-type': 'application/json' });
@@ -31,25 +33,29 @@ export async function startJwksServer(): Promise<JwksServer> {
       return;
     }
     api.jwksRequests++;
-    switch (api.mode) {
-      case 'error500':
-        res.writeHead(500).end('boom');
-        return;
-      case 'garbage':
-        res.writeHead(200, { 'content-type': 'application/json' }).end('<html>not json');
-        return;
-      case 'redirect':
-        res.writeHead(302, { location: 'http://127.0.0.1:1/jwks.json' }).end();
-        return;
-      case 'huge':
-        res.writeHead(200, { 'content-type': 'application/json' }).end(`{"keys":[],"pad":"${'x'.repeat(2 * 1024 * 1024)}"}`);
-        return;
-      case 'hang':
-        return; // never answers
-      case 'ok': {
-        const headers: Record<string, string> = { 'content-type': 'application/json' };
-        if (api.cacheControl) headers['cache-control'] = api.cacheControl;
-        res.writeHead(200, headers).end(JSON.stringify({ keys: api.keys }));
+    if (api.delayMs > 0) setTimeout(answer, api.delayMs);
+    else answer();
+    function answer() {
+      switch (api.mode) {
+        case 'error500':
+          res.writeHead(500).end('boom');
+          return;
+        case 'garbage':
+          res.writeHead(200, { 'content-type': 'application/json' }).end('<html>not json');
+          return;
+        case 'redirect':
+          res.writeHead(302, { location: 'http://127.0.0.1:1/jwks.json' }).end();
+          return;
+        case 'huge':
+          res.writeHead(200, { 'content-type': 'application/json' }).end(`{"keys":[],"pad":"${'x'.repeat(2 * 1024 * 1024)}"}`);
+          return;
+        case 'hang':
+          return; // never answers
+        case 'ok': {
+          const headers: Record<string, string> = { 'content-type': 'application/json' };
+          if (api.cacheControl) headers['cache-control'] = api.cacheControl;
+          res.writeHead(200, headers).end(JSON.stringify({ keys: api.keys }));
+        }
       }
     }
   });

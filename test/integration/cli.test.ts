@@ -195,7 +195,7 @@ describe('config schema', () => {
     const r = run(['config', 'schema']);
     expect(r.status).toBe(0);
     const schema = JSON.parse(r.stdout) as { properties: Record<string, { description?: string }> };
-    expect(Object.keys(schema.properties).sort()).toEqual(['admin', 'dev_issuer', 'grpc', 'http', 'http_authz', 'issuers', 'log', 'mode', 'observability', 'policies', 'request_body', 'store', 'token_cache', 'token_module']);
+    expect(Object.keys(schema.properties).sort()).toEqual(['admin', 'dev_issuer', 'grpc', 'http', 'http_authz', 'issuers', 'lifecycle', 'log', 'mode', 'observability', 'policies', 'request_body', 'store', 'token_cache', 'token_module']);
     for (const [key, value] of Object.entries(schema.properties)) expect(value.description, key).toBeTruthy();
   });
 });
