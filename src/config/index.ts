@@ -1,3 +1,3 @@
-export { loadConfig, parseConfig, type LoadConfigOptions } from './load.js';
+export { CONFIG_ENV_VARS, loadConfig, parseConfig, type LoadConfigOptions } from './load.js';
 export { configReferenceMarkdown } from './reference.js';
 export { configSchema, configJsonSchema, ALLOWED_ALGORITHMS, type Config, type ConfigInput, type IssuerConfig } from './schema.js';
