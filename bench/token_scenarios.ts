@@ -25,8 +25,8 @@ const FORM = 'application/x-www-form-urlencoded';
 /** The token module with its per-IP login limit off (the load comes from one address). */
 const tokenConfig = () => `policies:\n  dir: ${EXAMPLE_POLICIES}\ndev_issuer:\n  enabled: false\ntoken_module:\n  rate_limit:\n    login_per_minute: 0\n`;
 
-/** Opens the running target's store from the bench process (SQLite WAL allows both) to add a user or client. */
-async function withStore<T>(target: Target, fn: (ctx: IssuerContext) => Promise<T>): Promise<T> {
+/** Opens the running target's store from the bench process (SQLite WAL allows both) to add a user or client (soak and chaos use it too). */
+export async function withStore<T>(target: Target, fn: (ctx: IssuerContext) => Promise<T>): Promise<T> {
   const config = parseConfig({ dev_issuer: { enabled: false }, store: { sqlite_file: target.sqliteFile! }, token_module: { kek: target.kek! } });
   const store = openSqliteStore({ file: target.sqliteFile! });
   try {

@@ -10,7 +10,9 @@ import { createHealthService, Serving, type HealthState } from './grpc/health.js
 import { startGrpcServer } from './grpc/server.js';
 import { createAdminServer } from './http/admin.js';
 import { createHttpAuthzServer } from './http/http_authz.js';
+import { closeListener } from './http/lifecycle.js';
 import { createPublicServer } from './http/public.js';
+import { watchStore } from './lifecycle/store_watch.js';
 import { createTokenModule, type TokenModule } from './issuer/module.js';
 import { systemClock, type Clock } from './lib/clock.js';
 import { createDecisionLog } from './pipeline/decision_log.js';
@@ -25,6 +27,11 @@ export interface ServerDeps {
   metrics?: Metrics;
   /** Shared short-lived state (DPoP replay); built from config when not given. */
   cache?: Cache;
+  /**
+   * Called once when the process cannot go on (the store gone for longer than
+   * `lifecycle.store_unavailable_exit_seconds` in production); the CLI drains and exits 1.
+   */
+  onFatal?: (reason: string) => void;
 }
 
 export interface PortcullisServer {
@@ -48,7 +55,11 @@ export interface PortcullisServer {
   reloadKeys(): Promise<void>;
   /** Stops reporting ready (gRPC NOT_SERVING, /ready 503) while still answering. */
   drain(): void;
-  close(): Promise<void>;
+  /**
+   * Drains, stops accepting, waits up to `timeoutMs` (default `lifecycle.shutdown_timeout_seconds`)
+   * for requests in flight, cuts the rest, then closes the store. True when no request was cut.
+   */
+  close(options?: { timeoutMs?: number }): Promise<boolean>;
 }
 
 /** The composition root: builds every part from config and starts the listeners. */
@@ -87,6 +98,8 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
     : [];
   const stopWatching = () => watchers.forEach((stop) => stop());
   let draining = false;
+  // Ready only once every listener is up and the gRPC health service reports SERVING.
+  let started = false;
   const storeReachable = async () => {
     try {
       await store?.ping();
@@ -103,8 +116,8 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
     const storeOk = await storeReachable();
     // Redis is pinged (bounded by cache.command_timeout_ms); the memory cache cannot be down.
     const cacheUp = cache.driver === 'memory' || (await cache.ping().then(() => true, (err: unknown) => (logger.warn({ err }, 'cache unreachable: not ready'), false)));
-    const checks = { policies: policies.current() !== undefined, issuer_keys: keys, ...(store ? { store: storeOk } : {}), ...(cache.driver === 'redis' ? { cache: cacheUp } : {}), draining };
-    return { ready: checks.policies && Object.values(keys).every(Boolean) && storeOk && cacheUp && !draining, checks };
+    const checks = { started, policies: policies.current() !== undefined, issuer_keys: keys, ...(store ? { store: storeOk } : {}), ...(cache.driver === 'redis' ? { cache: cacheUp } : {}), draining };
+    return { ready: started && checks.policies && Object.values(keys).every(Boolean) && storeOk && cacheUp && !draining, checks };
   };
   const liveness = async () => {
     const ok = await storeReachable();
@@ -112,7 +125,8 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
   };
   // The public listener is bound first: when token_module.issuer is unset, the issuer URL is its
   // bound address, and the ext_authz verifier must trust it before the first Check.
-  const publicHttp = createPublicServer({ tokens, readiness, liveness, trustProxy: config.http.trusted_proxy_hops, metrics, logger });
+  const isDraining = () => draining;
+  const publicHttp = createPublicServer({ tokens, readiness, liveness, trustProxy: config.http.trusted_proxy_hops, metrics, logger, draining: isDraining });
   const [httpHost, httpPortWanted] = splitAddress(config.http.address);
   await publicHttp.listen({ host: httpHost, port: httpPortWanted });
   const httpPort = (publicHttp.server.address() as AddressInfo).port;
@@ -143,14 +157,16 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
   const [adminHost, adminPort] = splitAddress(config.admin.address);
   await admin.listen({ host: adminHost, port: adminPort });
   const boundAdmin = (admin.server.address() as AddressInfo).port;
-  const httpAuthz = config.http_authz.address ? createHttpAuthzServer({ decide, pathPrefix: config.http_authz.path_prefix, maxBodyBytes: config.request_body.max_bytes, metrics, logger }) : undefined;
+  const httpAuthz = config.http_authz.address ? createHttpAuthzServer({ decide, pathPrefix: config.http_authz.path_prefix, maxBodyBytes: config.request_body.max_bytes, metrics, logger, draining: isDraining }) : undefined;
   if (httpAuthz && config.http_authz.address) {
     const [host, port] = splitAddress(config.http_authz.address);
     await httpAuthz.listen({ host, port });
   }
   const httpAuthzPort = httpAuthz ? (httpAuthz.server.address() as AddressInfo).port : undefined;
 
+  const watchdog = store ? watchStore(config, store, { logger, clock, metrics, onFatal: deps.onFatal }) : undefined;
   health.state.set(Serving.SERVING);
+  started = true;
   logger.info(
     { grpc: `${hostOf(config.grpc.address)}:${grpc.port}`, admin: `${hostOf(config.admin.address)}:${boundAdmin}`, http: `${hostOf(config.http.address)}:${httpPort}`, issuers: verifier.issuers().map((i) => i.policy.issuer), mode: config.mode },
     'portcullis serving',
@@ -179,19 +195,19 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
       await tokens?.reload();
     },
     drain,
-    async close() {
+    async close({ timeoutMs = config.lifecycle.shutdown_timeout_seconds * 1000 } = {}) {
       drain();
       stopWatching();
+      watchdog?.stop();
+      // Every listener stops accepting at once; requests in flight finish with everything still in place.
+      const finished = await Promise.all([grpc.close(timeoutMs), closeListener(admin, timeoutMs), closeListener(publicHttp, timeoutMs), ...(httpAuthz ? [closeListener(httpAuthz, timeoutMs)] : [])]);
       await tokens?.stop();
-      await grpc.close();
-      await admin.close();
-      await httpAuthz?.close();
-      await publicHttp.close();
       for (const i of issuers) i.keys.stop();
       await store?.close();
       await closeOwnCache();
       await decisionLog?.close();
       await telemetry.shutdown();
+      return finished.every(Boolean);
     },
   };
 }

@@ -1,6 +1,6 @@
 import * as hdr from 'hdr-histogram-js';
 import { Worker } from 'node:worker_threads';
-import type { WorkerJob, WorkerResult } from './load_worker.js';
+import type { IntervalReport, WorkerJob, WorkerResult } from './load_worker.js';
 
 export interface LoadSpec {
   address: string;
@@ -35,7 +35,21 @@ export interface LoadResult {
 }
 
 /** Runs the Node load generator (worker threads, grpc-js, hdr-histogram-js) and merges the workers' histograms. */
-export async function runNodeLoad(spec: LoadSpec): Promise<LoadResult> {
+export function runNodeLoad(spec: LoadSpec): Promise<LoadResult> {
+  return startNodeLoad(spec).done;
+}
+
+export interface RunningLoad {
+  /** Replaces the request pool of every worker while the load runs. */
+  setRequests(requests: Uint8Array[]): void;
+  done: Promise<LoadResult>;
+}
+
+/**
+ * The Node load generator, steerable while it runs: with `intervalMs`, `onInterval` gets the merged
+ * result of each interval (every worker's k-th report); `setRequests` swaps the request pool.
+ */
+export function startNodeLoad(spec: LoadSpec & { intervalMs?: number }, onInterval?: (index: number, result: LoadResult) => void): RunningLoad {
   const workers = Math.max(1, spec.workers ?? 1);
   const jobs: WorkerJob[] = Array.from({ length: workers }, (_, w) => ({
     address: spec.address,
@@ -48,19 +62,32 @@ export async function runNodeLoad(spec: LoadSpec): Promise<LoadResult> {
     concurrency: Math.max(1, Math.round((spec.concurrency ?? 1) / workers)),
     durationMs: spec.durationMs,
     maxInFlight: 20_000,
+    ...(spec.intervalMs ? { intervalMs: spec.intervalMs } : {}),
   }));
-  const results = await Promise.all(jobs.map(runWorker));
+  const pending = new Map<number, IntervalReport[]>();
+  const onReport = (index: number, report: IntervalReport) => {
+    const got = [...(pending.get(index) ?? []), report];
+    pending.set(index, got);
+    if (got.length < workers) return;
+    pending.delete(index);
+    onInterval?.(index, merge(got, spec.intervalMs! / 1000));
+  };
+  const started = jobs.map((job) => runWorker(job, onReport));
+  const done = Promise.all(started.map((s) => s.result)).then((results) => ({ ...merge(results, Math.max(...results.map((r) => r.elapsedMs)) / 1000), exhausted: results.some((r) => r.exhausted) }));
+  return { setRequests: (requests) => started.forEach((s) => s.worker.postMessage({ requests })), done };
+}
+
+/** Adds up worker reports (final or one interval's) covering `seconds`. */
+function merge(reports: Array<Pick<WorkerResult, 'histogram' | 'completed' | 'errors' | 'errorSamples'>>, seconds: number): LoadResult {
   const merged = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 });
-  for (const r of results) merged.add(hdr.decodeFromCompressedBase64(r.histogram));
-  const completed = results.reduce((n, r) => n + r.completed, 0);
-  const elapsed = Math.max(...results.map((r) => r.elapsedMs)) / 1000;
+  for (const r of reports) merged.add(hdr.decodeFromCompressedBase64(r.histogram));
+  const completed = reports.reduce((n, r) => n + r.completed, 0);
   const ms = (micros: number) => Math.round(micros) / 1000;
   return {
     requests: completed,
-    errors: results.reduce((n, r) => n + r.errors, 0),
-    errorSamples: results.flatMap((r) => r.errorSamples).slice(0, 5),
-    exhausted: results.some((r) => r.exhausted),
-    rate: Math.round(completed / elapsed),
+    errors: reports.reduce((n, r) => n + r.errors, 0),
+    errorSamples: reports.flatMap((r) => r.errorSamples).slice(0, 5),
+    rate: Math.round(completed / seconds),
     p50: ms(merged.getValueAtPercentile(50)),
     p90: ms(merged.getValueAtPercentile(90)),
     p99: ms(merged.getValueAtPercentile(99)),
@@ -69,16 +96,18 @@ export async function runNodeLoad(spec: LoadSpec): Promise<LoadResult> {
   };
 }
 
-function runWorker(job: WorkerJob): Promise<WorkerResult> {
-  return new Promise((resolve, reject) => {
-    // Workers do not inherit the tsx loader: register it inside the worker, then load the TypeScript worker.
-    const entry = new URL('./load_worker.ts', import.meta.url).href;
-    const bootstrap = `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); });`;
-    const worker = new Worker(bootstrap, { eval: true, workerData: job });
-    worker.once('message', (m: WorkerResult) => resolve(m));
+function runWorker(job: WorkerJob, onReport: (index: number, report: IntervalReport) => void): { worker: Worker; result: Promise<WorkerResult> } {
+  // Workers do not inherit the tsx loader: register it inside the worker, then load the TypeScript worker.
+  const entry = new URL('./load_worker.ts', import.meta.url).href;
+  const bootstrap = `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); });`;
+  const worker = new Worker(bootstrap, { eval: true, workerData: job });
+  let reports = 0;
+  const result = new Promise<WorkerResult>((resolve, reject) => {
+    worker.on('message', (m: WorkerResult | IntervalReport) => ('interval' in m ? onReport(reports++, m) : resolve(m)));
     worker.once('error', reject);
     worker.once('exit', (code) => {
       if (code !== 0) reject(new Error(`load worker exited with ${code}`));
     });
   });
+  return { worker, result };
 }

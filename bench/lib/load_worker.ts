@@ -3,6 +3,10 @@
  * Open loop: request i is due at start + i / rate whether or not earlier ones answered, and its
  * latency counts from when it was due (no coordinated omission). Closed loop: `concurrency`
  * requests in flight, each sent when the previous one answered.
+ *
+ * Long runs (soak, chaos): with `intervalMs` the worker also posts an `IntervalReport` every interval
+ * (its own histogram of that interval, then reset), and a `{ requests }` message from the parent
+ * replaces the request pool while it runs (rotating tokens).
  */
 import { Client, credentials, type ServiceError } from '@grpc/grpc-js';
 import * as hdr from 'hdr-histogram-js';
@@ -24,6 +28,17 @@ export interface WorkerJob {
   durationMs: number;
   /** Open loop: more requests than this in flight counts the rest as errors instead of queueing forever. */
   maxInFlight: number;
+  /** Post an IntervalReport this often (0 or absent: only the final result). */
+  intervalMs?: number;
+}
+
+export interface IntervalReport {
+  interval: true;
+  /** Completed / failed requests and the latency histogram of this interval only. */
+  histogram: string;
+  completed: number;
+  errors: number;
+  errorSamples: string[];
 }
 
 export interface WorkerResult {
@@ -33,6 +48,7 @@ export interface WorkerResult {
   errors: number;
   errorSamples: string[];
   elapsedMs: number;
+  /** A single-use pool ran out before the time was up. */
   exhausted: boolean;
 }
 
@@ -44,17 +60,32 @@ let completed = 0;
 let errors = 0;
 let inFlight = 0;
 const errorSamples: string[] = [];
+let pool = job.requests;
+const interval = { histogram: hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 }), completed: 0, errors: 0, errorSamples: [] as string[] };
+parentPort!.on('message', (m: { requests?: Uint8Array[] }) => {
+  if (m.requests?.length) pool = m.requests;
+});
+const reporter = job.intervalMs
+  ? setInterval(() => {
+      const report: IntervalReport = { interval: true, histogram: hdr.encodeIntoCompressedBase64(interval.histogram), completed: interval.completed, errors: interval.errors, errorSamples: interval.errorSamples.splice(0) };
+      interval.histogram.reset();
+      interval.completed = interval.errors = 0;
+      parentPort!.postMessage(report);
+    }, job.intervalMs)
+  : undefined;
 
 function fail(message: string): void {
   errors++;
+  interval.errors++;
   if (errorSamples.length < 5) errorSamples.push(message);
+  if (interval.errorSamples.length < 5) interval.errorSamples.push(message);
 }
 
 /** True when a single-use pool has no request left to send. */
-const used = () => job.singleUse && sent >= job.requests.length;
+const used = () => job.singleUse && sent >= pool.length;
 
 function send(dueNs: bigint, done: () => void): void {
-  const bytes = job.requests[sent % job.requests.length]!;
+  const bytes = pool[sent % pool.length]!;
   sent++;
   inFlight++;
   client.makeUnaryRequest(
@@ -70,7 +101,9 @@ function send(dueNs: bigint, done: () => void): void {
       else if (job.expect === 'allow' && !isAllow(res!)) fail('expected an allow');
       else {
         completed++;
+        interval.completed++;
         histogram.recordValue(Math.max(1, micros));
+        interval.histogram.recordValue(Math.max(1, micros));
       }
       done();
     },
@@ -99,8 +132,13 @@ async function openLoop(): Promise<void> {
         }
         send(due, () => {});
       }
-      if (next < total && !used()) setImmediate(tick);
-      else resolve();
+      if (next >= total || used()) return resolve();
+      // Sleep until the next request is due instead of spinning (the generator shares the cores with
+      // the server). Timers have millisecond resolution, so at high rates a tick sends a small batch
+      // up to ~1 ms late; latency counts from the due time, so that lateness is in the measurement.
+      const waitMs = Number(start + BigInt(next) * intervalNs - process.hrtime.bigint()) / 1e6;
+      if (waitMs > 0) setTimeout(tick, Math.max(1, Math.floor(waitMs)));
+      else setImmediate(tick);
     };
     tick();
   });
@@ -125,6 +163,8 @@ async function drain(): Promise<void> {
 
 const started = Date.now();
 await (job.mode === 'open' ? openLoop() : closedLoop());
+clearInterval(reporter);
+parentPort!.removeAllListeners('message');
 client.close();
 const result: WorkerResult = { histogram: hdr.encodeIntoCompressedBase64(histogram), sent, completed, errors, errorSamples, elapsedMs: Date.now() - started, exhausted: used() };
 parentPort!.postMessage(result);

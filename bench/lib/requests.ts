@@ -15,6 +15,9 @@ export interface BenchIssuer {
   issuer: string;
   jwksUri: string;
   mint(alg: 'ES256' | 'RS256', count: number, claims: Record<string, unknown>): Promise<string[]>;
+  /** Takes the JWKS endpoint down (connections refused) and brings it back on the same port (chaos). */
+  down(): Promise<void>;
+  up(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -32,7 +35,14 @@ export async function startBenchIssuer(): Promise<BenchIssuer> {
   };
   const server = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'max-age=3600' }).end(JSON.stringify(jwks)));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const port = (server.address() as AddressInfo).port;
+  const url = `http://127.0.0.1:${port}`;
+  const stop = () =>
+    new Promise<void>((r) => {
+      if (!server.listening) return r();
+      server.closeAllConnections();
+      server.close(() => r());
+    });
   return {
     issuer: url,
     jwksUri: `${url}/jwks.json`,
@@ -52,6 +62,8 @@ export async function startBenchIssuer(): Promise<BenchIssuer> {
       }
       return out;
     },
-    close: () => new Promise<void>((r) => server.close(() => r())),
+    down: stop,
+    up: () => new Promise<void>((r) => server.listen(port, '127.0.0.1', r)),
+    close: stop,
   };
 }

@@ -13,8 +13,9 @@ export interface Target {
   pid: number;
   /** Folder for this target's files (config, keys, policies); removed on stop. */
   dir: string;
-  /** Portcullis only: its public HTTP listener (token module), store file and key-encryption key. */
+  /** Portcullis only: its public HTTP listener (token module), admin listener, store file and key-encryption key. */
   http?: string;
+  admin?: string;
   sqliteFile?: string;
   kek?: string;
   cpuSeconds(): number;
@@ -22,20 +23,32 @@ export interface Target {
   stop(): Promise<void>;
 }
 
-/** The built Portcullis (`dist/`), serving with the given YAML config (its grpc.address is forced to a free port). */
-export async function startPortcullis(configYaml: (dir: string) => string): Promise<Target> {
-  const dir = mkdtempSync(join(tmpdir(), 'pc-bench-'));
+export interface PortcullisOptions {
+  /** Reuse this folder, store and key-encryption key (a restart); the folder is then kept on stop. */
+  reuse?: { dir: string; kek: string };
+  /** Fixed listen addresses instead of free ports (a restart that clients reconnect to). */
+  addresses?: { grpc: string; http: string; admin: string };
+  /** Keep the folder on stop (it will be reused). */
+  keepFiles?: boolean;
+}
+
+/** The built Portcullis (`dist/`), serving with the given YAML config (its listen addresses are forced to free ports). */
+export async function startPortcullis(configYaml: (dir: string) => string, options: PortcullisOptions = {}): Promise<Target> {
+  const dir = options.reuse?.dir ?? mkdtempSync(join(tmpdir(), 'pc-bench-'));
   const file = join(dir, 'bench.yaml');
-  writeFileSync(file, configYaml(dir));
+  // No drain window on stop unless the config asks for one (the soak and chaos runs measure shutdown).
+  const yaml = configYaml(dir);
+  writeFileSync(file, /^lifecycle:/m.test(yaml) ? yaml : `${yaml}\nlifecycle:\n  drain_seconds: 0\n`);
   const sqliteFile = join(dir, 'portcullis.db');
-  const kek = randomBytes(32).toString('base64url');
+  const kek = options.reuse?.kek ?? randomBytes(32).toString('base64url');
+  const a = options.addresses;
   const target = await launch('portcullis', dir, [join(ROOT, 'dist/cli/main.js'), 'serve', '--config', file], 'portcullis serving', {
-    PORTCULLIS_GRPC_ADDRESS: '127.0.0.1:0',
-    PORTCULLIS_ADMIN_ADDRESS: '127.0.0.1:0',
-    PORTCULLIS_HTTP_ADDRESS: '127.0.0.1:0',
+    PORTCULLIS_GRPC_ADDRESS: a?.grpc ?? '127.0.0.1:0',
+    PORTCULLIS_ADMIN_ADDRESS: a?.admin ?? '127.0.0.1:0',
+    PORTCULLIS_HTTP_ADDRESS: a?.http ?? '127.0.0.1:0',
     PORTCULLIS_SQLITE_FILE: sqliteFile,
     PORTCULLIS_KEK: kek,
-  });
+  }, !options.reuse && !options.keepFiles);
   return { ...target, sqliteFile, kek };
 }
 
@@ -45,13 +58,18 @@ export async function startFloor(): Promise<Target> {
   return launch('floor', dir, ['--import', 'tsx', join(ROOT, 'bench/servers/floor.ts')], 'floor serving', {});
 }
 
-async function launch(name: string, dir: string, args: string[], ready: string, env: Record<string, string>): Promise<Target> {
+async function launch(name: string, dir: string, args: string[], ready: string, env: Record<string, string>, removeDir = true): Promise<Target> {
   const child: ChildProcess = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let stderr = '';
   child.stderr!.on('data', (b: Buffer) => (stderr += String(b)).length > 20_000 && (stderr = stderr.slice(-10_000)));
   let http: string | undefined;
+  let admin: string | undefined;
   const address = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${name} did not start in 30 s: ${stderr}`)), 30_000);
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      if (removeDir) rmSync(dir, { recursive: true, force: true });
+      reject(new Error(`${name} did not start in 60 s: ${stderr}`));
+    }, 60_000);
     let buffered = '';
     child.stdout!.on('data', (b: Buffer) => {
       buffered += String(b);
@@ -59,9 +77,10 @@ async function launch(name: string, dir: string, args: string[], ready: string, 
       buffered = lines.pop() ?? '';
       for (const line of lines) {
         try {
-          const l = JSON.parse(line) as { msg?: string; grpc?: string; http?: string };
+          const l = JSON.parse(line) as { msg?: string; grpc?: string; http?: string; admin?: string };
           if (l.msg === ready && l.grpc) {
             http = l.http;
+            admin = l.admin;
             clearTimeout(timer);
             resolve(l.grpc);
           }
@@ -77,6 +96,7 @@ async function launch(name: string, dir: string, args: string[], ready: string, 
     name,
     address,
     ...(http ? { http } : {}),
+    ...(admin ? { admin } : {}),
     pid,
     dir,
     cpuSeconds: () => cpuSeconds(pid),
@@ -84,11 +104,11 @@ async function launch(name: string, dir: string, args: string[], ready: string, 
     stop: () =>
       new Promise<void>((resolve) => {
         const done = () => {
-          rmSync(dir, { recursive: true, force: true });
+          if (removeDir) rmSync(dir, { recursive: true, force: true });
           resolve();
         };
         if (child.exitCode !== null) return done();
-        const kill = setTimeout(() => child.kill('SIGKILL'), 5000);
+        const kill = setTimeout(() => child.kill('SIGKILL'), 20_000);
         child.once('exit', () => {
           clearTimeout(kill);
           done();

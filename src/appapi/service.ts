@@ -15,6 +15,7 @@ import {
   type CheckResponse,
 } from '../gen/portcullis/authz/v1/authorizer_pb.js';
 import { decode, rawRequestMethod } from '../grpc/codec.js';
+import { respond } from '../grpc/unary.js';
 import { isPortcullisError } from '../lib/errors.js';
 import type { LimitExceeded } from '../lib/limits.js';
 import type { AppCheckInput, AppDecision, AppPlan, AppPlanInput } from '../pipeline/app_check.js';
@@ -42,8 +43,7 @@ export function createAppApiService({ check, plan, metrics, logger }: AppApiOpti
     try {
       input = parse(bytes);
     } catch (err) {
-      if (!(err instanceof InvalidField)) throw err;
-      callback({ code: Status.INVALID_ARGUMENT, details: err.message });
+      callback(err instanceof InvalidField ? { code: Status.INVALID_ARGUMENT, details: err.message } : toStatus(err, ''));
       return;
     }
     if (!input) {
@@ -52,10 +52,7 @@ export function createAppApiService({ check, plan, metrics, logger }: AppApiOpti
       return;
     }
     const requestId = input.requestId;
-    run(input).then(
-      (answer) => callback(null, render(answer)),
-      (err: unknown) => callback(toStatus(err, requestId)),
-    );
+    respond(run(input), render, callback, (err: unknown) => toStatus(err, requestId));
   }
 
   function toStatus(err: unknown, requestId: string): Partial<ServiceError> {

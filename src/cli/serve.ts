@@ -1,8 +1,9 @@
 import type { Command } from 'commander';
-import { loadConfig } from '../config/index.js';
-import { startServer } from '../server.js';
-import { createLogger } from '../telemetry/logger.js';
+import { loadConfig, type Config } from '../config/index.js';
+import { startServer, type PortcullisServer } from '../server.js';
+import { createLogger, type Logger } from '../telemetry/logger.js';
 import { exitWith } from './fail.js';
+import { installLifecycle, type Lifecycle } from './lifecycle.js';
 
 export function registerServe(program: Command): void {
   program
@@ -10,26 +11,22 @@ export function registerServe(program: Command): void {
     .description('run the sidecar (gRPC ext_authz, token module, health)')
     .option('-c, --config <file>', 'YAML config file (env PORTCULLIS_CONFIG)')
     .action(async (opts: { config?: string }) => {
-      let server;
+      let config: Readonly<Config>;
+      let logger: Logger;
+      let server: PortcullisServer;
+      let lifecycle: Lifecycle | undefined;
       try {
-        const config = loadConfig({ file: opts.config });
-        server = await startServer(config, { logger: createLogger(config.observability.logging.level, undefined, config.observability.logging.format) });
+        config = loadConfig({ file: opts.config });
+        logger = createLogger(config.observability.logging.level, undefined, config.observability.logging.format);
+        // The store watchdog gives up through the lifecycle (drain, exit 1), which exists once serving.
+        server = await startServer(config, { logger, onFatal: (reason) => (lifecycle ? lifecycle.shutdown(reason, 1) : exitWith(new Error(reason))) });
       } catch (err) {
         exitWith(err);
       }
-      const running = server;
+      lifecycle = installLifecycle(server, config, logger, server.metrics);
       process.on('SIGHUP', () => {
-        void running.reloadPolicies();
-        running.reloadKeys().catch((err: unknown) => process.stderr.write(`portcullis: key reload failed: ${(err as Error).message}\n`));
+        void server.reloadPolicies();
+        server.reloadKeys().catch((err: unknown) => process.stderr.write(`portcullis: key reload failed: ${(err as Error).message}\n`));
       });
-      let stopping = false;
-      const stop = (signal: string) => {
-        if (stopping) return;
-        stopping = true;
-        process.stderr.write(`portcullis: ${signal}, draining\n`);
-        running.close().then(() => process.exit(0), () => process.exit(1));
-      };
-      process.on('SIGTERM', () => stop('SIGTERM'));
-      process.on('SIGINT', () => stop('SIGINT'));
     });
 }

@@ -27,6 +27,9 @@ const ENV_OVERRIDES: ReadonlyArray<[string, string[]]> = [
   ['PORTCULLIS_POLICIES_DIR', ['policies', 'dir']],
 ];
 
+/** Every environment variable the configuration reads (`PORTCULLIS_CONFIG` names the file). */
+export const CONFIG_ENV_VARS: readonly string[] = ['PORTCULLIS_CONFIG', ...ENV_OVERRIDES.map(([name]) => name)];
+
 /** Loads, validates and freezes the configuration; throws ERR_CONFIG_INVALID naming every bad key path. */
 export function loadConfig(options: LoadConfigOptions = {}): Readonly<Config> {
   const env = options.env ?? process.env;

@@ -246,6 +246,15 @@ export const configSchema = z
       .strict()
       .prefault({})
       .describe('Verified-token cache.'),
+    lifecycle: z
+      .object({
+        drain_seconds: z.number().min(0).max(300).default(5).describe('After SIGTERM/SIGINT, how long every listener keeps answering while gRPC health reports `NOT_SERVING` and `/ready` 503, so Envoy health checks and Kubernetes endpoints move traffic away first; HTTP answers carry `Connection: close` meanwhile. A second signal exits at once (code 128 + signal number).'),
+        shutdown_timeout_seconds: z.number().positive().max(300).default(10).describe('After the drain window the listeners stop accepting; requests still in flight get this long to finish before their connections are cut. Exit code 0 when every request finished, 1 when some were cut.'),
+        store_unavailable_exit_seconds: z.number().int().min(0).default(60).describe('In `mode: production`, exit with code 1 (through the drain above) once the store has failed its health ping for this long, so the orchestrator restarts the process; 0 never exits. Outside production a lost store only turns `/health` 503.'),
+      })
+      .strict()
+      .prefault({})
+      .describe('Start-up, shutdown and self-healing of the process.'),
   })
   .strict()
   .superRefine((c, ctx) => {

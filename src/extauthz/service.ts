@@ -1,8 +1,9 @@
 import { status as Status, type ServiceDefinition, type UntypedServiceImplementation, type sendUnaryData } from '@grpc/grpc-js';
 import { CheckRequestSchema, CheckResponseSchema, type CheckResponse } from '../gen/envoy/service/auth/v3/external_auth_pb.js';
 import { decode, rawRequestMethod } from '../grpc/codec.js';
+import { respond } from '../grpc/unary.js';
 import { isPortcullisError } from '../lib/errors.js';
-import type { Decider } from '../pipeline/index.js';
+import type { AuthzInput, Decider } from '../pipeline/index.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { toAuthzInput } from './check_request.js';
@@ -31,20 +32,20 @@ export function createExtAuthzService({ decide, metrics, logger }: ExtAuthzServi
         callback({ code: Status.INVALID_ARGUMENT, details: 'malformed CheckRequest' });
         return;
       }
-      const input = toAuthzInput(request);
-      decide(input).then(
-        (decision) => callback(null, toCheckResponse(decision, input)),
-        (err: unknown) => {
-          const code = isPortcullisError(err) ? err.code : 'ERR_INTERNAL';
-          metrics.authzErrors.inc({ code });
-          logger.error({ err, code, request_id: input.requestId }, 'check failed');
-          callback(
-            code === 'ERR_POLICY_NOT_LOADED'
-              ? { code: Status.UNAVAILABLE, details: 'policies not loaded' }
-              : { code: Status.INTERNAL, details: 'internal error' },
-          );
-        },
-      );
+      const fail = (err: unknown, requestId: string) => {
+        const code = isPortcullisError(err) ? err.code : 'ERR_INTERNAL';
+        metrics.authzErrors.inc({ code });
+        logger.error({ err, code, request_id: requestId }, 'check failed');
+        return code === 'ERR_POLICY_NOT_LOADED' ? { code: Status.UNAVAILABLE, details: 'policies not loaded' } : { code: Status.INTERNAL, details: 'internal error' };
+      };
+      let input: AuthzInput;
+      try {
+        input = toAuthzInput(request);
+      } catch (err) {
+        callback(fail(err, request.attributes?.request?.http?.id ?? ''));
+        return;
+      }
+      respond(decide(input), (decision) => toCheckResponse(decision, input), callback, (err) => fail(err, input.requestId));
     },
   };
   return { definition, implementation };

@@ -8,7 +8,8 @@ export interface GrpcService {
 export interface GrpcListener {
   /** The port actually bound (useful with port 0). */
   port: number;
-  close(graceMs?: number): Promise<void>;
+  /** Stops accepting calls and lets those in flight finish for up to `graceMs`, then cuts them; true when none was cut. */
+  close(graceMs?: number): Promise<boolean>;
 }
 
 /** Binds a grpc-js server (h2c) with the given services. */
@@ -24,15 +25,14 @@ export async function startGrpcServer(address: string, services: readonly GrpcSe
   return {
     port,
     close: (graceMs = 5000) =>
-      new Promise<void>((resolve) => {
+      new Promise<boolean>((resolve) => {
         const force = setTimeout(() => {
           server.forceShutdown();
-          resolve();
+          resolve(false);
         }, graceMs);
-        force.unref();
         server.tryShutdown(() => {
           clearTimeout(force);
-          resolve();
+          resolve(true);
         });
       }),
   };

@@ -4,6 +4,7 @@ import { LIMIT_KEYS } from '../lib/limits.js';
 import { denialBody, upstreamHeaders, type AuthzInput, type Decider, type Decision } from '../pipeline/index.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
+import { closeConnectionsWhileDraining } from './lifecycle.js';
 
 export interface HttpAuthzOptions {
   decide: Decider;
@@ -12,6 +13,8 @@ export interface HttpAuthzOptions {
   maxBodyBytes: number;
   metrics: Metrics;
   logger: Logger;
+  /** True while the process drains before shutdown (answers then close their connection). */
+  draining?: () => boolean;
 }
 
 /**
@@ -20,8 +23,9 @@ export interface HttpAuthzOptions {
  * for `allowed_upstream_headers` and name spoofed inbound `x-portcullis-*` headers in
  * `x-envoy-auth-headers-to-remove`; denials carry status, challenge and JSON body to the client.
  */
-export function createHttpAuthzServer({ decide, pathPrefix, maxBodyBytes, metrics, logger }: HttpAuthzOptions): FastifyInstance {
+export function createHttpAuthzServer({ decide, pathPrefix, maxBodyBytes, metrics, logger, draining }: HttpAuthzOptions): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: maxBodyBytes + 1, exposeHeadRoutes: false });
+  if (draining) closeConnectionsWhileDraining(app, draining);
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
   app.route({

@@ -21,6 +21,7 @@ import type { Metrics } from '../telemetry/metrics.js';
 import { safeRequestId, withRequestContext } from '../telemetry/request_context.js';
 import { randomUUID } from 'node:crypto';
 import { healthRoute, type Liveness, type Readiness } from './admin.js';
+import { closeConnectionsWhileDraining } from './lifecycle.js';
 
 export interface PublicServerOptions {
   tokens: TokenModule | undefined;
@@ -30,6 +31,8 @@ export interface PublicServerOptions {
   trustProxy: number;
   metrics: Metrics;
   logger: Logger;
+  /** True while the process drains before shutdown (answers then close their connection). */
+  draining?: () => boolean;
 }
 
 const INTERACTION_COOKIE = 'portcullis_interaction';
@@ -42,7 +45,7 @@ const FRAMEWORK_ERRORS: Record<number, string> = { 413: 'request body too large'
  * one place as RFC 6749 JSON, an unreachable store as a 503 `temporarily_unavailable`, and
  * anything unexpected becomes a generic `server_error`.
  */
-export function createPublicServer({ tokens, readiness, liveness, trustProxy, metrics, logger }: PublicServerOptions): FastifyInstance {
+export function createPublicServer({ tokens, readiness, liveness, trustProxy, metrics, logger, draining }: PublicServerOptions): FastifyInstance {
   // proxy-addr asks hop by hop from the socket outwards: trust exactly the configured number of proxies.
   const app = Fastify({
     logger: false,
@@ -52,6 +55,7 @@ export function createPublicServer({ tokens, readiness, liveness, trustProxy, me
   });
   // Every line logged while handling a request carries its request_id (and trace/span ids when traced).
   app.addHook('onRequest', (req, _reply, done) => withRequestContext({ request_id: req.id }, done));
+  if (draining) closeConnectionsWhileDraining(app, draining);
   app.register(formbody);
   app.register(cookie);
 

@@ -91,14 +91,14 @@ function readCapped(path: string, maxBytes: number): string {
   try {
     fd = openSync(path, 'r');
     const stat = fstatSync(fd);
-    if (!stat.isFile()) throw new PortcullisError('ERR_POLICY_LOAD', `${path}: not a regular file`);
+    if (!stat.isFile()) throw new PortcullisError('ERR_POLICY_LOAD', `cannot read policy file ${path}: not a regular file`);
     if (stat.size > maxBytes) throw new LimitExceeded('policy_file', `${path}: ${stat.size} bytes, more than ${maxBytes}`);
     const bytes = readFileSync(fd);
     if (bytes.length > maxBytes) throw new LimitExceeded('policy_file', `${path}: more than ${maxBytes} bytes`);
     return bytes.toString('utf8');
   } catch (cause) {
     if (cause instanceof PortcullisError) throw cause;
-    throw new PortcullisError('ERR_POLICY_LOAD', `cannot read ${path}: ${errorMessage(cause)}`, { cause });
+    throw new PortcullisError('ERR_POLICY_LOAD', `cannot read policy file ${path}: ${errorMessage(cause)}`, { cause });
   } finally {
     if (fd !== undefined) closeSync(fd);
   }

@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { PortcullisError } from '../lib/errors.js';
@@ -20,6 +20,7 @@ export interface SqliteStoreOptions {
 export function openSqliteStore({ file }: SqliteStoreOptions): Store {
   let db: Db | undefined;
   let schemaVersion: number;
+  let opened: { dev: number; ino: number } | undefined;
   try {
     const created = file !== ':memory:' && !existsSync(file);
     if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
@@ -31,6 +32,10 @@ export function openSqliteStore({ file }: SqliteStoreOptions): Store {
     db.pragma('foreign_keys = ON');
     db.pragma('busy_timeout = 5000');
     schemaVersion = migrate(db, file);
+    if (file !== ':memory:') {
+      const { dev, ino } = statSync(file);
+      opened = { dev, ino };
+    }
   } catch (cause) {
     if (db?.open) db.close();
     if (cause instanceof PortcullisError) throw cause;
@@ -49,12 +54,27 @@ export function openSqliteStore({ file }: SqliteStoreOptions): Store {
     schemaVersion,
     ping: async () => {
       db.prepare('SELECT 1').get();
+      if (opened) assertSameFile(file, opened);
     },
     close: () => {
       if (db.open) db.close();
       return Promise.resolve();
     },
   };
+}
+
+/**
+ * An open SQLite handle keeps working on a file deleted or replaced under it (a volume remounted,
+ * a restore copied over it), silently writing where no restart will find it: the ping fails then.
+ */
+function assertSameFile(file: string, opened: { dev: number; ino: number }): void {
+  let now;
+  try {
+    now = statSync(file);
+  } catch (cause) {
+    throw new PortcullisError('ERR_STORE', `SQLite store ${file} is no longer on disk: ${(cause as Error).message}`, { cause });
+  }
+  if (now.ino !== opened.ino || now.dev !== opened.dev) throw new PortcullisError('ERR_STORE', `SQLite store ${file} was replaced on disk after it was opened`);
 }
 
 /** A store that lives only as long as the process: an in-memory SQLite database (tests only). */

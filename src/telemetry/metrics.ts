@@ -45,6 +45,8 @@ export function createMetrics(registry: Registry = new Registry(), options: { de
     signingKeyCreated: new Gauge({ name: 'auth_signing_key_created_timestamp_seconds', help: 'Creation time of the token signing key in use (alert when it gets old)', registers: r }),
     upstreamTokenRefresh: new Counter({ name: 'auth_upstream_token_refresh_total', help: 'Brokered refreshes of stored upstream provider tokens by provider and outcome (success, failed)', labelNames: ['provider', 'outcome'] as const, registers: r }),
     decisionLogDropped: new Counter({ name: 'auth_decision_log_dropped_total', help: 'Decision log records dropped by the rate cap (observability.decision_log.max_per_second)', registers: r }),
+    storeUp: new Gauge({ name: 'auth_store_up', help: 'Whether the store answered its last health ping (1) or not (0)', registers: r }),
+    unhandledErrors: new Counter({ name: 'auth_unhandled_errors_total', help: 'Errors no handler caught, by kind (rejection: logged, the process keeps serving; exception: the process drains and exits 1)', labelNames: ['kind'] as const, registers: r }),
     keyRotations: new Counter({ name: 'auth_key_rotation_total', help: 'Signing key rotations by trigger (cli, admin, schedule)', labelNames: ['trigger'] as const, registers: r }),
   };
 }

@@ -189,6 +189,6 @@ describe('policy file size (policies.max_file_bytes)', () => {
       thrown = err;
     }
     expect(isPortcullisError(thrown, 'ERR_POLICY_LOAD')).toBe(true);
-    expect((thrown as Error).message).toBe(`${join(dir, 'nested.cedar')}: not a regular file`);
+    expect((thrown as Error).message).toBe(`cannot read policy file ${join(dir, 'nested.cedar')}: not a regular file`);
   });
 });
