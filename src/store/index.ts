@@ -1,4 +1,5 @@
+// The PostgreSQL adapter is not re-exported here: it loads `pg`, so the composition root imports
+// `./postgres.js` only when `store.driver: postgres` is configured.
 export type * from './store.js';
 export { openSqliteStore, openMemoryStore } from './sqlite.js';
-export { openPostgresStore, checkPostgresUrl, type PostgresStoreOptions } from './postgres.js';
 export { createStoreWatchdog, type StoreWatchdog, type StoreWatchdogOptions } from './watchdog.js';

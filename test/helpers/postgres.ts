@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { openPostgresStore, type PostgresStoreOptions, type Store } from '../../src/store/index.js';
+import type { Store } from '../../src/store/index.js';
+import { openPostgresStore, type PostgresStoreOptions } from '../../src/store/postgres.js';
 
 /**
  * Tests against a real PostgreSQL server (`PORTCULLIS_TEST_PG_URL`, e.g.

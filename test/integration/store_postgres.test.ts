@@ -1,7 +1,8 @@
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { isPortcullisError } from '../../src/lib/errors.js';
-import { openPostgresStore, type Store } from '../../src/store/index.js';
+import type { Store } from '../../src/store/index.js';
+import { openPostgresStore } from '../../src/store/postgres.js';
 import { auditQuerySql } from '../../src/store/postgres_audit.js';
 import { POSTGRES_MIGRATIONS } from '../../src/store/postgres_migrations.js';
 import { dropSchema, freshSchema, openTestPgStore, PG_URL, pgQuery, warnIfNoPostgres } from '../helpers/postgres.js';
