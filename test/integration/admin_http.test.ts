@@ -13,7 +13,8 @@ let base: string;
 beforeAll(async () => {
   policies = join(tempDir('pc-admin'), 'policies');
   cpSync(EXAMPLE_POLICIES, policies, { recursive: true });
-  sidecar = await startSidecar({ policies: { dir: policies }, admin: { api_key: KEY } });
+  // No file watcher: this file tests the admin reload alone (a watched write would reload too, racing the POST).
+  sidecar = await startSidecar({ policies: { dir: policies, watch: false }, admin: { api_key: KEY } });
   base = `http://127.0.0.1:${sidecar.server.adminPort}`;
 });
 
