@@ -122,7 +122,7 @@ export async function createTokenModule(o: TokenModuleOptions): Promise<TokenMod
     logger: o.logger,
     dummyHash: await createDummyHash(),
     dpop: issuerDpop(o, kek),
-    upstream: createUpstreamProviders(o.config.upstream_providers, { clock: o.clock, metrics: o.metrics, logger: o.logger }),
+    upstream: createUpstreamProviders(o.config.upstream_providers, { clock: o.clock, metrics: o.metrics, logger: o.logger, traced: o.config.observability.tracing.enabled }),
   };
   const refused = () => o.metrics.loginRateLimited.inc();
   const limiter = (name: string, perMinute: number) => createRateLimiter({ cache: o.cache, name, perMinute, clock: o.clock, metrics: o.metrics, logger: o.logger, onRefused: refused });

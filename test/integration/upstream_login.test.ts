@@ -11,6 +11,7 @@ import { UPSTREAM_FAILED_MESSAGE } from '../../src/issuer/upstream/interaction_s
 import { BrowserSession, createTestUser, parseInteractionPage, totpCode } from '../helpers/login_flow.js';
 import { metricValue, startSidecar, type Sidecar } from '../helpers/sidecar.js';
 import { IDP_API, startUpstreamIdp, type UpstreamIdp } from '../helpers/upstream_idp.js';
+import { follow, loginThroughProvider, RP_REDIRECT, type UpstreamRun } from '../helpers/upstream_login.js';
 
 /**
  * Login through an external OpenID provider, token exchange and brokered upstream tokens, against
@@ -23,7 +24,6 @@ import { IDP_API, startUpstreamIdp, type UpstreamIdp } from '../helpers/upstream
 const ADMIN_KEY = 'admin-key-upstream-0123456789';
 const IDP_SECRET = `idp-secret-${randomBytes(8).toString('hex')}`;
 const SERVICE_SECRET = `svc-secret-${randomBytes(8).toString('hex')}`;
-const RP_REDIRECT = 'http://127.0.0.1:9/app/callback';
 const SERVICE_REDIRECT = 'http://127.0.0.1:9/svc/callback';
 
 let idp: UpstreamIdp;
@@ -94,49 +94,6 @@ afterAll(async () => {
 
 const ctxOf = (s: Sidecar): IssuerContext => s.server.tokens!.ctx;
 
-interface UpstreamRun {
-  session: BrowserSession;
-  /** The login page of Portcullis, before choosing the provider. */
-  loginPage: Response;
-  loginHtml: string;
-  /** Portcullis' answer to the provider's callback. */
-  callback: Response;
-  callbackUrl: URL;
-  /** PKCE verifier of the application's request to Portcullis. */
-  verifier: string;
-}
-
-/** Follows redirects by hand until one points at `stop` (returned, not followed) or a page answers. */
-async function follow(session: BrowserSession, res: Response, stop: (url: URL) => boolean): Promise<{ res: Response; next?: URL }> {
-  for (let hops = 0; hops < 15; hops++) {
-    if (res.status !== 302 && res.status !== 303) return { res };
-    const next = new URL(res.headers.get('location')!, res.url || undefined);
-    if (stop(next)) return { res, next };
-    res = await session.fetch(next);
-  }
-  throw new Error('too many redirects');
-}
-
-/** A browser starts an authorization at Portcullis and presses "Sign in with Corp SSO". */
-async function loginThroughProvider(sidecar: Sidecar, account: string | 'deny', opts: { callback?: boolean } = {}): Promise<UpstreamRun> {
-  const issuer = sidecar.server.issuer!;
-  const verifier = oidc.randomPKCECodeVerifier();
-  const authorize = new URL(`${issuer}/oauth2/authorize`);
-  authorize.search = new URLSearchParams({ client_id: 'portal', redirect_uri: RP_REDIRECT, response_type: 'code', scope: 'openid profile email', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256', state: 'rp-state' }).toString();
-  const session = new BrowserSession();
-  const loginPage = await session.fetch(authorize);
-  const loginHtml = await loginPage.text();
-  const page = parseInteractionPage(loginHtml, authorize, loginPage.status);
-  idp.loginAs(account);
-  const toIdp = await session.postForm(new URL('/interaction/upstream', issuer), { csrf: page.csrf, provider: 'corp' });
-  expect(toIdp.status).toBe(303);
-  expect(toIdp.headers.get('location')!.startsWith(`${idp.issuer}/`)).toBe(true);
-  const { next } = await follow(session, await session.fetch(toIdp.headers.get('location')!), (u) => u.href.startsWith(issuer));
-  if (!next) throw new Error('the provider did not send the browser back');
-  const callback = opts.callback === false ? new Response(null, { status: 599 }) : await session.fetch(next);
-  return { session, loginPage, loginHtml, callback, callbackUrl: next, verifier };
-}
-
 /** The code of a finished run: the callback redirected the browser to the application. */
 function codeOf(run: UpstreamRun): string {
   expect(run.callback.status).toBe(303);
@@ -197,7 +154,7 @@ async function serviceTokens(account: string) {
 describe('login through an external identity provider', () => {
   it('offers "Sign in with" on the login page and lets its form go to the provider (CSP form-action)', async () => {
     idp.accounts.set('page-sub', { email: 'page@corp.example', email_verified: true });
-    const run = await loginThroughProvider(open, 'page-sub');
+    const run = await loginThroughProvider(idp, open, 'page-sub');
     expect(run.loginHtml).toContain('>Sign in with Corp SSO</button>');
     expect(run.loginHtml).toMatch(/<form method="post" action="\/interaction\/upstream"/);
     expect(run.loginPage.headers.get('content-security-policy')).toMatch(new RegExp(`form-action 'self' http://127\\.0\\.0\\.1:9 ${idp.issuer.replace(/\./g, '\\.')};`));
@@ -211,7 +168,7 @@ describe('login through an external identity provider', () => {
     idp.accounts.set('alice-sub', { email: 'alice@corp.example', email_verified: true, name: 'Alice' });
     const linkedBefore = (await auditRows(open, 'identity.linked')).length;
 
-    const tokens = await portalTokens(open, await loginThroughProvider(open, 'alice-sub'));
+    const tokens = await portalTokens(open, await loginThroughProvider(idp, open, 'alice-sub'));
     expect(tokens.claims()).toMatchObject({ sub: alice.user.id, amr: ['fed'] });
     expect(decodeJwt(tokens.access_token)).toMatchObject({ sub: alice.user.id, roles: ['editor'], amr: ['fed'] });
     expect(await ctx.store.identities.find('corp', 'alice-sub')).toMatchObject({ userId: alice.user.id, email: 'alice@corp.example', needsReconsent: false });
@@ -219,7 +176,7 @@ describe('login through an external identity provider', () => {
     expect(linked).toHaveLength(linkedBefore + 1);
     expect(linked[0]).toMatchObject({ outcome: 'success', actor: ctx.audit.userRef(alice.user.id), details: { provider: 'corp', by: 'verified_email' } });
 
-    const again = await portalTokens(open, await loginThroughProvider(open, 'alice-sub'));
+    const again = await portalTokens(open, await loginThroughProvider(idp, open, 'alice-sub'));
     expect(again.claims()!.sub).toBe(alice.user.id);
     expect(await auditRows(open, 'identity.linked')).toHaveLength(linkedBefore + 1);
     expect((await auditRows(open, 'login.upstream')).filter((r) => r.outcome === 'success' && r.actor === ctx.audit.userRef(alice.user.id))).toHaveLength(2);
@@ -229,7 +186,7 @@ describe('login through an external identity provider', () => {
     const ctx = ctxOf(open);
     idp.accounts.set('bob-sub', { email: 'bob@corp.example', email_verified: true, name: 'Bob Builder', groups: ['editor'] });
     const before = await metricValue(open.metrics, 'auth_login_attempts_total', { method: 'upstream', client_type: 'browser' });
-    const tokens = await portalTokens(open, await loginThroughProvider(open, 'bob-sub'));
+    const tokens = await portalTokens(open, await loginThroughProvider(idp, open, 'bob-sub'));
     const link = (await ctx.store.identities.find('corp', 'bob-sub'))!;
     const user = (await ctx.store.users.byId(link.userId))!;
     expect(user).toMatchObject({ username: 'corp+bob-sub', name: 'Bob Builder', email: 'bob@corp.example', roles: ['viewer', 'editor'], disabled: false });
@@ -247,7 +204,7 @@ describe('login through an external identity provider', () => {
     const ctx = ctxOf(open);
     const victim = await createTestUser(ctx, { prefix: 'victim', email: 'victim@corp.example' });
     idp.accounts.set('mallory-sub', { email: 'victim@corp.example', email_verified: false });
-    const tokens = await portalTokens(open, await loginThroughProvider(open, 'mallory-sub'));
+    const tokens = await portalTokens(open, await loginThroughProvider(idp, open, 'mallory-sub'));
     expect(tokens.claims()!.sub).not.toBe(victim.user.id);
     expect((await ctx.store.users.byId(String(tokens.claims()!.sub)))?.username).toBe('corp+mallory-sub');
     expect(await ctx.store.identities.forUser(victim.user.id)).toEqual([]);
@@ -259,7 +216,7 @@ describe('login through an external identity provider', () => {
     const local = await createTestUser(ctx, { prefix: 'local' });
     const failures = await metricValue(strict.metrics, 'auth_login_failures_total', { method: 'upstream', reason: 'unmapped_external_identity' });
 
-    const run = await loginThroughProvider(strict, 'stranger-sub');
+    const run = await loginThroughProvider(idp, strict, 'stranger-sub');
     expect(run.callback.status).toBe(403);
     const html = await run.callback.text();
     expect(alertOf(html)).toBe(UPSTREAM_FAILED_MESSAGE);
@@ -276,7 +233,7 @@ describe('login through an external identity provider', () => {
 
   it('shows the same generic page when the user says no at the provider', async () => {
     const before = await metricValue(open.metrics, 'auth_login_failures_total', { method: 'upstream', reason: 'upstream_denied' });
-    const run = await loginThroughProvider(open, 'deny');
+    const run = await loginThroughProvider(idp, open, 'deny');
     expect(run.callback.status).toBe(401);
     expect(alertOf(await run.callback.text())).toBe(UPSTREAM_FAILED_MESSAGE);
     expect(await metricValue(open.metrics, 'auth_login_failures_total', { method: 'upstream', reason: 'upstream_denied' })).toBe(before + 1);
@@ -303,7 +260,7 @@ describe('login through an external identity provider', () => {
 
   it('accepts a provider callback once, only in the browser that started the login, and only with its state', async () => {
     idp.accounts.set('replay-sub', { email: 'replay@corp.example', email_verified: true });
-    const run = await loginThroughProvider(open, 'replay-sub', { callback: false });
+    const run = await loginThroughProvider(idp, open, 'replay-sub', { callback: false });
     const expired = async (res: Response) => {
       expect(res.status).toBe(400);
       expect(await res.text()).toContain('Sign-in expired');
@@ -321,7 +278,7 @@ describe('login through an external identity provider', () => {
     const ctx = ctxOf(open);
     const user = await createTestUser(ctx, { prefix: 'mfa', email: 'mfa@corp.example', mfa: true });
     idp.accounts.set('mfa-sub', { email: 'mfa@corp.example', email_verified: true });
-    const run = await loginThroughProvider(open, 'mfa-sub');
+    const run = await loginThroughProvider(idp, open, 'mfa-sub');
     const mfaPage = parseInteractionPage(await run.callback.text(), run.callbackUrl, run.callback.status);
     expect(mfaPage.stage).toBe('mfa');
     const done = await run.session.postForm(mfaPage.action, { csrf: mfaPage.csrf, code: await totpCode(user.totpSecret!) });
@@ -336,7 +293,7 @@ describe('brokered upstream tokens', () => {
   it('refreshes the stored upstream grant on demand, then asks for re-consent once the provider revoked it', async () => {
     const ctx = ctxOf(open);
     idp.accounts.set('carol-sub', { email: 'carol@corp.example', email_verified: true });
-    await portalTokens(open, await loginThroughProvider(open, 'carol-sub'));
+    await portalTokens(open, await loginThroughProvider(idp, open, 'carol-sub'));
     const link = (await ctx.store.identities.find('corp', 'carol-sub'))!;
     expect(link.refreshTokenCiphertext).toMatch(/^v1\./);
     const upstreamRefresh = ctx.kek.decrypt(link.refreshTokenCiphertext!, 'upstream-refresh-token');
@@ -377,7 +334,7 @@ describe('brokered upstream tokens', () => {
     // Asking again does not bother the provider; signing in through it again restores the grant.
     expect((await adminPost(open, `/admin/users/${link.userId}/upstream/corp/token`)).status).toBe(409);
     expect(await count('failed')).toBe(failed + 1);
-    await portalTokens(open, await loginThroughProvider(open, 'carol-sub'));
+    await portalTokens(open, await loginThroughProvider(idp, open, 'carol-sub'));
     expect(await ctx.store.identities.find('corp', 'carol-sub')).toMatchObject({ needsReconsent: false });
     expect((await adminPost(open, `/admin/users/${link.userId}/upstream/corp/token`)).status).toBe(200);
     expect(await count('success')).toBe(success + 2);

@@ -41,6 +41,8 @@ export interface UpstreamProviderDeps {
   clock: Clock;
   metrics: Metrics;
   logger: Logger;
+  /** Key resolution emits `auth.oauth.fetch_jwks` spans (tracing on). */
+  traced?: boolean;
 }
 
 export function createUpstreamProvider(p: Readonly<UpstreamProviderConfig>, deps: UpstreamProviderDeps): UpstreamProvider {
