@@ -12,10 +12,12 @@ import { addUser } from '../src/issuer/users.js';
 import { systemClock } from '../src/lib/clock.js';
 import { createMemoryCache } from '../src/cache/index.js';
 import { openSqliteStore } from '../src/store/index.js';
+import { randomBytes } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { createLogger } from '../src/telemetry/logger.js';
 import { createMetrics } from '../src/telemetry/metrics.js';
 import type { LoadResult } from './lib/load_grpc.js';
-import { startPortcullis, type Target } from './lib/target.js';
+import { startOidcProviderPeer, startPortcullis, type Target } from './lib/target.js';
 import type { Scenario } from './scenarios.js';
 
 const EXAMPLE_POLICIES = new URL('../policies', import.meta.url).pathname;
@@ -49,6 +51,16 @@ const login = (target: Target) => post(`http://${target.http}/login`, JSON.strin
 const LOGIN_CONNECTIONS = 8;
 const REFRESH_POOL = 40_000;
 
+/** Whether an optional peer package is installed (a missing peer is reported, not an error). */
+function installed(name: string): boolean {
+  try {
+    createRequire(import.meta.url).resolve(name);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export const TOKEN_SCENARIOS: Scenario[] = [
   {
     name: 'token-client-credentials',
@@ -65,6 +77,24 @@ export const TOKEN_SCENARIOS: Scenario[] = [
           return { target, requests: [], http: { url: `http://${target.http}`, requests: [request] }, verify };
         },
       },
+      // Peer: node-oidc-provider (dev dependency), the same grant issuing ES256 JWT access tokens.
+      ...(installed('oidc-provider')
+        ? [
+            {
+              name: 'oidc-provider',
+              async start() {
+                const secret = randomBytes(24).toString('base64url');
+                const target = await startOidcProviderPeer(secret);
+                const request: Request = { method: 'POST', path: '/token', headers: { 'content-type': FORM, authorization: `Basic ${Buffer.from(`bench:${secret}`).toString('base64')}` }, body: 'grant_type=client_credentials&scope=read' };
+                const verify = async () => {
+                  const answer = await post(`http://${target.http}/token`, request.body as string, request.headers as Record<string, string>);
+                  if (typeof answer.access_token !== 'string' || answer.access_token.split('.').length !== 3) throw new Error(`oidc-provider did not issue a JWT access token: ${JSON.stringify(answer)}`);
+                };
+                return { target, requests: [], http: { url: `http://${target.http}`, requests: [request] }, verify, note: 'in-memory adapter (nothing durable, no audit row)' };
+              },
+            },
+          ]
+        : []),
     ],
   },
   {

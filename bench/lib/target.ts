@@ -52,6 +52,12 @@ export async function startPortcullis(configYaml: (dir: string) => string, optio
   return { ...target, sqliteFile, kek };
 }
 
+/** The node-oidc-provider peer (bench/servers/oidc_provider.ts) with client `bench`: `http` is its issuer's host:port. */
+export async function startOidcProviderPeer(clientSecret: string): Promise<Target> {
+  const dir = mkdtempSync(join(tmpdir(), 'pc-bench-'));
+  return launch('oidc-provider', dir, ['--import', 'tsx', join(ROOT, 'bench/servers/oidc_provider.ts')], 'oidc-provider serving', { OIDC_PEER_CLIENT_SECRET: clientSecret });
+}
+
 /** The no-op floor server. */
 export async function startFloor(): Promise<Target> {
   const dir = mkdtempSync(join(tmpdir(), 'pc-bench-'));
