@@ -2,7 +2,7 @@ import type { Db } from './sqlite.js';
 import { json } from './json_column.js';
 import { toAudit, toChallenge, toKey, type AuditRow, type ChallengeRow, type KeyRow } from './rows.js';
 import { consumed } from './sqlite_oauth.js';
-import type { AuditStore, ChallengeStore, KeyStore, RevocationStore, SigningKeyRecord } from './store.js';
+import type { AuditEvent, AuditStore, ChallengeStore, KeyStore, RevocationStore, SigningKeyRecord } from './store.js';
 
 export function createSqliteKeyStore(db: Db): KeyStore {
   const insert = db.prepare('INSERT INTO signing_keys (kid, alg, public_jwk, private_ciphertext, created_at, activates_at, retires_at) VALUES (?, ?, ?, ?, ?, ?, ?)');
@@ -60,8 +60,33 @@ export function createSqliteAuditStore(db: Db): AuditStore {
   const query = db.prepare<{ type: string | null; actor: string | null; since: number | null; until: number | null; before: number | null; limit: number }, AuditRow>(
     'SELECT * FROM audit_events WHERE (@type IS NULL OR type = @type) AND (@actor IS NULL OR actor = @actor) AND (@since IS NULL OR at >= @since) AND (@until IS NULL OR at < @until) AND (@before IS NULL OR id < @before) ORDER BY id DESC LIMIT @limit',
   );
+  const insertAll = db.transaction((events: AuditEvent[]) => {
+    for (const e of events) insert.run(e.at, e.type, e.outcome, e.actor, e.clientId, e.ip, e.reason, json.write(e.details));
+  });
+  // Group commit: the events appended during one turn of the event loop are written in one
+  // transaction on the next, and each append resolves once its row is committed. Under load that is
+  // one WAL commit for many events instead of one each; alone, it costs one tick.
+  let pending: Array<{ event: AuditEvent; done: (err?: unknown) => void }> = [];
+  const flush = () => {
+    const batch = pending;
+    pending = [];
+    try {
+      insertAll(batch.map((p) => p.event));
+      for (const p of batch) p.done();
+    } catch (err) {
+      for (const p of batch) p.done(err);
+    }
+  };
   return {
-    append: async (e) => void insert.run(e.at, e.type, e.outcome, e.actor, e.clientId, e.ip, e.reason, json.write(e.details)),
-    query: async (q) => query.all({ type: q.type ?? null, actor: q.actor ?? null, since: q.since ?? null, until: q.until ?? null, before: q.before ?? null, limit: q.limit }).map(toAudit),
+    append: (event) =>
+      new Promise<void>((resolve, reject) => {
+        if (pending.length === 0) setImmediate(flush);
+        pending.push({ event, done: (err) => (err === undefined ? resolve() : reject(err)) });
+      }),
+    query: async (q) => {
+      // Reads see every event appended before them.
+      if (pending.length) flush();
+      return query.all({ type: q.type ?? null, actor: q.actor ?? null, since: q.since ?? null, until: q.until ?? null, before: q.before ?? null, limit: q.limit }).map(toAudit);
+    },
   };
 }
