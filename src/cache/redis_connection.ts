@@ -59,9 +59,15 @@ export async function openRedisConnection(o: RedisConnectionOptions): Promise<Re
     if (up) o.logger?.warn({ redis: where, role: o.role, error: errorMessage(err) }, 'redis connection lost; reconnecting with back-off');
     up = false;
   });
+  // Said when a reconnect is scheduled, not on 'close': a deliberate quit closes too, and is no loss.
+  let closedWhileUp = false;
   redis.on('close', () => {
-    if (up) o.logger?.warn({ redis: where, role: o.role }, 'redis connection closed; reconnecting with back-off');
+    closedWhileUp = up;
     up = false;
+  });
+  redis.on('reconnecting', () => {
+    if (closedWhileUp) o.logger?.warn({ redis: where, role: o.role }, 'redis connection closed; reconnecting with back-off');
+    closedWhileUp = false;
   });
   let timer: NodeJS.Timeout | undefined;
   try {

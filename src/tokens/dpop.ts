@@ -131,14 +131,25 @@ async function verifiedPayload(proof: string, jwk: JWK, alg: string): Promise<Re
   return p;
 }
 
-/** The URL without query and fragment, normalized (scheme and host lower case, default port dropped). */
+/**
+ * The URL without query and fragment, normalized as RFC 9449 §4.3 asks (RFC 3986 §6.2.2–6.2.3):
+ * scheme and host lower case, default port and dot segments dropped (URL parsing does these),
+ * percent-encodings in upper-case hex with unreserved characters decoded. A URL with userinfo
+ * names no HTTP request target (RFC 9110 §4.2.4) and matches nothing.
+ */
 function withoutQuery(url: string): string | undefined {
+  let u: URL;
   try {
-    const u = new URL(url);
-    return `${u.protocol}//${u.host}${u.pathname}`;
+    u = new URL(url);
   } catch {
     return undefined;
   }
+  if (u.username !== '' || u.password !== '') return undefined;
+  const path = u.pathname.replace(/%[0-9A-Fa-f]{2}/g, (e) => {
+    const c = String.fromCharCode(Number.parseInt(e.slice(1), 16));
+    return /^[A-Za-z0-9._~-]$/.test(c) ? c : e.toUpperCase();
+  });
+  return `${u.protocol}//${u.host}${path}`;
 }
 
 /** `ath`: base64url SHA-256 of the access token's ASCII. */

@@ -125,10 +125,11 @@ describe.skipIf(!url)('redis cache', () => {
     }
   });
 
-  it('subscribes again and resyncs after its subscriber connection is killed', async () => {
+  it('subscribes again and resyncs after its subscriber connection is killed, and logs the loss and the recovery', async () => {
     const prefix = freshPrefix();
     const name = `pc-test-${randomBytes(4).toString('hex')}`;
-    const cache = await track(open({ keyPrefix: prefix, connectionName: name }));
+    const logged: string[] = [];
+    const cache = await track(open({ keyPrefix: prefix, connectionName: name, logger: { info: (_o, msg) => logged.push(msg), warn: (_o, msg) => logged.push(msg) } }));
     const got: string[] = [];
     let resyncs = 0;
     await cache.subscribe('revocations', (m) => got.push(m), () => resyncs++);
@@ -144,15 +145,19 @@ describe.skipIf(!url)('redis cache', () => {
     await cache.publish('revocations', 'jti-after-kill');
     await until(() => got.length === 1);
     expect(got).toEqual(['jti-after-kill']);
+    expect(logged).toEqual(['redis connection closed; reconnecting with back-off', 'redis connection restored']);
   });
 
-  it('quits both of its connections on close', async () => {
+  it('quits both of its connections on close, without logging a lost connection', async () => {
     const name = `pc-test-${randomBytes(4).toString('hex')}`;
-    const cache = await open({ connectionName: name });
+    const logged: string[] = [];
+    const cache = await open({ connectionName: name, logger: { info: (_o, msg) => logged.push(msg), warn: (_o, msg) => logged.push(msg) } });
     const names = async () => (String(await raw.client('LIST')).match(new RegExp(`name=${name}:\\w+`, 'g')) ?? []).sort();
     expect(await names()).toEqual([`name=${name}:commands`, `name=${name}:subscriber`]);
     await cache.close();
     await until(async () => (await names()).length === 0, 2_000);
     await expect(cache.increment('rl:closed', 1_000)).rejects.toMatchObject({ code: 'ERR_CACHE' });
+    await sleep(300); // past the first reconnect delay: nothing may be scheduled
+    expect(logged).toEqual([]);
   });
 });

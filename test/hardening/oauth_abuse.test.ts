@@ -12,8 +12,8 @@ import { metricValue, startSidecar, type Sidecar } from '../helpers/sidecar.js';
 /**
  * OAuth abuse corpus against the embedded token module over real HTTP: each case the exact
  * status, error and `auth_oauth_errors_total{endpoint,error}` series it moves (and the audit or
- * reuse metric where one applies). DPoP rows (proof replay, htm/htu/ath/jkt mismatches) come
- * with DPoP.
+ * reuse metric where one applies). DPoP rows (proof replay, htm/htu/ath/jkt mismatches, nonces)
+ * are in dpop_corpus.test.ts.
  */
 const ADMIN_KEY = 'abuse-corpus-admin-key-0123456789';
 const REDIRECT = 'https://app.example/cb';

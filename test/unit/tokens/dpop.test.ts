@@ -33,6 +33,20 @@ describe('DPoP proof verification (RFC 9449 §4.3)', () => {
     await expect(verify(request(proof, { urls: ['https://api.example.com/documents/1?page=2'] }))).resolves.toEqual({ jkt: key.jkt });
   });
 
+  it('compares htu after percent-encoding normalization (RFC 3986 §6.2.2): hex case, unreserved characters decoded, reserved ones kept', async () => {
+    const decoded = await key.proof('GET', 'https://api.example.com/%64ocuments/%31', { accessToken: TOKEN, iat: now() });
+    expect(await reason(verify(request(decoded)))).toBe('accepted');
+    const hexCase = await key.proof('GET', 'https://api.example.com/a%2fb', { accessToken: TOKEN, iat: now() });
+    expect(await reason(verify(request(hexCase, { urls: ['https://api.example.com/a%2Fb'] })))).toBe('accepted');
+    const slash = await key.proof('GET', 'https://api.example.com/a%2Fb', { accessToken: TOKEN, iat: now() });
+    expect(await reason(verify(request(slash, { urls: ['https://api.example.com/a/b'] })))).toBe('htu_mismatch');
+  });
+
+  it('refuses an htu with userinfo, which names no request target (RFC 9110 §4.2.4)', async () => {
+    const proof = await key.proof('GET', 'https://user:pw@api.example.com/documents/1', { accessToken: TOKEN, iat: now() });
+    expect(await reason(verify(request(proof)))).toBe('htu_mismatch');
+  });
+
   it('accepts each proof once: a replay within the window is refused', async () => {
     const proof = await key.proof('GET', URL_, { accessToken: TOKEN, iat: now() });
     expect(await reason(verify(request(proof)))).toBe('accepted');
