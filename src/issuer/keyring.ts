@@ -43,7 +43,8 @@ export interface Signer {
  */
 export interface Keyring {
   /** Creates the first key when the store has none that can sign; then loads. */
-  init(): Promise<void>;
+  /** Loads the keys; creates the first one when none can sign. Returns its kid when it created one. */
+  init(): Promise<string | undefined>;
   /** Re-reads keys from the store (SIGHUP, timer, other replicas' rotations). */
   reload(): Promise<void>;
   /**
@@ -140,10 +141,11 @@ export function createKeyring(o: KeyringOptions): Keyring {
   return {
     async init() {
       await reload();
-      if (!currentSigner(o.clock.now())) {
-        await o.store.keys.insert(await newKey(o.clock.now()));
-        await reload();
-      }
+      if (currentSigner(o.clock.now())) return undefined;
+      const key = await newKey(o.clock.now());
+      await o.store.keys.insert(key);
+      await reload();
+      return key.kid;
     },
     reload,
     rotate,

@@ -94,7 +94,7 @@ export async function createTokenModule(o: TokenModuleOptions): Promise<TokenMod
     prepublishMs: tm.key_rotation.prepublish_seconds * 1000,
     maxTokenLifetimeMs: Math.max(tm.access_token_ttl_seconds, tm.id_token_ttl_seconds) * 1000,
   });
-  await keyring.init();
+  const createdKid = await keyring.init();
   const reportSigningKey = () => {
     const active = keyring.states().find((k) => k.state === 'active');
     if (active) o.metrics.signingKeyCreated.set(active.createdAt / 1000);
@@ -102,6 +102,9 @@ export async function createTokenModule(o: TokenModuleOptions): Promise<TokenMod
   reportSigningKey();
   await ensureBuiltinClient(o.store, o.clock.now());
   const fanout = createFanOut({ cache: o.cache, metrics: o.metrics, logger: o.logger });
+  // Replicas starting together on an empty store may each create a first key: announce ours, and
+  // re-read once subscribed (start), so every replica knows every key before it must verify one.
+  if (createdKid) await fanout.keysChanged(createdKid);
   const revoked = createRevocationList(o.store, o.clock, fanout.revoked);
   await revoked.reload();
   let issuer = tm.issuer?.replace(/\/$/, '');
@@ -166,6 +169,8 @@ export async function createTokenModule(o: TokenModuleOptions): Promise<TokenMod
         },
         resync: reload,
       });
+      // Whatever changed before this process listened (another replica's first key) is read now.
+      await reload();
       const every = (ms: number, fn: () => Promise<unknown>) => {
         const t = setInterval(() => void fn().catch((err: unknown) => o.logger.error({ err }, 'token module background task failed')), ms);
         t.unref();
