@@ -1,12 +1,13 @@
-import { calculateJwkThumbprint, createLocalJWKSet, exportJWK, generateKeyPair, importJWK, type CryptoKey, type JSONWebKeySet, type JWK, type JWSHeaderParameters } from 'jose';
+import { calculateJwkThumbprint, createLocalJWKSet, exportJWK, generateKeyPair, type JSONWebKeySet, type JWK, type JWSHeaderParameters } from 'jose';
 import type { Clock } from '../lib/clock.js';
 import { PortcullisError } from '../lib/errors.js';
 import type { SigningKeyRecord, Store } from '../store/index.js';
 import type { KeySource, VerifyKey } from '../tokens/key_source.js';
 import { matchingKeys } from '../tokens/match_keys.js';
 import type { Kek } from './kek.js';
+import { signJws, signingKeyObject, type SigningAlg } from './jws.js';
 
-export type SigningAlg = 'ES256' | 'EdDSA' | 'RS256';
+export type { SigningAlg } from './jws.js';
 
 export interface KeyringOptions {
   store: Store;
@@ -31,8 +32,9 @@ export interface KeyState {
 
 export interface Signer {
   kid: string;
-  alg: string;
-  key: CryptoKey;
+  alg: SigningAlg;
+  /** A compact JWS of `payload` with this key (`alg` and `kid` are set in the header). */
+  sign(header: Record<string, unknown>, payload: Record<string, unknown>): string;
 }
 
 /**
@@ -66,7 +68,7 @@ export function createKeyring(o: KeyringOptions): Keyring {
   let records: SigningKeyRecord[] = [];
   let published: JSONWebKeySet = { keys: [] };
   let localSet = createLocalJWKSet(published);
-  const imported = new Map<string, CryptoKey>();
+  const signers = new Map<string, Signer>();
 
   const stateOf = (k: SigningKeyRecord, now: number, signerKid: string | undefined): KeyState['state'] =>
     k.retiresAt !== null && k.retiresAt <= now ? 'retired' : k.kid === signerKid ? 'active' : k.activatesAt > now ? (k.retiresAt !== null && k.retiresAt <= k.activatesAt ? 'superseded' : 'pending') : 'previous';
@@ -157,13 +159,15 @@ export function createKeyring(o: KeyringOptions): Keyring {
       const now = o.clock.now();
       const record = currentSigner(now);
       if (!record) throw new PortcullisError('ERR_KEYS_UNAVAILABLE', 'no signing key is active');
-      let key = imported.get(record.kid);
-      if (!key) {
-        const jwk = JSON.parse(o.kek.decrypt(record.privateCiphertext, PURPOSE)) as JWK;
-        key = (await importJWK(jwk, record.alg)) as CryptoKey;
-        imported.set(record.kid, key);
+      let signer = signers.get(record.kid);
+      if (!signer) {
+        const alg = record.alg as SigningAlg;
+        const key = signingKeyObject(JSON.parse(o.kek.decrypt(record.privateCiphertext, PURPOSE)) as JWK, alg);
+        const kid = record.kid;
+        signer = { kid, alg, sign: (header, payload) => signJws(alg, key, { ...header, kid }, payload) };
+        signers.set(kid, signer);
       }
-      return { kid: record.kid, alg: record.alg, key };
+      return signer;
     },
     jwks: () => {
       refreshPublished();

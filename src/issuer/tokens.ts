@@ -1,5 +1,4 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { SignJWT } from 'jose';
 import { nowSeconds, type IssuerContext } from './context.js';
 
 export interface AccessTokenClaims {
@@ -27,22 +26,23 @@ export async function issueAccessToken(ctx: IssuerContext, c: AccessTokenClaims)
   const iat = nowSeconds(ctx.clock);
   const ttl = ctx.settings.accessTokenTtl;
   const jti = randomUUID();
-  const token = await new SignJWT({
-    client_id: c.clientId,
-    scope: c.scope,
-    roles: [...c.roles],
-    amr: [...c.amr],
-    ...(c.authTime !== undefined ? { auth_time: c.authTime } : {}),
-    ...(c.jkt !== undefined ? { cnf: { jkt: c.jkt } } : {}),
-  })
-    .setProtectedHeader({ alg: signer.alg, kid: signer.kid, typ: 'at+jwt' })
-    .setIssuer(ctx.issuer())
-    .setSubject(c.sub)
-    .setAudience(c.audience)
-    .setIssuedAt(iat)
-    .setExpirationTime(iat + ttl)
-    .setJti(jti)
-    .sign(signer.key);
+  const token = signer.sign(
+    { typ: 'at+jwt' },
+    {
+      iss: ctx.issuer(),
+      sub: c.sub,
+      aud: c.audience,
+      iat,
+      exp: iat + ttl,
+      jti,
+      client_id: c.clientId,
+      scope: c.scope,
+      roles: [...c.roles],
+      amr: [...c.amr],
+      ...(c.authTime !== undefined ? { auth_time: c.authTime } : {}),
+      ...(c.jkt !== undefined ? { cnf: { jkt: c.jkt } } : {}),
+    },
+  );
   return { token, jti, expiresIn: ttl, expiresAtMs: (iat + ttl) * 1000 };
 }
 
@@ -63,14 +63,7 @@ export async function issueIdToken(ctx: IssuerContext, c: IdTokenClaims): Promis
   const claims: Record<string, unknown> = { ...c.profile, auth_time: c.authTime, amr: [...c.amr], azp: c.clientId };
   if (c.nonce) claims.nonce = c.nonce;
   if (c.accessToken) claims.at_hash = leftHalfHash(c.accessToken, signer.alg);
-  return new SignJWT(claims)
-    .setProtectedHeader({ alg: signer.alg, kid: signer.kid, typ: 'JWT' })
-    .setIssuer(ctx.issuer())
-    .setSubject(c.sub)
-    .setAudience(c.clientId)
-    .setIssuedAt(iat)
-    .setExpirationTime(iat + ctx.settings.idTokenTtl)
-    .sign(signer.key);
+  return signer.sign({ typ: 'JWT' }, { ...claims, iss: ctx.issuer(), sub: c.sub, aud: c.clientId, iat, exp: iat + ctx.settings.idTokenTtl });
 }
 
 /** OIDC `at_hash`: left half of the hash the signing alg uses (SHA-256 for ES256/RS256, SHA-512 for Ed25519). */
