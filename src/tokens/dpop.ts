@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
-import { calculateJwkThumbprint, compactVerify, decodeProtectedHeader, importJWK, type JWK } from 'jose';
+import { decodeProtectedHeader, type JWK } from 'jose';
 import type { Cache } from '../cache/index.js';
 import type { Clock } from '../lib/clock.js';
 import { PortcullisError } from '../lib/errors.js';
 import type { DpopNonces } from './dpop_nonce.js';
+import { createProofKeys, UnusableKey } from './proof_keys.js';
 
 /** Why a proof was refused: bounded, used as the `reason` label of `auth_dpop_proofs_rejected_total`. */
 export type DpopRejectReason =
@@ -73,20 +74,20 @@ const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
  */
 export function createDpopVerifier(o: DpopProofOptions): DpopVerifier {
   const replayTtlMs = (2 * o.iatWindowSeconds + 5) * 1000;
+  const keys = createProofKeys();
   return async function verifyDpopProof(req) {
     if (!req.proofs || req.proofs.length === 0) throw new DpopError('missing', 'no DPoP proof');
     if (req.proofs.length > 1) throw new DpopError('malformed', 'more than one DPoP header');
     const proof = req.proofs[0]!;
     if (proof.length > o.maxProofBytes || !COMPACT_JWS.test(proof)) throw new DpopError('malformed', 'not a compact JWS within the size limit');
     const { jwk, alg } = proofHeader(proof, o.algorithms);
-    const payload = await verifiedPayload(proof, jwk, alg);
+    const { payload, jkt } = verifiedPayload(proof, jwk, alg, keys);
     if (payload.htm !== req.method) throw new DpopError('htm_mismatch', 'htm does not match the request method');
     const htu = withoutQuery(payload.htu as string);
     if (htu === undefined || !req.urls.some((u) => withoutQuery(u) === htu)) throw new DpopError('htu_mismatch', 'htu does not match the request URL');
     const now = o.clock.now() / 1000;
     if (Math.abs(now - (payload.iat as number)) > o.iatWindowSeconds) throw new DpopError('iat_window', 'iat is outside the accepted window');
     if (req.accessToken !== undefined && payload.ath !== sha256(req.accessToken)) throw new DpopError('ath_mismatch', 'ath does not match the access token');
-    const jkt = await calculateJwkThumbprint(jwk, 'sha256');
     if (req.boundJkt !== undefined && jkt !== req.boundJkt) throw new DpopError('jkt_mismatch', 'the proof key is not the key the token is bound to');
     if (o.nonces && (typeof payload.nonce !== 'string' || !o.nonces.valid(payload.nonce))) throw new DpopError('nonce', 'a fresh server nonce is required');
     if (!(await o.replay.addOnce(`dpop:${sha256(`${jkt}:${payload.jti as string}`)}`, replayTtlMs))) throw new DpopError('replay', 'the proof was already used');
@@ -102,6 +103,8 @@ function proofHeader(proof: string, algorithms: readonly string[]): { jwk: JWK; 
     throw new DpopError('malformed', 'undecodable proof header', cause);
   }
   if (header.typ !== 'dpop+jwt') throw new DpopError('malformed', 'typ must be dpop+jwt');
+  // No JWS extension is understood (RFC 7515 §4.1.11), and the payload is always base64url (no RFC 7797 b64).
+  if (header.crit !== undefined || header.b64 !== undefined) throw new DpopError('malformed', 'crit and b64 are not supported');
   if (typeof header.alg !== 'string' || !algorithms.includes(header.alg)) throw new DpopError('malformed', 'alg is not allowed');
   const jwk = header.jwk as JWK | undefined;
   if (!jwk || typeof jwk !== 'object' || Array.isArray(jwk)) throw new DpopError('malformed', 'jwk header is required');
@@ -109,14 +112,19 @@ function proofHeader(proof: string, algorithms: readonly string[]): { jwk: JWK; 
   return { jwk, alg: header.alg };
 }
 
-async function verifiedPayload(proof: string, jwk: JWK, alg: string): Promise<Record<string, unknown>> {
-  let bytes: Uint8Array;
+function verifiedPayload(proof: string, jwk: JWK, alg: string, keys: ReturnType<typeof createProofKeys>): { payload: Record<string, unknown>; jkt: string } {
+  let key: ReturnType<typeof keys.resolve>;
   try {
-    const key = await importJWK(jwk, alg);
-    ({ payload: bytes } = await compactVerify(proof, key, { algorithms: [alg] }));
+    key = keys.resolve(jwk, alg);
   } catch (cause) {
-    throw new DpopError('bad_signature', 'the proof signature does not verify with its jwk', cause);
+    if (cause instanceof UnusableKey) throw new DpopError('malformed', `unusable proof key: ${cause.message}`, cause);
+    throw cause;
   }
+  const lastDot = proof.lastIndexOf('.');
+  if (!keys.verifies(alg, key.key, Buffer.from(proof.slice(0, lastDot)), Buffer.from(proof.slice(lastDot + 1), 'base64url'))) {
+    throw new DpopError('bad_signature', 'the proof signature does not verify with its jwk');
+  }
+  const bytes = Buffer.from(proof.slice(proof.indexOf('.') + 1, lastDot), 'base64url');
   let payload: unknown;
   try {
     payload = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
@@ -128,7 +136,7 @@ async function verifiedPayload(proof: string, jwk: JWK, alg: string): Promise<Re
   if (typeof p.jti !== 'string' || p.jti.length === 0 || p.jti.length > 256) throw new DpopError('malformed', 'jti is required');
   if (typeof p.htm !== 'string' || typeof p.htu !== 'string') throw new DpopError('malformed', 'htm and htu are required');
   if (typeof p.iat !== 'number' || !Number.isFinite(p.iat)) throw new DpopError('malformed', 'iat must be a number');
-  return p;
+  return { payload: p, jkt: key.jkt };
 }
 
 /**

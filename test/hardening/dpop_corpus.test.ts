@@ -1,4 +1,4 @@
-import { generateKeyPairSync, randomUUID, sign as cryptoSign } from 'node:crypto';
+import { KeyObject, generateKeyPairSync, randomUUID, sign as cryptoSign } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { status } from '@grpc/grpc-js';
 import { CompactSign, calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
@@ -180,14 +180,24 @@ const rows: Row[] = [
   { name: 'alg none with a fake signature', make: async () => one(Promise.resolve(`${b64({ alg: 'none', typ: 'dpop+jwt', jwk: K.publicJwk })}.${b64(claims(T))}.${b64('sig')}`)), expect: MALFORMED },
   { name: 'HS256 with the public jwk as the HMAC secret', make: async () => one(Promise.resolve(hmacSigned({ alg: 'HS256', typ: 'dpop+jwt', jwk: K.publicJwk }, claims(T), JSON.stringify(K.publicJwk)))), expect: MALFORMED },
   { name: 'ES512, an algorithm outside dpop.algorithms', make: () => keyed(keyedProof('ES512')), expect: MALFORMED },
-  { name: 'alg RS256 over an EC jwk', make: async () => one(signRaw(K.privateKey, { alg: 'ES256', typ: 'dpop+jwt', jwk: K.publicJwk }, claims(T)).then((p) => `${b64({ alg: 'RS256', typ: 'dpop+jwt', jwk: K.publicJwk })}.${p.split('.').slice(1).join('.')}`)), expect: refused('bad_signature') },
+  {
+    name: 'crit naming an extension (none is understood, RFC 7515 §4.1.11)',
+    make: async () => {
+      // jose will not sign an unknown critical extension: node:crypto signs it.
+      const data = `${b64({ alg: 'ES256', typ: 'dpop+jwt', jwk: K.publicJwk, crit: ['x-ext'], 'x-ext': 1 })}.${b64(claims(T))}`;
+      return one(Promise.resolve(`${data}.${cryptoSign('sha256', Buffer.from(data), { key: KeyObject.from(K.privateKey), dsaEncoding: 'ieee-p1363' }).toString('base64url')}`));
+    },
+    expect: MALFORMED,
+  },
+  { name: 'a b64 header marked critical (RFC 7797)', make: async () => one(signRaw(K.privateKey, { alg: 'ES256', typ: 'dpop+jwt', jwk: K.publicJwk, b64: true, crit: ['b64'] }, claims(T))), expect: MALFORMED },
+  { name: 'alg RS256 over an EC jwk', make: async () => one(signRaw(K.privateKey, { alg: 'ES256', typ: 'dpop+jwt', jwk: K.publicJwk }, claims(T)).then((p) => `${b64({ alg: 'RS256', typ: 'dpop+jwt', jwk: K.publicJwk })}.${p.split('.').slice(1).join('.')}`)), expect: refused('malformed') },
   // the jwk itself
   { name: 'an EC private key in jwk (d)', make: () => keyed(keyedProof('ES256', (pub, priv) => ({ ...pub, d: priv.d! }))), expect: MALFORMED },
   { name: 'an RSA private key in jwk (d, p, q, dp, dq, qi)', make: () => keyed(keyedProof('RS256', (_pub, priv) => priv)), expect: MALFORMED },
   { name: 'a symmetric (oct) jwk with HS256', make: async () => one(Promise.resolve(hmacSigned({ alg: 'HS256', typ: 'dpop+jwt', jwk: { kty: 'oct', k: b64('secret') } }, claims(T), 'secret'))), expect: MALFORMED },
   { name: 'a symmetric (oct) jwk with ES256', make: async () => one(signRaw(K.privateKey, { alg: 'ES256', typ: 'dpop+jwt', jwk: { kty: 'oct', k: b64('secret') } }, claims(T))), expect: MALFORMED },
   // jose refuses RSA keys under 2048 bits when verifying: counted as a signature that does not verify.
-  { name: 'an RSA key under 2048 bits (1024) in jwk, the token bound to it', make: () => keyed(weakRsaProof()), expect: refused('bad_signature') },
+  { name: 'an RSA key under 2048 bits (1024) in jwk, the token bound to it', make: () => keyed(weakRsaProof()), expect: refused('malformed') },
   { name: 'no jwk', make: async () => one(signRaw(K.privateKey, { alg: 'ES256', typ: 'dpop+jwt' }, claims(T))), expect: MALFORMED },
   { name: 'a jwk that is a string', make: async () => one(signRaw(K.privateKey, { alg: 'ES256', typ: 'dpop+jwt', jwk: JSON.stringify(K.publicJwk) }, claims(T))), expect: MALFORMED },
   { name: 'jku instead of jwk (pointing at the recorder)', make: async () => one(signRaw(K.privateKey, { alg: 'ES256', typ: 'dpop+jwt', jku: `${recorder.url}/jwks.json`, kid: 'k' }, claims(T))), expect: MALFORMED },
