@@ -88,7 +88,7 @@ async function runVariant(scenario: (typeof SCENARIOS)[number], variant: (typeof
   if (run.note) notes.push(`${scenario.name}/${variant.name}: ${run.note}`);
   try {
     const envoy = run.path === undefined;
-    const base = { address: run.target.address, path: run.path ?? AUTHORIZATION_CHECK_PATH, requests: run.requests, expect: envoy ? ('allow' as const) : ('any' as const) };
+    const base = { address: run.target.address, path: run.path ?? AUTHORIZATION_CHECK_PATH, requests: run.requests, expect: envoy ? ('allow' as const) : ('any' as const), ...(run.connections ? { connections: run.connections } : {}) };
     // Single-use requests: a fresh pool per phase, sized for the phase (open: its schedule; closed: a generous ceiling).
     const poolFor = (durationMs: number, rate?: number) => run.singleUse!(Math.ceil(((rate ?? SINGLE_USE_CEILING_RPS) * durationMs) / 1000) + 100);
     const http = run.http;

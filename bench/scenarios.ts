@@ -28,6 +28,8 @@ export interface VariantRun {
   measure?: (durationMs: number) => Promise<import('./lib/load_grpc.js').LoadResult>;
   /** gRPC method; default Envoy's Authorization/Check. */
   path?: string;
+  /** HTTP/2 connections the gRPC load is spread over (default 1). */
+  connections?: number;
   /**
    * Requests that may be sent once each (DPoP proofs): a fresh pool of `count` is built before
    * every phase and replaces `requests`; the Node generator never sends one twice.
@@ -76,6 +78,18 @@ export const SCENARIOS: Scenario[] = [
       async start() {
         const target = await startPortcullis((dir) => devConfig(dir, EXAMPLE_POLICIES, '', decisionCache));
         return { target, requests: [checkBytes('GET', '/documents/d1', await devToken(target, 'alice', ['viewer']))] };
+      },
+    })),
+  },
+  {
+    name: 'check-workers',
+    description: 'check/example over 4 HTTP/2 connections (as an Envoy with 4 worker threads opens them), served by 1 process or by 2 cluster workers (workers: 2)',
+    phases: 'open-1000+max',
+    variants: [1, 2].map((workers) => ({
+      name: `${workers}-worker${workers === 1 ? '' : 's'}`,
+      async start() {
+        const target = await startPortcullis((dir) => devConfig(dir, EXAMPLE_POLICIES, `workers: ${workers}\n`));
+        return { target, connections: 4, requests: [checkBytes('GET', '/documents/d1', await devToken(target, 'alice', ['viewer']))], note: 'CPU and peak RSS are summed over the primary and its workers' };
       },
     })),
   },

@@ -1,19 +1,23 @@
 import type { AddressInfo } from 'node:net';
-import { createHmac, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import { openCache, openStore } from './adapters.js';
 import type { Cache } from './cache/index.js';
 import type { Config } from './config/index.js';
 import { createCore } from './core.js';
 import { createAppApiService } from './appapi/service.js';
+import { clusterMetricsSource } from './cluster/metrics_source.js';
+import type { WorkerInfo, WorkerPool } from './cluster/pool.js';
 import { createExtAuthzService } from './extauthz/service.js';
 import { createHealthService, Serving, type HealthState } from './grpc/health.js';
-import { startGrpcServer } from './grpc/server.js';
+import { startGrpcServer, type GrpcListener } from './grpc/server.js';
 import { createAdminServer } from './http/admin.js';
 import { createHttpAuthzServer } from './http/http_authz.js';
 import { closeListener } from './http/lifecycle.js';
 import { createPublicServer } from './http/public.js';
 import { watchStore } from './lifecycle/store_watch.js';
 import { createTokenModule, type TokenModule } from './issuer/module.js';
+import { keyedHash } from './issuer/secrets.js';
 import { systemClock, type Clock } from './lib/clock.js';
 import { createDecisionLog } from './pipeline/decision_log.js';
 import { watchPolicyFolder, type PolicyRuntime } from './policy/index.js';
@@ -49,6 +53,8 @@ export interface PortcullisServer {
   policies: PolicyRuntime;
   health: HealthState;
   metrics: Metrics;
+  /** The cluster workers serving gRPC (`workers` > 1); empty when this process serves it. */
+  workers(): WorkerInfo[];
   /** Reloads policies/ (SIGHUP); the last good set keeps serving on failure. */
   reloadPolicies(): ReturnType<PolicyRuntime['reload']>;
   /** Re-reads signing keys and revocations from the store (SIGHUP). */
@@ -65,7 +71,10 @@ export interface PortcullisServer {
 /** The composition root: builds every part from config and starts the listeners. */
 export async function startServer(config: Readonly<Config>, deps: ServerDeps = {}): Promise<PortcullisServer> {
   const metrics = deps.metrics ?? createMetrics(undefined, { defaultMetrics: true });
-  const telemetry = await startTelemetry(config.observability, metrics.registry);
+  // With cluster workers, /metrics and the OTLP push merge their registries into this one's.
+  let pool: WorkerPool | undefined;
+  const metricsSource = clusterMetricsSource(metrics.registry, () => pool);
+  const telemetry = await startTelemetry(config.observability, metricsSource);
   const logger = deps.logger ?? createLogger(config.observability.logging.level, undefined, config.observability.logging.format);
   const clock = deps.clock ?? systemClock;
   // Opened first: the DPoP replay cache on the Check path and the token module share it.
@@ -98,6 +107,7 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
     : [];
   const stopWatching = () => watchers.forEach((stop) => stop());
   let draining = false;
+  const workerCount = config.workers === 'auto' ? availableParallelism() : config.workers;
   // Ready only once every listener is up and the gRPC health service reports SERVING.
   let started = false;
   const storeReachable = async () => {
@@ -116,8 +126,10 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
     const storeOk = await storeReachable();
     // Redis is pinged (bounded by cache.command_timeout_ms); the memory cache cannot be down.
     const cacheUp = cache.driver === 'memory' || (await cache.ping().then(() => true, (err: unknown) => (logger.warn({ err }, 'cache unreachable: not ready'), false)));
-    const checks = { started, policies: policies.current() !== undefined, issuer_keys: keys, ...(store ? { store: storeOk } : {}), ...(cache.driver === 'redis' ? { cache: cacheUp } : {}), draining };
-    return { ready: started && checks.policies && Object.values(keys).every(Boolean) && storeOk && cacheUp && !draining, checks };
+    // Every worker counts: a restarting one would refuse the connections round-robin hands it.
+    const workersOk = !pool || pool.readyCount() === workerCount;
+    const checks = { started, policies: policies.current() !== undefined, issuer_keys: keys, ...(store ? { store: storeOk } : {}), ...(cache.driver === 'redis' ? { cache: cacheUp } : {}), ...(pool ? { workers: workersOk } : {}), draining };
+    return { ready: started && checks.policies && Object.values(keys).every(Boolean) && storeOk && cacheUp && workersOk && !draining, checks };
   };
   const liveness = async () => {
     const ok = await storeReachable();
@@ -137,23 +149,65 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
         void audit.record('policy.reload', o.ok ? 'success' : 'failure', o.ok ? { details: { set: o.set, revision: o.revision, policies: o.policies } } : { reason: 'policy_invalid', details: { set: o.set, error: o.error.slice(0, 500) } }),
       );
     }
-    decisionLog?.setSubjectHash(tokens.ctx.audit.userRef);
     tokens.setIssuer(`http://${hostOf(config.http.address)}:${httpPort}`);
     verifier.addIssuer(tokens.trustedIssuer());
     await tokens.start();
   }
-  // Without the token module there is no audit key: subjects are hashed under a key of this process.
-  if (!tokens) decisionLog?.setSubjectHash(processSubjectHash());
+  // Decision-log subjects are hashed like the audit log's users (keyed by the KEK); without the
+  // token module, under a key of this process. Cluster workers get the same key.
+  const subjectKey = tokens ? tokens.ctx.kek.derive('user-ref') : randomBytes(32);
+  decisionLog?.setSubjectHash((subject) => keyedHash(subjectKey, subject));
 
+  const closeStarted = async () => {
+    await publicHttp.close();
+    await tokens?.stop();
+    await store?.close();
+    await closeOwnCache();
+    await decisionLog?.close();
+    await telemetry.shutdown();
+  };
+  let workerReload: ReturnType<WorkerPool['reloadPolicies']> | undefined;
   const health = createHealthService();
-  const grpc = await startGrpcServer(config.grpc.address, [createExtAuthzService({ decide, metrics, logger }), createAppApiService({ ...appApi, metrics, logger }), health], config.grpc.max_receive_message_bytes);
+  let grpc: Pick<GrpcListener, 'port' | 'close'>;
+  if (workerCount > 1) {
+    const { startWorkerPool } = await import('./cluster/pool.js');
+    const workers = await startWorkerPool({
+      config,
+      count: workerCount,
+      cache,
+      subjectKey,
+      logger,
+      metrics,
+      issuer: () => (tokens ? { policy: tokens.trustedIssuer().policy, keys: tokens.keyring.published(), revoked: tokens.ctx.revoked.list() } : undefined),
+    }).catch(async (err: unknown) => {
+      await closeStarted();
+      throw err;
+    });
+    pool = workers;
+    tokens?.keyring.onChange(() => workers.keys(tokens.keyring.published()));
+    tokens?.ctx.revoked.onChange((jtis, full) => workers.revoked(jtis, full));
+    // The primary validates a changed folder first; workers load it only after it passed here.
+    for (const runtime of [policies, shadow]) {
+      runtime?.onReload((o) => {
+        if (!o.ok) return;
+        workerReload = workers.reloadPolicies(o.set).then((answers) => {
+          for (const a of answers) if (!a.ok || a.revision !== o.revision) logger.error({ slot: a.slot, set: o.set, revision: o.revision, worker_revision: a.revision, error: a.error }, 'a worker did not load the policy set the primary loaded');
+          return answers;
+        });
+      });
+    }
+    grpc = { port: workers.port, close: (timeoutMs) => workers.close(timeoutMs ?? config.lifecycle.shutdown_timeout_seconds * 1000) };
+    logger.info({ workers: workerCount }, 'gRPC served by cluster workers');
+  } else {
+    grpc = await startGrpcServer(config.grpc.address, [createExtAuthzService({ decide, metrics, logger }), createAppApiService({ ...appApi, metrics, logger }), health], config.grpc.max_receive_message_bytes);
+  }
   // SERVING waits for each issuer's first key load (bounded by its fetch timeout); an issuer whose
   // endpoint is down does not keep the rest from serving, and its keys arrive on a later refresh.
   await Promise.all(issuers.map((i) => i.keys.start()));
   for (const i of issuers) if (!i.keys.hasKeys()) logger.warn({ issuer: i.policy.issuer }, 'no signing keys yet for issuer; its tokens are rejected until a fetch succeeds');
 
   if (!config.admin.api_key) logger.warn('admin.api_key is not set: /admin/* refuses every request');
-  const admin = createAdminServer({ registry: telemetry.servesPrometheus ? metrics.registry : undefined, metricsProvider: config.observability.metrics.provider, policies, readiness, liveness, apiKey: config.admin.api_key, logger, tokens });
+  const admin = createAdminServer({ registry: telemetry.servesPrometheus ? metricsSource : undefined, workers: pool ? { info: () => pool?.info() ?? [], lastReload: () => workerReload } : undefined, metricsProvider: config.observability.metrics.provider, policies, readiness, liveness, apiKey: config.admin.api_key, logger, tokens });
   const [adminHost, adminPort] = splitAddress(config.admin.address);
   await admin.listen({ host: adminHost, port: adminPort });
   const boundAdmin = (admin.server.address() as AddressInfo).port;
@@ -175,6 +229,7 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
   const drain = () => {
     draining = true;
     health.state.set(Serving.NOT_SERVING);
+    pool?.drain();
   };
   return {
     grpcPort: grpc.port,
@@ -187,6 +242,7 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
     policies,
     health: health.state,
     metrics,
+    workers: () => pool?.info() ?? [],
     reloadPolicies: () => {
       shadow?.reload();
       return policies.reload();
@@ -210,12 +266,6 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
       return finished.every(Boolean);
     },
   };
-}
-
-/** Decision-log subjects without the token module (no audit key): hashed under a key of this process. */
-function processSubjectHash(): (subject: string) => string {
-  const key = randomBytes(32);
-  return (subject) => createHmac('sha256', key).update(subject).digest('base64url').slice(0, 22);
 }
 
 function splitAddress(address: string): [string, number] {

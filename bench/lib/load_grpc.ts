@@ -14,6 +14,11 @@ export interface LoadSpec {
   concurrency?: number;
   durationMs: number;
   workers?: number;
+  /**
+   * HTTP/2 connections to spread the load over (default 1). A cluster of workers shares connections
+   * round-robin, so one connection would keep all but one idle; Envoy opens one per worker thread.
+   */
+  connections?: number;
   /** Each request may be sent once (DPoP proofs): workers get disjoint slices and stop when theirs runs out. */
   singleUse?: boolean;
 }
@@ -50,7 +55,8 @@ export interface RunningLoad {
  * result of each interval (every worker's k-th report); `setRequests` swaps the request pool.
  */
 export function startNodeLoad(spec: LoadSpec & { intervalMs?: number }, onInterval?: (index: number, result: LoadResult) => void): RunningLoad {
-  const workers = Math.max(1, spec.workers ?? 1);
+  // Each load worker thread has a connection of its own.
+  const workers = Math.max(1, spec.workers ?? 1, spec.connections ?? 1);
   const jobs: WorkerJob[] = Array.from({ length: workers }, (_, w) => ({
     address: spec.address,
     path: spec.path,

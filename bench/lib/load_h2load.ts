@@ -11,7 +11,7 @@ export function h2loadAvailable(): boolean {
 }
 
 /**
- * Load with h2load over h2c, one connection: closed loop with `-m concurrency`, open loop with
+ * Load with h2load over h2c, one connection (or `connections`): closed loop with `-m concurrency`, open loop with
  * `--rps` and room for 1000 streams so the schedule does not wait for answers. Latency per request
  * comes from `--log-file`. h2load sees HTTP status only (gRPC status travels in trailers), so the
  * caller checks a sample request through a gRPC client first; the first request's bytes are sent
@@ -27,8 +27,10 @@ export async function runH2load(spec: LoadSpec): Promise<LoadResult> {
     writeFileSync(join(dir, 'body.bin'), body);
     const log = join(dir, 'requests.log');
     const seconds = Math.max(1, Math.round(spec.durationMs / 1000));
-    const load = spec.mode === 'open' ? ['-m', '1000', '--rps', String(spec.rate)] : ['-m', String(spec.concurrency ?? 1)];
-    const args = ['-c', '1', ...load, '-D', String(seconds), '-d', join(dir, 'body.bin'), '-H', 'content-type: application/grpc', '-H', 'te: trailers', '--log-file', log, `http://${spec.address}${spec.path}`];
+    // Rates and streams are per connection in h2load: the totals are split evenly.
+    const connections = Math.max(1, spec.connections ?? 1);
+    const load = spec.mode === 'open' ? ['-m', '1000', '--rps', String(Math.max(1, Math.round((spec.rate ?? 0) / connections)))] : ['-m', String(Math.max(1, Math.ceil((spec.concurrency ?? 1) / connections)))];
+    const args = ['-c', String(connections), ...load, '-D', String(seconds), '-d', join(dir, 'body.bin'), '-H', 'content-type: application/grpc', '-H', 'te: trailers', '--log-file', log, `http://${spec.address}${spec.path}`];
     const output = await run(args, (seconds + 30) * 1000);
     const summary = /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(output);
     const finished = /finished in ([\d.]+)s, ([\d.]+) req\/s/.exec(output);

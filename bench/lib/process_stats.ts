@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 
 const TICKS_PER_SECOND = 100; // USER_HZ on Linux
 
@@ -21,4 +21,41 @@ export function rssMb(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
   return Math.round(kb / 102.4) / 10;
+}
+
+/** `pid` and its descendants (cluster workers), from the parent ids in /proc. */
+export function processTree(pid: number): number[] {
+  const parents = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      const list = parents.get(ppid) ?? [];
+      list.push(Number(entry));
+      parents.set(ppid, list);
+    } catch {
+      /* the process ended while we looked */
+    }
+  }
+  const out: number[] = [];
+  const visit = (p: number) => {
+    out.push(p);
+    for (const child of parents.get(p) ?? []) visit(child);
+  };
+  visit(pid);
+  return out;
+}
+
+/** Sums `measure` over a process and its descendants; processes that ended meanwhile count 0. */
+export function overTree(pid: number, measure: (pid: number) => number): number {
+  let total = 0;
+  for (const p of processTree(pid)) {
+    try {
+      total += measure(p);
+    } catch {
+      /* ended */
+    }
+  }
+  return Math.round(total * 1000) / 1000;
 }

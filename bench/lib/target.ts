@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cpuSeconds, peakRssMb } from './process_stats.js';
+import { cpuSeconds, overTree, peakRssMb } from './process_stats.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 
@@ -105,8 +105,9 @@ async function launch(name: string, dir: string, args: string[], ready: string, 
     ...(admin ? { admin } : {}),
     pid,
     dir,
-    cpuSeconds: () => cpuSeconds(pid),
-    peakRssMb: () => peakRssMb(pid),
+    // With cluster workers (workers: N) the process and its workers together.
+    cpuSeconds: () => overTree(pid, cpuSeconds),
+    peakRssMb: () => overTree(pid, peakRssMb),
     stop: () =>
       new Promise<void>((resolve) => {
         const done = () => {

@@ -12,7 +12,7 @@ export interface LoadConfigOptions {
 }
 
 /** Environment variables that override keys of the file. Only this module reads the environment. */
-const ENV_OVERRIDES: ReadonlyArray<[string, string[]]> = [
+const ENV_OVERRIDES: ReadonlyArray<[string, string[], ((value: string) => unknown)?]> = [
   ['PORTCULLIS_MODE', ['mode']],
   ['PORTCULLIS_GRPC_ADDRESS', ['grpc', 'address']],
   ['PORTCULLIS_ADMIN_ADDRESS', ['admin', 'address']],
@@ -25,6 +25,7 @@ const ENV_OVERRIDES: ReadonlyArray<[string, string[]]> = [
   ['PORTCULLIS_CACHE_URL', ['cache', 'url']],
   ['PORTCULLIS_STORE_URL', ['store', 'url']],
   ['PORTCULLIS_POLICIES_DIR', ['policies', 'dir']],
+  ['PORTCULLIS_WORKERS', ['workers'], (v) => (/^\d+$/.test(v) ? Number(v) : v)],
 ];
 
 /** Every environment variable the configuration reads (`PORTCULLIS_CONFIG` names the file). */
@@ -35,9 +36,9 @@ export function loadConfig(options: LoadConfigOptions = {}): Readonly<Config> {
   const env = options.env ?? process.env;
   const file = options.file ?? env.PORTCULLIS_CONFIG;
   const raw = file ? readYaml(file) : {};
-  for (const [name, path] of ENV_OVERRIDES) {
+  for (const [name, path, convert] of ENV_OVERRIDES) {
     const value = env[name];
-    if (value !== undefined && value !== '') setPath(raw, path, value);
+    if (value !== undefined && value !== '') setPath(raw, path, convert ? convert(value) : value);
   }
   upstreamSecretsFromEnv(raw, env);
   return parseConfig(raw, file ?? '(defaults)');

@@ -13,8 +13,10 @@ export interface CheckClient {
   close(): void;
 }
 
-export function createCheckClient(address: string): CheckClient {
-  const client = new Client(address, credentials.createInsecure());
+export function createCheckClient(address: string, options: { ownConnection?: boolean } = {}): CheckClient {
+  // grpc-js shares one connection among clients of the same address unless told otherwise; a client
+  // of its own connection lands on another cluster worker (workers: N hands connections round-robin).
+  const client = new Client(address, credentials.createInsecure(), options.ownConnection ? { 'grpc.use_local_subchannel_pool': 1 } : {});
   const call = (bytes: Uint8Array, deadlineMs: number) =>
     new Promise<CheckResponse>((resolve, reject) => {
       client.makeUnaryRequest(
@@ -34,13 +36,13 @@ export function createCheckClient(address: string): CheckClient {
 }
 
 /** A CheckRequest as Envoy builds it for an HTTP request. */
-export function httpCheckRequest(method: string, path: string, headers: Record<string, string> = {}, extra: { host?: string; sourceIp?: string } = {}): CheckRequestInit {
+export function httpCheckRequest(method: string, path: string, headers: Record<string, string> = {}, extra: { host?: string; sourceIp?: string; id?: string } = {}): CheckRequestInit {
   return {
     attributes: {
       source: { address: { address: { case: 'socketAddress', value: { address: extra.sourceIp ?? '127.0.0.1', portSpecifier: { case: 'portValue', value: 50000 } } } } },
       request: {
         http: {
-          id: 'req-1',
+          id: extra.id ?? 'req-1',
           method,
           path,
           host: extra.host ?? 'api.example.com',

@@ -1,5 +1,6 @@
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
-import type { Registry } from 'prom-client';
+import type { WorkerInfo, WorkerPool } from '../cluster/pool.js';
+import type { MetricsSource } from '../telemetry/metrics.js';
 import { isPortcullisError } from '../lib/errors.js';
 import type { PolicyRuntime } from '../policy/index.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -21,7 +22,7 @@ export interface Readiness {
 
 export interface AdminServerOptions {
   /** The catalog's registry when `/metrics` serves Prometheus text; absent when metrics go elsewhere (or nowhere). */
-  registry: Registry | undefined;
+  registry: MetricsSource | undefined;
   /** `observability.metrics.provider`, named in the 404 of `/metrics` when it is not served. */
   metricsProvider?: string;
   policies: PolicyRuntime;
@@ -32,13 +33,15 @@ export interface AdminServerOptions {
   logger: Logger;
   /** The token module, when enabled: `/admin/keys`, `/admin/keys/rotate`, `/admin/audit`. */
   tokens?: TokenModule | undefined;
+  /** The cluster workers serving gRPC (`workers` > 1): `/admin/workers`, and policy reloads wait for them. */
+  workers?: { info(): WorkerInfo[]; lastReload(): ReturnType<WorkerPool['reloadPolicies']> | undefined } | undefined;
 }
 
 /**
  * The admin listener: `/metrics` (no credentials, so scrapers need none), `/health`, `/ready`,
  * and `/admin/*` behind the admin API key. Errors are JSON and never expose internals.
  */
-export function createAdminServer({ registry, metricsProvider = 'none', policies, readiness, liveness, apiKey, logger, tokens }: AdminServerOptions): FastifyInstance {
+export function createAdminServer({ registry, metricsProvider = 'none', policies, readiness, liveness, apiKey, logger, tokens, workers }: AdminServerOptions): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: 64 * 1024 });
   const keyMatches = createAdminKeyCheck(apiKey);
 
@@ -78,10 +81,16 @@ export function createAdminServer({ registry, metricsProvider = 'none', policies
     admin.post('/admin/policies/reload', async (_req, reply) => {
       const result = policies.reload();
       logger.info({ admin_action: 'policies.reload', ok: result.ok }, 'admin action');
-      return result.ok
-        ? { status: 'reloaded', policies: result.policies, generation: policies.current()?.generation, revision: policies.current()?.bundle.revision }
-        : reply.code(422).send({ error: 'policy_reload_failed', detail: result.error });
+      if (!result.ok) return reply.code(422).send({ error: 'policy_reload_failed', detail: result.error });
+      // With cluster workers the answer waits until each has loaded the set (or failed to).
+      const answers = await workers?.lastReload();
+      return { status: 'reloaded', policies: result.policies, generation: policies.current()?.generation, revision: policies.current()?.bundle.revision, ...(answers ? { workers: answers } : {}) };
     });
+    if (workers) {
+      admin.get('/admin/workers', async () => ({
+        workers: workers.info().map((w) => ({ slot: w.slot, pid: w.pid, state: w.state, started_at: w.startedAt, restarts: w.restarts })),
+      }));
+    }
     if (tokens) registerTokenAdmin(admin, tokens);
     if (tokens?.ctx.upstream.list.length) registerUpstreamAdmin(admin, tokens);
   });

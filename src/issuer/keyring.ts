@@ -58,6 +58,10 @@ export interface Keyring {
   rotationDue(intervalMs: number): boolean;
   signer(): Promise<Signer>;
   jwks(): JSONWebKeySet;
+  /** The keys in the JWKS with their retirement times (what cluster workers verify against). */
+  published(): Array<{ jwk: JWK; retiresAt: number | null }>;
+  /** Calls `listener` after every re-read of the keys (rotation, reload, another replica's key). */
+  onChange(listener: () => void): void;
   states(): KeyState[];
   readonly keySource: KeySource;
 }
@@ -69,6 +73,7 @@ export function createKeyring(o: KeyringOptions): Keyring {
   let published: JSONWebKeySet = { keys: [] };
   let localSet = createLocalJWKSet(published);
   const signers = new Map<string, Signer>();
+  const listeners: Array<() => void> = [];
 
   const stateOf = (k: SigningKeyRecord, now: number, signerKid: string | undefined): KeyState['state'] =>
     k.retiresAt !== null && k.retiresAt <= now ? 'retired' : k.kid === signerKid ? 'active' : k.activatesAt > now ? (k.retiresAt !== null && k.retiresAt <= k.activatesAt ? 'superseded' : 'pending') : 'previous';
@@ -88,6 +93,7 @@ export function createKeyring(o: KeyringOptions): Keyring {
   async function reload(): Promise<void> {
     records = await o.store.keys.list();
     rebuildPublished();
+    for (const listener of listeners) listener();
   }
 
   function rebuildPublished(): void {
@@ -172,6 +178,13 @@ export function createKeyring(o: KeyringOptions): Keyring {
     jwks: () => {
       refreshPublished();
       return published;
+    },
+    published: () => {
+      const now = o.clock.now();
+      return records.filter((k) => k.retiresAt === null || k.retiresAt > now).map((k) => ({ jwk: k.publicJwk as JWK, retiresAt: k.retiresAt }));
+    },
+    onChange(listener) {
+      listeners.push(listener);
     },
     states: () => {
       const now = o.clock.now();

@@ -13,17 +13,26 @@ export interface RevocationList {
   /** Another replica revoked `jti`: held once the store confirms it (a message alone revokes nothing). */
   learn(jti: string): Promise<void>;
   reload(): Promise<void>;
+  /** Every revoked id held (what a new cluster worker starts from). */
+  list(): string[];
+  /** Calls `listener` with ids just revoked, or with the whole list after a reload (`full`). */
+  onChange(listener: (jtis: string[], full: boolean) => void): void;
 }
 
 export function createRevocationList(store: Store, clock: Clock, notify: (jti: string) => Promise<void> = async () => {}): RevocationList {
   let set = new Set<string>();
   /** Revocations made while a reload's query runs: kept, not lost when the set is replaced. */
   let during: Set<string> | undefined;
+  const listeners: Array<(jtis: string[], full: boolean) => void> = [];
+  const tell = (jtis: string[], full: boolean) => {
+    for (const listener of listeners) listener(jtis, full);
+  };
   return {
     has: (jti) => set.has(jti),
     async revoke(jti, expiresAtMs) {
       set.add(jti);
       during?.add(jti);
+      tell([jti], false);
       await store.revocations.revoke(jti, expiresAtMs);
       await notify(jti);
     },
@@ -31,6 +40,7 @@ export function createRevocationList(store: Store, clock: Clock, notify: (jti: s
       if (set.has(jti) || !(await store.revocations.isRevoked(jti))) return;
       set.add(jti);
       during?.add(jti);
+      tell([jti], false);
     },
     async reload() {
       during = new Set();
@@ -41,6 +51,11 @@ export function createRevocationList(store: Store, clock: Clock, notify: (jti: s
       } finally {
         during = undefined;
       }
+      tell([...set], true);
+    },
+    list: () => [...set],
+    onChange(listener) {
+      listeners.push(listener);
     },
   };
 }

@@ -33,6 +33,7 @@ export type ErrorCode =
   /** The store cannot be reached (connection lost, timed out): a retryable outage, answered 503. */
   | 'ERR_STORE_UNAVAILABLE'
   | 'ERR_CACHE'
+  | 'ERR_WORKER_START'
   | 'ERR_KEK'
   | 'ERR_UPSTREAM';
 

@@ -10,6 +10,9 @@ const POLICY_COUNT_BUCKETS = [0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000]
  * The metric catalog, declared once. Labels are bounded sets: configured issuer names,
  * resource types from routes.yaml, fixed reason enums. Never user ids, tokens or raw paths.
  */
+/** What `/metrics` and the OTLP push read: one registry, or (with cluster workers) all of them merged. */
+export type MetricsSource = Pick<Registry, 'contentType' | 'metrics' | 'getMetricsAsJSON'>;
+
 export function createMetrics(registry: Registry = new Registry(), options: { defaultMetrics?: boolean } = {}) {
   if (options.defaultMetrics) collectDefaultMetrics({ register: registry });
   const r = [registry];
@@ -28,7 +31,7 @@ export function createMetrics(registry: Registry = new Registry(), options: { de
     tokenRejected: new Counter({ name: 'auth_token_rejected_total', help: 'Rejected tokens by reason', labelNames: ['reason'] as const, registers: r }),
     jwksFetchDuration: new Histogram({ name: 'auth_jwks_fetch_duration_seconds', help: 'JWKS (and discovery) fetch time', labelNames: ['issuer'] as const, buckets: FETCH_BUCKETS, registers: r }),
     jwksFetchErrors: new Counter({ name: 'auth_jwks_fetch_errors_total', help: 'Failed JWKS fetches', labelNames: ['issuer', 'reason'] as const, registers: r }),
-    jwksKeys: new Gauge({ name: 'auth_jwks_keys', help: 'Usable keys held for the issuer', labelNames: ['issuer'] as const, registers: r }),
+    jwksKeys: new Gauge({ name: 'auth_jwks_keys', help: 'Usable keys held for the issuer (with workers: the fewest any process holds)', labelNames: ['issuer'] as const, registers: r, aggregator: 'min' }),
     jwksUnknownKidRefetch: new Counter({ name: 'auth_jwks_unknown_kid_refetch_total', help: 'JWKS refetches triggered by an unknown kid', labelNames: ['issuer'] as const, registers: r }),
     policyReloads: new Counter({ name: 'auth_policy_reload_total', help: 'Policy set loads', labelNames: ['result', 'set'] as const, registers: r }),
     shadowDisagreements: new Counter({ name: 'auth_policy_shadow_disagreements_total', help: 'Decisions where the shadow policy set disagreed with the active one', labelNames: ['active', 'shadow'] as const, registers: r }),
@@ -42,11 +45,14 @@ export function createMetrics(registry: Registry = new Registry(), options: { de
     tokenIssuance: new Histogram({ name: 'auth_token_issuance_duration_seconds', help: 'Time to issue tokens by grant type', labelNames: ['grant_type'] as const, buckets: LOGIN_BUCKETS, registers: r }),
     oauthErrors: new Counter({ name: 'auth_oauth_errors_total', help: 'OAuth error responses by endpoint and error code', labelNames: ['endpoint', 'error'] as const, registers: r }),
     refreshReuse: new Counter({ name: 'auth_refresh_token_reuse_total', help: 'Reuses of a rotated refresh token (each revokes its family)', registers: r }),
-    signingKeyCreated: new Gauge({ name: 'auth_signing_key_created_timestamp_seconds', help: 'Creation time of the token signing key in use (alert when it gets old)', registers: r }),
+    // Gauges that cluster workers also hold (unset there: 0) say how they merge into the primary's /metrics.
+    signingKeyCreated: new Gauge({ name: 'auth_signing_key_created_timestamp_seconds', help: 'Creation time of the token signing key in use (alert when it gets old)', registers: r, aggregator: 'max' }),
     upstreamTokenRefresh: new Counter({ name: 'auth_upstream_token_refresh_total', help: 'Brokered refreshes of stored upstream provider tokens by provider and outcome (success, failed)', labelNames: ['provider', 'outcome'] as const, registers: r }),
     decisionLogDropped: new Counter({ name: 'auth_decision_log_dropped_total', help: 'Decision log records dropped by the rate cap (observability.decision_log.max_per_second)', registers: r }),
-    storeUp: new Gauge({ name: 'auth_store_up', help: 'Whether the store answered its last health ping (1) or not (0)', registers: r }),
+    storeUp: new Gauge({ name: 'auth_store_up', help: 'Whether the store answered its last health ping (1) or not (0)', registers: r, aggregator: 'max' }),
     unhandledErrors: new Counter({ name: 'auth_unhandled_errors_total', help: 'Errors no handler caught, by kind (rejection: logged, the process keeps serving; exception: the process drains and exits 1)', labelNames: ['kind'] as const, registers: r }),
+    workers: new Gauge({ name: 'auth_workers', help: 'Cluster workers serving gRPC (workers: N) by state (starting, ready, stopping)', labelNames: ['state'] as const, registers: r }),
+    workerRestarts: new Counter({ name: 'auth_worker_restarts_total', help: 'Cluster workers started again after one exited unexpectedly', registers: r }),
     keyRotations: new Counter({ name: 'auth_key_rotation_total', help: 'Signing key rotations by trigger (cli, admin, schedule)', labelNames: ['trigger'] as const, registers: r }),
   };
 }

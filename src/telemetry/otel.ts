@@ -1,4 +1,4 @@
-import type { Registry } from 'prom-client';
+import type { MetricsSource } from './metrics.js';
 import { createMetricExporter, createSpanExporter, type OtlpTarget } from './otlp_exporters.js';
 
 export interface TracingOptions extends OtlpTarget {
@@ -26,7 +26,7 @@ export async function startTracing(o: TracingOptions): Promise<{ shutdown(): Pro
 
 export interface MetricsExportOptions extends OtlpTarget {
   serviceName: string;
-  registry: Registry;
+  registry: MetricsSource;
   exportIntervalMs: number;
 }
 

@@ -1,7 +1,8 @@
 import { ValueType, type Attributes, type HrTime } from '@opentelemetry/api';
 import { hrTime } from '@opentelemetry/core';
 import { AggregationTemporality, DataPointType, type MetricData, type MetricProducer } from '@opentelemetry/sdk-metrics';
-import type { MetricObjectWithValues, MetricValue, MetricValueWithName, Registry } from 'prom-client';
+import type { MetricObjectWithValues, MetricValue, MetricValueWithName } from 'prom-client';
+import type { MetricsSource } from './metrics.js';
 
 type PromMetric = MetricObjectWithValues<MetricValue<string> | MetricValueWithName<string>>;
 
@@ -61,7 +62,7 @@ function toMetricData(m: PromMetric, startTime: HrTime, endTime: HrTime): Metric
  * cumulative monotonic sums, gauges, histograms with the catalog's buckets). Nothing is recorded
  * twice, so OTLP export adds no cost per decision.
  */
-export function createPromMetricProducer(registry: Registry, scopeName = 'portcullis'): MetricProducer {
+export function createPromMetricProducer(registry: MetricsSource, scopeName = 'portcullis'): MetricProducer {
   const startTime = hrTime();
   return {
     async collect() {

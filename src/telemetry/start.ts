@@ -1,4 +1,4 @@
-import type { Registry } from 'prom-client';
+import type { MetricsSource } from './metrics.js';
 import type { Config } from '../config/index.js';
 import { otlpEndpoint } from '../config/observability.js';
 import { startMetricsExport, startTracing } from './otel.js';
@@ -10,7 +10,7 @@ export interface Telemetry {
 }
 
 /** Starts what `observability` asks for: the trace SDK and the OTLP metrics push. */
-export async function startTelemetry(o: Readonly<Config['observability']>, registry: Registry): Promise<Telemetry> {
+export async function startTelemetry(o: Readonly<Config['observability']>, registry: MetricsSource): Promise<Telemetry> {
   const t = o.tracing;
   const m = o.metrics;
   const tracing = t.enabled

@@ -217,7 +217,7 @@ describe('config schema', () => {
     const r = run(['config', 'schema']);
     expect(r.status).toBe(0);
     const schema = JSON.parse(r.stdout) as { properties: Record<string, { description?: string }> };
-    expect(Object.keys(schema.properties).sort()).toEqual(['admin', 'cache', 'dev_issuer', 'dpop', 'grpc', 'http', 'http_authz', 'issuers', 'lifecycle', 'limits', 'mode', 'observability', 'policies', 'request_body', 'store', 'token_cache', 'token_module', 'upstream_providers']);
+    expect(Object.keys(schema.properties).sort()).toEqual(['admin', 'cache', 'dev_issuer', 'dpop', 'grpc', 'http', 'http_authz', 'issuers', 'lifecycle', 'limits', 'mode', 'observability', 'policies', 'request_body', 'store', 'token_cache', 'token_module', 'upstream_providers', 'workers']);
     for (const [key, value] of Object.entries(schema.properties)) expect(value.description, key).toBeTruthy();
   });
 });

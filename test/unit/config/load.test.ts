@@ -81,6 +81,15 @@ describe('configuration', () => {
     expect(c.observability.logging.level).toBe('debug');
   });
 
+  it('reads workers as a count, auto, or PORTCULLIS_WORKERS; refuses anything else by path', () => {
+    expect(parseConfig({}).workers).toBe(1);
+    expect(parseConfig({ workers: 'auto' }).workers).toBe('auto');
+    expect(parseConfig({ workers: 4 }).workers).toBe(4);
+    expect(loadConfig({ env: { PORTCULLIS_WORKERS: '2' } }).workers).toBe(2);
+    expect(loadConfig({ env: { PORTCULLIS_WORKERS: 'auto' } }).workers).toBe('auto');
+    for (const bad of [0, -1, 1.5, 65, 'many', '0']) expect(() => parseConfig({ workers: bad }), String(bad)).toThrow(/workers/);
+  });
+
   it('reports a missing or non-mapping file by name', () => {
     const dir = tempDir('pc-config', { 'list.yaml': '- a\n- b\n' });
     expect(() => loadConfig({ file: `${dir}/missing.yaml`, env: {} })).toThrow(`cannot read config file ${dir}/missing.yaml`);
