@@ -38,7 +38,7 @@ const POLICIES = new URL('../policies', import.meta.url).pathname;
 const ADMIN_KEY = randomBytes(24).toString('base64url');
 const config = () =>
   [
-    'log: { level: info }',
+    'observability: { logging: { level: info } }',
     `policies: { dir: ${POLICIES}, watch: false }`,
     'dev_issuer: { enabled: false }',
     `admin: { api_key: ${ADMIN_KEY} }`,

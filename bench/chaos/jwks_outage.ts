@@ -18,7 +18,7 @@ export async function jwksOutage(o: { rate: number; downMs: number; beforeMs: nu
   const issuer = await startBenchIssuer();
   const target = await startPortcullis(() =>
     [
-      'log: { level: info }',
+      'observability: { logging: { level: info } }',
       `policies: { dir: ${POLICIES}, watch: false }`,
       'dev_issuer: { enabled: false }',
       'token_module: { enabled: false }',

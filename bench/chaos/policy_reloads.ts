@@ -21,7 +21,7 @@ export async function policyReloads(o: { rate: number; windowMs: number; everyMs
     dir = join(folder, 'policies');
     cpSync(POLICIES, dir, { recursive: true });
     return [
-      'log: { level: info }',
+      'observability: { logging: { level: info } }',
       `policies: { dir: ${dir}, watch: true, watch_debounce_ms: 100 }`,
       'dev_issuer: { enabled: false }',
       'token_module: { enabled: false }',

@@ -38,7 +38,7 @@ export interface StoreOutageOptions {
 export async function storeOutage(o: StoreOutageOptions): Promise<ExperimentResult> {
   const config = (dir: string) =>
     [
-      'log: { level: info }',
+      'observability: { logging: { level: info } }',
       `policies: { dir: ${POLICIES}, watch: false }`,
       `dev_issuer: { key_file: ${join(dir, 'dev-key.json')} }`,
       'token_module:',

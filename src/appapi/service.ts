@@ -1,6 +1,6 @@
 import { create, fromJson, type JsonObject, type JsonValue } from '@bufbuild/protobuf';
 import { ValueSchema } from '@bufbuild/protobuf/wkt';
-import { status as Status, type Metadata, type ServiceDefinition, type UntypedServiceImplementation, type sendUnaryData, type ServiceError } from '@grpc/grpc-js';
+import { status as Status, type Deadline, type Metadata, type ServiceDefinition, type UntypedServiceImplementation, type sendUnaryData, type ServiceError } from '@grpc/grpc-js';
 import {
   BatchCheckRequestSchema,
   BatchCheckResponseSchema,
@@ -15,6 +15,7 @@ import {
   type CheckResponse,
 } from '../gen/portcullis/authz/v1/authorizer_pb.js';
 import { decode, rawRequestMethod } from '../grpc/codec.js';
+import { deadlinePassed } from '../grpc/deadline.js';
 import { respond } from '../grpc/unary.js';
 import { isPortcullisError } from '../lib/errors.js';
 import type { LimitExceeded } from '../lib/limits.js';
@@ -38,7 +39,13 @@ export function createAppApiService({ check, plan, metrics, logger }: AppApiOpti
     Plan: rawRequestMethod('/portcullis.authz.v1.Authorizer/Plan', PlanResponseSchema),
   };
 
-  function handle<I extends { requestId: string }, A, R>(bytes: Buffer, parse: (b: Buffer) => I | undefined, run: (input: I) => Promise<A>, render: (answer: A) => R, callback: sendUnaryData<R>): void {
+  function handle<I extends { requestId: string }, A, R>(call: { request: Buffer; getDeadline?: () => Deadline }, parse: (b: Buffer) => I | undefined, run: (input: I) => Promise<A>, render: (answer: A) => R, callback: sendUnaryData<R>): void {
+    if (deadlinePassed(call)) {
+      metrics.authzShed.inc({ source: 'app' });
+      callback({ code: Status.DEADLINE_EXCEEDED, details: 'deadline exceeded before the check started' });
+      return;
+    }
+    const bytes = call.request;
     let input: I | undefined;
     try {
       input = parse(bytes);
@@ -79,14 +86,14 @@ export function createAppApiService({ check, plan, metrics, logger }: AppApiOpti
   }
 
   const implementation: UntypedServiceImplementation = {
-    Check(call: { request: Buffer; metadata: Metadata }, callback: sendUnaryData<CheckResponse>) {
-      handle(call.request, (b) => mapIf(decode(CheckRequestSchema, b), (r) => ({ ...fromCheckRequest(r), trace: traceContext(call.metadata) })), check, (d) => toCheckResponse(d[0]!), callback);
+    Check(call: { request: Buffer; metadata: Metadata; getDeadline?: () => Deadline }, callback: sendUnaryData<CheckResponse>) {
+      handle(call, (b) => mapIf(decode(CheckRequestSchema, b), (r) => ({ ...fromCheckRequest(r), trace: traceContext(call.metadata) })), check, (d) => toCheckResponse(d[0]!), callback);
     },
-    BatchCheck(call: { request: Buffer; metadata: Metadata }, callback: sendUnaryData<BatchCheckResponse>) {
-      handle(call.request, (b) => mapIf(decode(BatchCheckRequestSchema, b), (r) => ({ ...fromBatchCheckRequest(r), trace: traceContext(call.metadata) })), check, (d) => create(BatchCheckResponseSchema, { results: d.map(toCheckResponse) }), callback);
+    BatchCheck(call: { request: Buffer; metadata: Metadata; getDeadline?: () => Deadline }, callback: sendUnaryData<BatchCheckResponse>) {
+      handle(call, (b) => mapIf(decode(BatchCheckRequestSchema, b), (r) => ({ ...fromBatchCheckRequest(r), trace: traceContext(call.metadata) })), check, (d) => create(BatchCheckResponseSchema, { results: d.map(toCheckResponse) }), callback);
     },
-    Plan(call: { request: Buffer }, callback: sendUnaryData<PlanResponse>) {
-      handle(call.request, (b) => mapIf(decode(PlanRequestSchema, b), fromPlanRequest), plan, toPlanResponse, callback);
+    Plan(call: { request: Buffer; getDeadline?: () => Deadline }, callback: sendUnaryData<PlanResponse>) {
+      handle(call, (b) => mapIf(decode(PlanRequestSchema, b), fromPlanRequest), plan, toPlanResponse, callback);
     },
   };
   return { definition, implementation };

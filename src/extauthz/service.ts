@@ -1,6 +1,7 @@
-import { status as Status, type ServiceDefinition, type UntypedServiceImplementation, type sendUnaryData } from '@grpc/grpc-js';
+import { status as Status, type Deadline, type ServiceDefinition, type UntypedServiceImplementation, type sendUnaryData } from '@grpc/grpc-js';
 import { CheckRequestSchema, CheckResponseSchema, type CheckResponse } from '../gen/envoy/service/auth/v3/external_auth_pb.js';
 import { decode, rawRequestMethod } from '../grpc/codec.js';
+import { deadlinePassed } from '../grpc/deadline.js';
 import { respond } from '../grpc/unary.js';
 import { isPortcullisError } from '../lib/errors.js';
 import type { AuthzInput, Decider } from '../pipeline/index.js';
@@ -25,7 +26,12 @@ export interface ExtAuthzServiceOptions {
 export function createExtAuthzService({ decide, metrics, logger }: ExtAuthzServiceOptions): { definition: ServiceDefinition; implementation: UntypedServiceImplementation } {
   const definition: ServiceDefinition = { Check: rawRequestMethod(AUTHORIZATION_CHECK_PATH, CheckResponseSchema) };
   const implementation: UntypedServiceImplementation = {
-    Check(call: { request: Buffer }, callback: sendUnaryData<CheckResponse>) {
+    Check(call: { request: Buffer; getDeadline?: () => Deadline }, callback: sendUnaryData<CheckResponse>) {
+      if (deadlinePassed(call)) {
+        metrics.authzShed.inc({ source: 'envoy' });
+        callback({ code: Status.DEADLINE_EXCEEDED, details: 'deadline exceeded before the check started' });
+        return;
+      }
       const request = decode(CheckRequestSchema, call.request);
       if (!request) {
         metrics.authzErrors.inc({ code: 'ERR_MALFORMED_REQUEST' });

@@ -23,6 +23,7 @@ export function createMetrics(registry: Registry = new Registry(), options: { de
     policiesEvaluated: new Histogram({ name: 'auth_authz_policies_evaluated', help: 'Policies in the slice evaluated for one decision', buckets: POLICY_COUNT_BUCKETS, registers: r }),
     authzDenied: new Counter({ name: 'auth_authz_denied_total', help: 'Denied checks by reason', labelNames: ['reason'] as const, registers: r }),
     decisionCacheHits: new Counter({ name: 'auth_authz_decision_cache_hits_total', help: 'Decisions answered from the decision cache (same slice, principal, resource and context inputs)', registers: r }),
+    authzShed: new Counter({ name: 'auth_authz_shed_total', help: "Checks not decided because the caller's deadline had passed before they started (overload); answered DEADLINE_EXCEEDED", labelNames: ['source'] as const, registers: r }),
     authzErrors: new Counter({ name: 'auth_authz_errors_total', help: 'Checks that failed internally (answered with a gRPC error status)', labelNames: ['code'] as const, registers: r }),
     limitExceeded: new Counter({ name: 'auth_limit_exceeded_total', help: 'Inputs refused for exceeding a configured limit (header_count, header_bytes, request_body, token, entities, jwks_document, policy_file)', labelNames: ['limit'] as const, registers: r }),
     tokenVerifyLatency: new Histogram({ name: 'auth_token_verify_latency_seconds', help: 'Token verification time (cache misses)', labelNames: ['issuer'] as const, buckets: FAST_BUCKETS, registers: r }),

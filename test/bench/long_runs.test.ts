@@ -1,4 +1,6 @@
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
@@ -22,4 +24,23 @@ describe('npm run soak / npm run chaos flags', () => {
     expect(r.status, r.stderr).toBe(2);
     expect(r.stderr).toContain(message);
   }, 60_000);
+});
+
+// A short real soak (10 s at 100/s against the built server): the script still starts its server
+// with a valid config, drives its token rotation and key rotations, and reports a pass.
+describe('npm run soak, 10 s', () => {
+  it('answers every Check, rotates tokens and a key, writes its report and exits 0', () => {
+    const out = mkdtempSync(join(tmpdir(), 'pc-soak-'));
+    try {
+      const r = run('bench/soak.ts', ['--duration', '10s', '--rate', '100', '--warmup', '1s', '--interval', '5s', '--tokens', '4', '--token-every', '1s', '--rotate-every', '5s', '--out', out]);
+      const output = r.stdout + r.stderr;
+      expect(r.status, output).toBe(0);
+      expect(output).toMatch(/10 s at 100 Checks\/s: \d+ answered at (9\d|10\d)\/s, \*\*0 errors\*\*/);
+      expect(output).toMatch(/key rotations: [12] \(0 failed\)/);
+      expect(output).toContain('PASS');
+      expect(readdirSync(out).filter((f) => f.startsWith('soak-') && f.endsWith('.json'))).toHaveLength(1);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  }, 90_000);
 });
