@@ -8,6 +8,7 @@ import { createCore } from './core.js';
 import { createAppApiService } from './appapi/service.js';
 import { clusterMetricsSource } from './cluster/metrics_source.js';
 import type { WorkerInfo, WorkerPool } from './cluster/pool.js';
+import type { ClusterServing } from './cluster/serve.js';
 import { createExtAuthzService } from './extauthz/service.js';
 import { createHealthService, Serving, type HealthState } from './grpc/health.js';
 import { startGrpcServer, type GrpcListener } from './grpc/server.js';
@@ -166,38 +167,17 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
     await decisionLog?.close();
     await telemetry.shutdown();
   };
-  let workerReload: ReturnType<WorkerPool['reloadPolicies']> | undefined;
   const health = createHealthService();
   let grpc: Pick<GrpcListener, 'port' | 'close'>;
+  let cluster: ClusterServing | undefined;
   if (workerCount > 1) {
-    const { startWorkerPool } = await import('./cluster/pool.js');
-    const workers = await startWorkerPool({
-      config,
-      count: workerCount,
-      cache,
-      subjectKey,
-      logger,
-      metrics,
-      issuer: () => (tokens ? { policy: tokens.trustedIssuer().policy, keys: tokens.keyring.published(), revoked: tokens.ctx.revoked.list() } : undefined),
-    }).catch(async (err: unknown) => {
+    const { serveWithWorkers } = await import('./cluster/serve.js');
+    cluster = await serveWithWorkers({ config, count: workerCount, cache, subjectKey, tokens, runtimes: [policies, shadow], logger, metrics }).catch(async (err: unknown) => {
       await closeStarted();
       throw err;
     });
-    pool = workers;
-    tokens?.keyring.onChange(() => workers.keys(tokens.keyring.published()));
-    tokens?.ctx.revoked.onChange((jtis, full) => workers.revoked(jtis, full));
-    // The primary validates a changed folder first; workers load it only after it passed here.
-    for (const runtime of [policies, shadow]) {
-      runtime?.onReload((o) => {
-        if (!o.ok) return;
-        workerReload = workers.reloadPolicies(o.set).then((answers) => {
-          for (const a of answers) if (!a.ok || a.revision !== o.revision) logger.error({ slot: a.slot, set: o.set, revision: o.revision, worker_revision: a.revision, error: a.error }, 'a worker did not load the policy set the primary loaded');
-          return answers;
-        });
-      });
-    }
-    grpc = { port: workers.port, close: (timeoutMs) => workers.close(timeoutMs ?? config.lifecycle.shutdown_timeout_seconds * 1000) };
-    logger.info({ workers: workerCount }, 'gRPC served by cluster workers');
+    pool = cluster.pool;
+    grpc = cluster.grpc;
   } else {
     grpc = await startGrpcServer(config.grpc.address, [createExtAuthzService({ decide, metrics, logger }), createAppApiService({ ...appApi, metrics, logger }), health], config.grpc.max_receive_message_bytes);
   }
@@ -207,7 +187,7 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
   for (const i of issuers) if (!i.keys.hasKeys()) logger.warn({ issuer: i.policy.issuer }, 'no signing keys yet for issuer; its tokens are rejected until a fetch succeeds');
 
   if (!config.admin.api_key) logger.warn('admin.api_key is not set: /admin/* refuses every request');
-  const admin = createAdminServer({ registry: telemetry.servesPrometheus ? metricsSource : undefined, workers: pool ? { info: () => pool?.info() ?? [], lastReload: () => workerReload } : undefined, metricsProvider: config.observability.metrics.provider, policies, readiness, liveness, apiKey: config.admin.api_key, logger, tokens });
+  const admin = createAdminServer({ registry: telemetry.servesPrometheus ? metricsSource : undefined, workers: cluster ? { info: cluster.pool.info, lastReload: cluster.lastReload } : undefined, metricsProvider: config.observability.metrics.provider, policies, readiness, liveness, apiKey: config.admin.api_key, logger, tokens });
   const [adminHost, adminPort] = splitAddress(config.admin.address);
   await admin.listen({ host: adminHost, port: adminPort });
   const boundAdmin = (admin.server.address() as AddressInfo).port;
