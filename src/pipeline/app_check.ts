@@ -122,8 +122,12 @@ export function createAppChecker({ verifier, policies, clock, metrics, logger, d
       const entities = merge(resourceEntities(who, resource.type, resource.id, active), extra, active);
       const over = entityLimitExceeded(entities.length + who.count - who.entities.length, limits);
       if (over) throw over;
-      // Only the plain token case is keyed like the Envoy path; app-supplied entities are not cached.
-      const cacheKey = principal && extra.length === 0 ? who.cacheKey : undefined;
+      // A token principal is keyed like the Envoy path. The resource entity an item supplies (its
+      // attributes and parents) joins the key as its JSON, so the same document asked about again
+      // is answered from the cache and a changed attribute is a new key. Other app-supplied
+      // entities (the call's `entities`, an explicit principal) are not cached.
+      const base = principal && shared.length === 0 ? who.cacheKey : undefined;
+      const cacheKey = base === undefined ? undefined : own ? `${base}\0${JSON.stringify(own)}` : base;
       const r = active.evaluate({ principal: principalUid, action, resource: { type: resource.type, id: resource.id }, context, entities, cacheKey });
       const d: AppDecision = { allow: r.allow, reasons: r.reasons, errors: r.errors, decisionId, policiesChecked: r.policiesChecked };
       const subject = { subject: principal?.subject ?? principalUid.id, issuer: principal?.issuer };

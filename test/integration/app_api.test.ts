@@ -112,6 +112,23 @@ describe('portcullis.authz.v1.Authorizer/BatchCheck', () => {
     expect(new Set(res.results.map((r) => r.decisionId)).size).toBe(6);
   });
 
+  it('answers a document asked about again, with the same attributes, from the decision cache; a changed attribute is decided anew', async () => {
+    const principal = { kind: { case: 'token' as const, value: await token('olga', ['viewer']) } };
+    const owned = (owner: string) => ({ action: 'update', resource: doc('cache-1', { owner: { __entity: { type: 'User', id: owner } } }) });
+    const hits = () => metricValue(sidecar.metrics, 'auth_authz_decision_cache_hits_total');
+    const ask = async (owner: string) => (await app.batchCheck({ principal, items: [owned(owner), { action: 'read', resource: doc('cache-2', { owner: { __entity: { type: 'User', id: owner } } }) }] })).results.map((r) => r.decision === Decision.ALLOW);
+    const before = await hits();
+    expect(await ask('olga')).toEqual([true, true]);
+    expect(await hits()).toBe(before);
+    expect(await ask('olga')).toEqual([true, true]);
+    expect(await hits()).toBe(before + 2);
+    // Another owner: a new key, so the engine decides (the owner rule no longer applies to update).
+    expect(await ask('pete')).toEqual([false, true]);
+    expect(await hits()).toBe(before + 2);
+    expect(await ask('olga')).toEqual([true, true]);
+    expect(await hits()).toBe(before + 4);
+  });
+
   it('names the item of an invalid batch entry and refuses an empty batch', async () => {
     const principal = { kind: { case: 'entity' as const, value: { type: 'User', id: 'a' } } };
     const err = await fail(app.batchCheck({ principal, items: [{ action: 'read', resource: doc('d1') }, { action: 'read', resource: { id: 'x' } }] }));
