@@ -1,5 +1,6 @@
 import { createLocalJWKSet, decodeJwt, jwtVerify, type JSONWebKeySet } from 'jose';
-import type { ClientAuthMethod, ClientRecord } from '../store/index.js';
+import { LRUCache } from 'lru-cache';
+import type { ClientAuthMethod, ClientRecord, Store } from '../store/index.js';
 import { nowSeconds, type IssuerContext } from './context.js';
 import { InvalidClient, InvalidRequest } from './errors.js';
 import { safeEqual, sha256 } from './secrets.js';
@@ -8,6 +9,28 @@ export const CLIENT_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-typ
 export const CLIENT_ASSERTION_ALGS = ['ES256', 'ES384', 'RS256', 'PS256', 'EdDSA'];
 /** A client assertion may not live longer than this. */
 const MAX_ASSERTION_LIFETIME_S = 300;
+/**
+ * How long a client record read for authentication is reused. Services ask for tokens in bursts
+ * (thousands a second) and a primary-key read per request was a sixth of the token endpoint's CPU;
+ * a removed client or a changed secret takes effect within this time on every replica.
+ */
+export const CLIENT_CACHE_TTL_MS = 1000;
+
+const clientCaches = new WeakMap<Store, LRUCache<string, ClientRecord>>();
+
+/** The client record, from a per-store cache of found clients for CLIENT_CACHE_TTL_MS (unknown ids are always read). */
+async function clientById(ctx: IssuerContext, clientId: string): Promise<ClientRecord | undefined> {
+  let cache = clientCaches.get(ctx.store);
+  if (!cache) {
+    cache = new LRUCache<string, ClientRecord>({ max: 1000, ttl: CLIENT_CACHE_TTL_MS, ttlResolution: 0, perf: { now: () => ctx.clock.now() }, ttlAutopurge: false });
+    clientCaches.set(ctx.store, cache);
+  }
+  const hit = cache.get(clientId);
+  if (hit) return hit;
+  const client = await ctx.store.clients.byId(clientId);
+  if (client) cache.set(clientId, client);
+  return client;
+}
 
 /** The credentials a request carried, in whichever way the client chose to send them. */
 export interface ClientCredentials {
@@ -46,7 +69,7 @@ export async function authenticateClient(ctx: IssuerContext, creds: ClientCreden
   if (!clientId || clientId.length > 256) throw new InvalidClient('client_id_missing', method === 'client_secret_basic');
   if (bodyId !== undefined && bodyId !== clientId) throw new InvalidRequest('client_id does not match the authenticated client');
 
-  const client = await ctx.store.clients.byId(clientId);
+  const client = await clientById(ctx, clientId);
   if (!client) throw new InvalidClient('unknown_client', method === 'client_secret_basic');
   if (client.authMethod !== method) throw new InvalidClient(`auth_method_mismatch`, method === 'client_secret_basic');
 
