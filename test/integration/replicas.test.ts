@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Redis } from 'ioredis';
 import { decodeProtectedHeader } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withTokenModule } from '../../src/cli/token_module.js';
@@ -15,6 +14,7 @@ import { makeDpopKey } from '../helpers/dpop.js';
 import { dropSchema, freshSchema } from '../helpers/postgres.js';
 import { scrape } from '../helpers/prom_text.js';
 import { EXAMPLE_POLICIES } from '../helpers/sidecar.js';
+import { deleteRedisKeys } from '../helpers/redis.js';
 import { tempDir } from '../helpers/temp_dir.js';
 
 /**
@@ -119,13 +119,7 @@ describe.skipIf(missing.length > 0)('two portcullis serve processes on one Postg
     }
     await Promise.all([a, b].filter(Boolean).map((r) => Promise.race([r.proc.exited, sleep(5_000).then(() => r.proc.kill())])));
     await dropSchema(schema);
-    const redis = new Redis(REDIS_URL!);
-    try {
-      const keys = await redis.keys(`${prefix}*`);
-      if (keys.length) await redis.del(...keys);
-    } finally {
-      redis.disconnect();
-    }
+    await deleteRedisKeys(REDIS_URL!, prefix);
   }, 20_000);
 
   it('are two processes with their own listeners, both ready', async () => {

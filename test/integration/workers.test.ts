@@ -13,6 +13,7 @@ import { seen } from '../helpers/corpus.js';
 import { makeDpopKey } from '../helpers/dpop.js';
 import { scrape } from '../helpers/prom_text.js';
 import { EXAMPLE_POLICIES } from '../helpers/sidecar.js';
+import { deleteRedisKeys } from '../helpers/redis.js';
 import { tempDir } from '../helpers/temp_dir.js';
 
 /**
@@ -259,13 +260,7 @@ describe.skipIf(!REDIS_URL)('workers: 2 with cache.driver redis', () => {
   }, 60_000);
   afterAll(async () => {
     await stop(proc, clients);
-    const redis = new Redis(REDIS_URL!);
-    try {
-      const keys = await redis.keys(`${prefix}*`);
-      if (keys.length) await redis.del(...keys);
-    } finally {
-      redis.disconnect();
-    }
+    await deleteRedisKeys(REDIS_URL!, prefix);
   }, 15_000);
 
   it('each worker uses Redis for the replay cache: a proof used on one connection is a replay on every other, and its key is in Redis', async () => {
