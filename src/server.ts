@@ -1,11 +1,11 @@
 import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { availableParallelism } from 'node:os';
 import { openCache, openStore } from './adapters.js';
 import type { Cache } from './cache/index.js';
 import type { Config } from './config/index.js';
 import { createCore } from './core.js';
 import { createAppApiService } from './appapi/service.js';
+import { usableCpus } from './cluster/cpus.js';
 import { clusterMetricsSource } from './cluster/metrics_source.js';
 import type { WorkerInfo, WorkerPool } from './cluster/pool.js';
 import type { ClusterServing } from './cluster/serve.js';
@@ -108,7 +108,7 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
     : [];
   const stopWatching = () => watchers.forEach((stop) => stop());
   let draining = false;
-  const workerCount = config.workers === 'auto' ? availableParallelism() : config.workers;
+  const workerCount = config.workers === 'auto' ? Math.min(usableCpus(), 64) : config.workers;
   // Ready only once every listener is up and the gRPC health service reports SERVING.
   let started = false;
   const storeReachable = async () => {

@@ -134,7 +134,7 @@ export const configSchema = z
     workers: z
       .union([z.literal('auto'), z.number().int().min(1).max(64)], { error: 'must be a whole number from 1 to 64, or auto' })
       .default(1)
-      .describe('Processes serving the gRPC listener (Envoy Check, the app API, gRPC health). 1: this process. N > 1 or `auto` (one per CPU): N cluster workers share the port (round-robin over connections), each with its own policy engine and token cache; this process keeps the token module, the store, the admin, public and HTTP ext_authz listeners, and relays policy reloads, signing keys, revocations and the memory cache to the workers. Env `PORTCULLIS_WORKERS`.'),
+      .describe('Processes serving the gRPC listener (Envoy Check, the app API, gRPC health). 1: this process. N > 1 or `auto` (one per CPU it may use, lowered to the cgroup CPU quota of its container): N cluster workers share the port (round-robin over connections), each with its own policy engine and token cache; this process keeps the token module, the store, the admin, public and HTTP ext_authz listeners, and relays policy reloads, signing keys, revocations and the memory cache to the workers. Env `PORTCULLIS_WORKERS`.'),
     admin: z
       .object({
         address: hostPort.default('127.0.0.1:9001').describe('Listen address of the admin HTTP server (`/metrics`, `/health`, `/ready`, `/admin/*`). Env `PORTCULLIS_ADMIN_ADDRESS`.'),
