@@ -50,6 +50,8 @@ export interface WorkerPool {
 }
 
 const WORKER_ENTRY = fileURLToPath(new URL('./worker_main.js', import.meta.url));
+/** A worker that dies sooner than this after its start counts as crash-looping (restart back-off). */
+const QUICK_DEATH_MS = 30_000;
 
 /**
  * Starts `count` cluster workers serving the gRPC listener (round-robin over connections, which the
@@ -96,7 +98,9 @@ export async function startWorkerPool(o: WorkerPoolOptions): Promise<WorkerPool>
     for (const state of ['starting', 'ready', 'stopping'] as const) o.metrics.workers.set({ state }, infos.filter((s) => s === state).length);
   };
 
-  const fork = (slot: number, restarts: number) => {
+  /** `quickDeaths`: how many times in a row this slot's worker died within QUICK_DEATH_MS of its start. */
+  const fork = (slot: number, restarts: number, quickDeaths = 0) => {
+    const forkedAt = Date.now();
     const worker = cluster.fork({ PORTCULLIS_WORKER_SLOT: String(slot) });
     const info: WorkerInfo = { slot, pid: worker.process.pid, state: 'starting', startedAt: new Date().toISOString(), restarts };
     slots.set(slot, { worker, info });
@@ -142,16 +146,21 @@ export async function startWorkerPool(o: WorkerPoolOptions): Promise<WorkerPool>
         return;
       }
       const wasReady = info.state === 'ready';
+      // Not serving any more: /ready counts the slot out until its replacement reports SERVING.
+      info.state = 'starting';
+      updateGauge();
       o.metrics.workerRestarts.inc();
       o.logger.error({ slot, pid: info.pid, code, signal }, 'worker exited; starting another');
       if (!wasReady && startup) {
         startup.reject(new PortcullisError('ERR_WORKER_START', `worker ${slot} exited during start-up (code ${code ?? signal})`));
         return;
       }
-      // A worker that keeps dying is started again less and less often (up to every 5 s).
-      const delay = Math.min(5000, 100 * 2 ** Math.min(restarts, 6));
+      // A worker that keeps dying soon after its start is started again less and less often (up to
+      // every 5 s); one that served for a while is replaced at once.
+      const quick = Date.now() - forkedAt < QUICK_DEATH_MS ? quickDeaths + 1 : 0;
+      const delay = Math.min(5000, 100 * 2 ** Math.min(quick, 6));
       setTimeout(() => {
-        if (!closing) fork(slot, restarts + 1);
+        if (!closing) fork(slot, restarts + 1, quick);
       }, delay).unref();
     });
   };

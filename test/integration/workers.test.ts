@@ -226,6 +226,8 @@ describe('workers: 2 (cluster workers serving gRPC)', () => {
     const victim = before.find((w) => w.slot === 1)!;
     const restartsBefore = await metric('auth_worker_restarts_total');
     process.kill(victim.pid, 'SIGKILL');
+    // Not ready from the exit until the replacement serves (a warm-up takes over a second).
+    await eventually(2_000, async () => (await fetch(`http://${proc.http}/ready`)).status === 503);
     await eventually(10_000, async () => {
       const row = (await workers()).find((w) => w.slot === 1);
       return row !== undefined && row.pid !== victim.pid && row.state === 'ready';
