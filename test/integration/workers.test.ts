@@ -11,6 +11,7 @@ import { addClient } from '../../src/issuer/clients.js';
 import { spawnServer, type ServerProcess } from '../helpers/cli_server.js';
 import { seen } from '../helpers/corpus.js';
 import { makeDpopKey } from '../helpers/dpop.js';
+import { startOtlpHttpReceiver, type OtlpReceiver } from '../helpers/otlp_receiver.js';
 import { scrape } from '../helpers/prom_text.js';
 import { EXAMPLE_POLICIES } from '../helpers/sidecar.js';
 import { deleteRedisKeys } from '../helpers/redis.js';
@@ -281,5 +282,38 @@ describe.skipIf(!REDIS_URL)('workers: 2 with cache.driver redis', () => {
       redis.disconnect();
     }
     expect((await fetch(`http://${proc.http}/ready`)).status).toBe(200);
+  });
+});
+
+describe('workers: 2 exporting traces, and the primary gone', () => {
+  let receiver: OtlpReceiver;
+  beforeAll(async () => {
+    receiver = await startOtlpHttpReceiver();
+    ({ proc, clients } = await startWorkers({ observability: { logging: { level: 'info' }, tracing: { enabled: true, endpoint: `${receiver.url}/v1/traces`, sample_rate: 1, export_interval_ms: 50 } } }));
+  }, 60_000);
+  afterAll(async () => {
+    await stop(proc, clients);
+    await receiver?.close();
+  }, 15_000);
+
+  it("exports each worker's decision spans itself, continuing the caller's trace", async () => {
+    const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+    const traceIds = clients.map((_, i) => `7ace00000000000000000000000000${String(i).padStart(2, '0')}`);
+    for (const [i, c] of clients.entries()) {
+      const res = await c.check(httpCheckRequest('GET', '/documents/d1', { authorization: 'Bearer not-a-token', traceparent: `00-${traceIds[i]}-7777777777777777-01` }, { host: HOST }));
+      expect(seen(res).status).toBe(401);
+    }
+    const checkSpans = () => receiver.spans.flatMap((rs) => rs.scopeSpans.flatMap((ss) => ss.spans)).filter((sp) => sp.name === 'auth.authz.check');
+    // The set-up's first Check on each connection started traces of its own; ours are the four above.
+    const ours = () => new Set(checkSpans().map((sp) => hex(sp.traceId)).filter((id) => traceIds.includes(id)));
+    await expect.poll(() => ours().size, { timeout: 10_000 }).toBe(CONNECTIONS);
+  });
+
+  it('SIGKILL of the primary: its workers exit on their own', async () => {
+    const pids = (await workers()).map((w) => w.pid);
+    expect(pids).toHaveLength(2);
+    proc.kill();
+    await proc.exited;
+    await eventually(5_000, async () => pids.every((pid) => !alive(pid)));
   });
 });
