@@ -7,7 +7,7 @@ import { createCore } from './core.js';
 import { createAppApiService } from './appapi/service.js';
 import { usableCpus } from './cluster/cpus.js';
 import { clusterMetricsSource } from './cluster/metrics_source.js';
-import type { WorkerInfo, WorkerPool } from './cluster/pool.js';
+import type { WorkerInfo } from './cluster/pool.js';
 import type { ClusterServing } from './cluster/serve.js';
 import { createExtAuthzService } from './extauthz/service.js';
 import { createHealthService, Serving, type HealthState } from './grpc/health.js';
@@ -52,6 +52,7 @@ export interface PortcullisServer {
   /** Shared short-lived state (rate limits, fan-out): memory, or Redis across replicas. */
   cache: Cache;
   policies: PolicyRuntime;
+  /** gRPC health of this process's listener; with cluster workers each has its own, which `drain()` reaches. */
   health: HealthState;
   metrics: Metrics;
   /** The cluster workers serving gRPC (`workers` > 1); empty when this process serves it. */
@@ -73,8 +74,8 @@ export interface PortcullisServer {
 export async function startServer(config: Readonly<Config>, deps: ServerDeps = {}): Promise<PortcullisServer> {
   const metrics = deps.metrics ?? createMetrics(undefined, { defaultMetrics: true });
   // With cluster workers, /metrics and the OTLP push merge their registries into this one's.
-  let pool: WorkerPool | undefined;
-  const metricsSource = clusterMetricsSource(metrics.registry, () => pool);
+  let cluster: ClusterServing | undefined;
+  const metricsSource = clusterMetricsSource(metrics.registry, () => cluster?.pool);
   const telemetry = await startTelemetry(config.observability, metricsSource);
   const logger = deps.logger ?? createLogger(config.observability.logging.level, undefined, config.observability.logging.format);
   const clock = deps.clock ?? systemClock;
@@ -128,6 +129,7 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
     // Redis is pinged (bounded by cache.command_timeout_ms); the memory cache cannot be down.
     const cacheUp = cache.driver === 'memory' || (await cache.ping().then(() => true, (err: unknown) => (logger.warn({ err }, 'cache unreachable: not ready'), false)));
     // Every worker counts: a restarting one would refuse the connections round-robin hands it.
+    const pool = cluster?.pool;
     const workersOk = !pool || pool.readyCount() === workerCount;
     const checks = { started, policies: policies.current() !== undefined, issuer_keys: keys, ...(store ? { store: storeOk } : {}), ...(cache.driver === 'redis' ? { cache: cacheUp } : {}), ...(pool ? { workers: workersOk } : {}), draining };
     return { ready: started && checks.policies && Object.values(keys).every(Boolean) && storeOk && cacheUp && workersOk && !draining, checks };
@@ -169,14 +171,12 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
   };
   const health = createHealthService();
   let grpc: Pick<GrpcListener, 'port' | 'close'>;
-  let cluster: ClusterServing | undefined;
   if (workerCount > 1) {
     const { serveWithWorkers } = await import('./cluster/serve.js');
     cluster = await serveWithWorkers({ config, count: workerCount, cache, subjectKey, tokens, runtimes: [policies, shadow], logger, metrics }).catch(async (err: unknown) => {
       await closeStarted();
       throw err;
     });
-    pool = cluster.pool;
     grpc = cluster.grpc;
   } else {
     grpc = await startGrpcServer(config.grpc.address, [createExtAuthzService({ decide, metrics, logger }), createAppApiService({ ...appApi, metrics, logger }), health], config.grpc.max_receive_message_bytes);
@@ -209,7 +209,7 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
   const drain = () => {
     draining = true;
     health.state.set(Serving.NOT_SERVING);
-    pool?.drain();
+    cluster?.pool.drain();
   };
   return {
     grpcPort: grpc.port,
@@ -222,7 +222,7 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
     policies,
     health: health.state,
     metrics,
-    workers: () => pool?.info() ?? [],
+    workers: () => cluster?.pool.info() ?? [],
     reloadPolicies: () => {
       shadow?.reload();
       return policies.reload();
