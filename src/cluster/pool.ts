@@ -110,7 +110,7 @@ export async function startWorkerPool(o: WorkerPoolOptions): Promise<WorkerPool>
       const msg = m as FromWorker;
       switch (msg.pc) {
         case 'hello':
-          send(worker, { pc: 'init', config: o.config as Config, issuer: o.issuer(), subjectKey: o.subjectKey.toString('base64') });
+          send(worker, { pc: 'init', config: workerConfig(o.config), issuer: o.issuer(), subjectKey: o.subjectKey.toString('base64') });
           break;
         case 'ready':
           info.state = 'ready';
@@ -226,4 +226,18 @@ export async function startWorkerPool(o: WorkerPoolOptions): Promise<WorkerPool>
       return all.every(({ info }) => closedClean.get(info.slot) === true);
     },
   };
+}
+
+/**
+ * The config a worker gets: the primary's, without the secrets only the primary uses (the
+ * key-encryption key, the admin API key, upstream client secrets), so they cross no process
+ * boundary they need not cross. The cache URL stays: with Redis each worker connects itself.
+ */
+export function workerConfig(config: Readonly<Config>): Config {
+  return {
+    ...config,
+    admin: { ...config.admin, api_key: undefined },
+    token_module: { ...config.token_module, kek: undefined },
+    upstream_providers: config.upstream_providers.map((p) => ({ ...p, client_secret: undefined })),
+  } as Config;
 }
