@@ -81,7 +81,7 @@ export function createDpopVerifier(o: DpopProofOptions): DpopVerifier {
     const proof = req.proofs[0]!;
     if (proof.length > o.maxProofBytes || !COMPACT_JWS.test(proof)) throw new DpopError('malformed', 'not a compact JWS within the size limit');
     const { jwk, alg } = proofHeader(proof, o.algorithms);
-    const { payload, jkt } = verifiedPayload(proof, jwk, alg, keys);
+    const { payload, jkt } = await verifiedPayload(proof, jwk, alg, keys);
     if (payload.htm !== req.method) throw new DpopError('htm_mismatch', 'htm does not match the request method');
     const htu = withoutQuery(payload.htu as string);
     if (htu === undefined || !req.urls.some((u) => withoutQuery(u) === htu)) throw new DpopError('htu_mismatch', 'htu does not match the request URL');
@@ -112,7 +112,7 @@ function proofHeader(proof: string, algorithms: readonly string[]): { jwk: JWK; 
   return { jwk, alg: header.alg };
 }
 
-function verifiedPayload(proof: string, jwk: JWK, alg: string, keys: ReturnType<typeof createProofKeys>): { payload: Record<string, unknown>; jkt: string } {
+async function verifiedPayload(proof: string, jwk: JWK, alg: string, keys: ReturnType<typeof createProofKeys>): Promise<{ payload: Record<string, unknown>; jkt: string }> {
   let key: ReturnType<typeof keys.resolve>;
   try {
     key = keys.resolve(jwk, alg);
@@ -121,7 +121,7 @@ function verifiedPayload(proof: string, jwk: JWK, alg: string, keys: ReturnType<
     throw cause;
   }
   const lastDot = proof.lastIndexOf('.');
-  if (!keys.verifies(alg, key.key, Buffer.from(proof.slice(0, lastDot)), Buffer.from(proof.slice(lastDot + 1), 'base64url'))) {
+  if (!(await keys.verifies(alg, key.key, Buffer.from(proof.slice(0, lastDot)), Buffer.from(proof.slice(lastDot + 1), 'base64url')))) {
     throw new DpopError('bad_signature', 'the proof signature does not verify with its jwk');
   }
   const bytes = Buffer.from(proof.slice(proof.indexOf('.') + 1, lastDot), 'base64url');

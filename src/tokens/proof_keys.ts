@@ -1,6 +1,7 @@
-import { createHash, createPublicKey, verify, constants, type KeyObject } from 'node:crypto';
+import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import type { JWK } from 'jose';
 import { LRUCache } from 'lru-cache';
+import { ALGORITHM_FAMILIES, signatureVerifies } from './jws_signature.js';
 
 /** Why a proof key is unusable (DPoP maps these to `malformed`). */
 export class UnusableKey extends Error {}
@@ -10,21 +11,6 @@ export interface ProofKey {
   jkt: string;
   key: KeyObject;
 }
-
-/** What each algorithm needs of the key: its type, curve and, for RSA, a 2048-bit modulus or more. */
-const FAMILY: Record<string, { kty: 'EC' | 'RSA' | 'OKP'; crv?: string; hash: string | null; ecdsaBytes?: number; pss?: boolean }> = {
-  ES256: { kty: 'EC', crv: 'P-256', hash: 'sha256', ecdsaBytes: 64 },
-  ES384: { kty: 'EC', crv: 'P-384', hash: 'sha384', ecdsaBytes: 96 },
-  ES512: { kty: 'EC', crv: 'P-521', hash: 'sha512', ecdsaBytes: 132 },
-  RS256: { kty: 'RSA', hash: 'sha256' },
-  RS384: { kty: 'RSA', hash: 'sha384' },
-  RS512: { kty: 'RSA', hash: 'sha512' },
-  PS256: { kty: 'RSA', hash: 'sha256', pss: true },
-  PS384: { kty: 'RSA', hash: 'sha384', pss: true },
-  PS512: { kty: 'RSA', hash: 'sha512', pss: true },
-  EdDSA: { kty: 'OKP', crv: 'Ed25519', hash: null },
-  Ed25519: { kty: 'OKP', crv: 'Ed25519', hash: null },
-};
 
 /** The members RFC 7638 §3.2 hashes, in lexicographic order, per key type. */
 const THUMBPRINT_MEMBERS: Record<string, readonly string[]> = { EC: ['crv', 'kty', 'x', 'y'], RSA: ['e', 'kty', 'n'], OKP: ['crv', 'kty', 'x'] };
@@ -45,13 +31,13 @@ export function jwkThumbprint(jwk: JWK): string {
 /**
  * Proof keys through node:crypto, imported once per key (clients sign every proof with the same
  * one) and checked to fit the algorithm: curve per ECDSA algorithm, Ed25519 for EdDSA, RSA of at
- * least 2048 bits. Verification is node:crypto's, about twice as fast as jose's WebCrypto path.
+ * least 2048 bits. Verification is node:crypto's, on the thread pool (see `signatureVerifies`).
  */
 export function createProofKeys(maxEntries = 10_000) {
   const cache = new LRUCache<string, ProofKey>({ max: maxEntries });
 
   function resolve(jwk: JWK, alg: string): ProofKey {
-    const family = FAMILY[alg];
+    const family = ALGORITHM_FAMILIES[alg];
     if (!family) throw new UnusableKey(`unsupported algorithm ${alg}`);
     if (jwk.kty !== family.kty || (family.crv !== undefined && jwk.crv !== family.crv)) throw new UnusableKey(`a ${String(jwk.kty)} ${String(jwk.crv ?? '')} key does not fit ${alg}`);
     const jkt = jwkThumbprint(jwk);
@@ -71,17 +57,7 @@ export function createProofKeys(maxEntries = 10_000) {
   }
 
   /** Whether `signature` over `data` verifies with the key for `alg` (already resolved for it). */
-  function verifies(alg: string, key: KeyObject, data: Buffer, signature: Buffer): boolean {
-    const family = FAMILY[alg]!;
-    if (family.ecdsaBytes !== undefined && signature.length !== family.ecdsaBytes) return false;
-    try {
-      if (family.kty === 'EC') return verify(family.hash, data, { key, dsaEncoding: 'ieee-p1363' }, signature);
-      if (family.pss) return verify(family.hash, data, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_DIGEST }, signature);
-      return verify(family.hash, data, key, signature);
-    } catch {
-      return false;
-    }
-  }
+  const verifies = (alg: string, key: KeyObject, data: Buffer, signature: Buffer): Promise<boolean> => signatureVerifies(alg, key, data, signature);
 
   return { resolve, verifies };
 }

@@ -1,9 +1,11 @@
-import { createHash } from 'node:crypto';
-import { decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTPayload, type JWSHeaderParameters } from 'jose';
+import { createHash, KeyObject } from 'node:crypto';
+import type { JWSHeaderParameters } from 'jose';
 import { LRUCache } from 'lru-cache';
 import type { Clock } from '../lib/clock.js';
 import { PortcullisError, type ErrorCode } from '../lib/errors.js';
 import type { Metrics } from '../telemetry/metrics.js';
+import { decodeCompactJws, type CompactJws } from './compact_jws.js';
+import { keyFitsAlgorithm, signatureVerifies } from './jws_signature.js';
 import type { KeySource, VerifyKey } from './key_source.js';
 import { principalFromClaims, type ClaimMapping, type Principal } from './principal.js';
 
@@ -70,29 +72,36 @@ export function createTokenVerifier({ issuers, clock, metrics, cacheMaxEntries, 
 
   async function verifyUncached(token: string, key: string): Promise<Principal> {
     if (!COMPACT_JWS.test(token)) throw fail('ERR_TOKEN_MALFORMED', 'not a compact JWS');
-    let header: JWSHeaderParameters;
-    let unverified: JWTPayload;
+    let jws: CompactJws;
     try {
-      header = decodeProtectedHeader(token);
-      unverified = decodeJwt(token);
+      jws = decodeCompactJws(token);
     } catch (cause) {
       throw fail('ERR_TOKEN_MALFORMED', 'undecodable header or payload', cause);
     }
+    const { header, payload } = jws;
     if (header.kid !== undefined && typeof header.kid !== 'string') throw fail('ERR_TOKEN_MALFORMED', 'kid is not a string');
-    const trusted = typeof unverified.iss === 'string' ? byIssuer.get(unverified.iss) : undefined;
+    // No JWS extension is understood (RFC 7515 §4.1.11), and the payload is always base64url (no RFC 7797 b64).
+    if (header.crit !== undefined || header.b64 !== undefined) throw fail('ERR_TOKEN_MALFORMED', 'crit and b64 are not supported');
+    const trusted = typeof payload.iss === 'string' ? byIssuer.get(payload.iss) : undefined;
     if (!trusted) throw fail('ERR_TOKEN_UNKNOWN_ISSUER', 'iss names no trusted issuer');
     const { policy } = trusted;
-    if (typeof header.alg !== 'string' || !policy.algorithms.includes(header.alg)) throw fail('ERR_TOKEN_ALG_NOT_ALLOWED', 'alg not in the issuer allow-list');
+    const alg = header.alg;
+    if (typeof alg !== 'string' || !policy.algorithms.includes(alg)) throw fail('ERR_TOKEN_ALG_NOT_ALLOWED', 'alg not in the issuer allow-list');
 
     const end = metrics.tokenVerifyLatency.startTimer({ issuer: policy.issuer });
     try {
-      const candidates = await trusted.keys.keysFor(header);
-      const payload = await verifyWithAny(token, candidates, policy, clock);
-      if (typeof payload.sub !== 'string' || payload.sub === '') throw fail('ERR_TOKEN_CLAIM', 'sub must be a non-empty string');
-      if (typeof payload.iat === 'number' && payload.iat * 1000 > clock.now() + policy.clock_skew_seconds * 1000) {
-        throw fail('ERR_TOKEN_CLAIM', 'iat is in the future');
+      const candidates = await trusted.keys.keysFor(header as JWSHeaderParameters);
+      let verified = false;
+      for (const candidate of candidates) {
+        const key = keyObject(candidate, alg);
+        if (key !== undefined && (await signatureVerifies(alg, key, jws.signingInput, jws.signature))) {
+          verified = true;
+          break;
+        }
       }
-      const principal = principalFromClaims(payload as Record<string, unknown>, policy.issuer, policy);
+      if (!verified) throw fail('ERR_TOKEN_SIGNATURE', 'signature verification failed');
+      checkClaims(header, payload, policy, Math.floor(clock.now() / 1000));
+      const principal = principalFromClaims(payload, policy.issuer, policy);
       if (revoked(principal)) throw fail('ERR_TOKEN_REVOKED', 'the token was revoked');
       const ttl = principal.expiresAt - clock.now();
       if (cache && ttl > 0) cache.set(key, principal, { ttl });
@@ -133,40 +142,50 @@ export function createTokenVerifier({ issuers, clock, metrics, cacheMaxEntries, 
   };
 }
 
-async function verifyWithAny(token: string, keys: readonly VerifyKey[], policy: IssuerPolicy, clock: Clock): Promise<JWTPayload> {
-  let last: unknown;
-  for (const key of keys) {
+/** node:crypto key objects of the verification keys (jose's key sets hold WebCrypto keys), made once per key. */
+const keyObjects = new WeakMap<object, KeyObject | null>();
+
+/** The key as a node:crypto public key, when it fits `alg` (else it verifies nothing). */
+function keyObject(key: VerifyKey, alg: string): KeyObject | undefined {
+  let converted = keyObjects.get(key);
+  if (converted === undefined) {
     try {
-      const { payload } = await jwtVerify(token, key as Parameters<typeof jwtVerify>[1], {
-        issuer: policy.issuer,
-        audience: policy.audiences.length ? [...policy.audiences] : undefined,
-        algorithms: [...policy.algorithms],
-        clockTolerance: policy.clock_skew_seconds,
-        currentDate: new Date(clock.now()),
-        typ: policy.required_typ,
-        requiredClaims: ['exp', 'sub'],
-      });
-      return payload;
-    } catch (err) {
-      last = err;
-      if (!(err instanceof errors.JWSSignatureVerificationFailed)) break;
+      converted = key instanceof KeyObject ? key : key instanceof Uint8Array ? null : KeyObject.from(key);
+    } catch {
+      converted = null;
     }
+    keyObjects.set(key, converted);
   }
-  throw mapJoseError(last);
+  return converted !== null && keyFitsAlgorithm(alg, converted) ? converted : undefined;
 }
 
-function mapJoseError(err: unknown): PortcullisError {
-  if (err instanceof PortcullisError) return err;
-  if (err instanceof errors.JWTExpired) return fail('ERR_TOKEN_EXPIRED', 'exp is past', err);
-  if (err instanceof errors.JWTClaimValidationFailed) {
-    return err.claim === 'nbf' ? fail('ERR_TOKEN_NOT_YET_VALID', 'nbf is in the future', err) : fail('ERR_TOKEN_CLAIM', `claim ${err.claim} failed: ${err.reason}`, err);
+/** `application/at+jwt` and `at+jwt` are the same type (RFC 7515 §4.1.9); case does not matter. */
+const normalizeTyp = (typ: string): string => (typ.includes('/') ? typ.toLowerCase() : `application/${typ.toLowerCase()}`);
+
+/**
+ * RFC 7519 / RFC 9068 claim checks after the signature verified: typ when the issuer requires
+ * one, iss, aud (one of the configured audiences), sub, exp (required), nbf and iat, with the
+ * issuer's clock skew on each side. `now` is in seconds.
+ */
+function checkClaims(header: Record<string, unknown>, payload: Record<string, unknown>, policy: IssuerPolicy, now: number): void {
+  if (policy.required_typ !== undefined && (typeof header.typ !== 'string' || normalizeTyp(header.typ) !== normalizeTyp(policy.required_typ))) {
+    throw fail('ERR_TOKEN_CLAIM', 'typ is not the required token type');
   }
-  if (err instanceof errors.JWSSignatureVerificationFailed) return fail('ERR_TOKEN_SIGNATURE', 'signature verification failed', err);
-  if (err instanceof errors.JOSEAlgNotAllowed) return fail('ERR_TOKEN_ALG_NOT_ALLOWED', 'alg not allowed', err);
-  if (err instanceof errors.JWSInvalid || err instanceof errors.JWTInvalid || err instanceof errors.JOSENotSupported) {
-    return fail('ERR_TOKEN_MALFORMED', (err as Error).message, err);
+  if (payload.iss !== policy.issuer) throw fail('ERR_TOKEN_CLAIM', 'iss does not match');
+  if (policy.audiences.length > 0) {
+    const aud = payload.aud;
+    const ok = typeof aud === 'string' ? policy.audiences.includes(aud) : Array.isArray(aud) && aud.some((a) => typeof a === 'string' && policy.audiences.includes(a));
+    if (!ok) throw fail('ERR_TOKEN_CLAIM', 'aud names none of the accepted audiences');
   }
-  return fail('ERR_TOKEN_INVALID', 'verification failed', err);
+  if (typeof payload.sub !== 'string' || payload.sub === '') throw fail('ERR_TOKEN_CLAIM', 'sub must be a non-empty string');
+  const skew = policy.clock_skew_seconds;
+  const { exp, nbf, iat } = payload;
+  if (typeof exp !== 'number' || !Number.isFinite(exp)) throw fail('ERR_TOKEN_CLAIM', 'exp must be a number');
+  if (nbf !== undefined && (typeof nbf !== 'number' || !Number.isFinite(nbf))) throw fail('ERR_TOKEN_CLAIM', 'nbf must be a number');
+  if (iat !== undefined && (typeof iat !== 'number' || !Number.isFinite(iat))) throw fail('ERR_TOKEN_CLAIM', 'iat must be a number');
+  if (exp <= now - skew) throw fail('ERR_TOKEN_EXPIRED', 'exp is past');
+  if (nbf !== undefined && nbf > now + skew) throw fail('ERR_TOKEN_NOT_YET_VALID', 'nbf is in the future');
+  if (iat !== undefined && iat > now + skew) throw fail('ERR_TOKEN_CLAIM', 'iat is in the future');
 }
 
 function fail(code: ErrorCode, message: string, cause?: unknown): PortcullisError {

@@ -1,0 +1,46 @@
+/** A compact JWS split and decoded once: the protected header and payload as JSON objects. */
+export interface CompactJws {
+  header: Record<string, unknown>;
+  payload: Record<string, unknown>;
+  /** ASCII `header.payload`, what the signature covers. */
+  signingInput: Buffer;
+  signature: Buffer;
+}
+
+/** Why a compact JWS could not be decoded (the caller maps it to its own error). */
+export class UndecodableJws extends Error {}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * Splits `token` (already known to be three base64url segments) and decodes its header and
+ * payload: strict base64url (a segment of length 4n+1 cannot be base64 at all and is refused, so
+ * no two token strings carry the same signature bytes), strict UTF-8, and JSON objects only.
+ */
+export function decodeCompactJws(token: string): CompactJws {
+  const first = token.indexOf('.');
+  const last = token.lastIndexOf('.');
+  if (first <= 0 || last === first || last === token.length - 1) throw new UndecodableJws('not three non-empty segments');
+  return {
+    header: jsonObject(token.slice(0, first), 'header'),
+    payload: jsonObject(token.slice(first + 1, last), 'payload'),
+    signingInput: Buffer.from(token.slice(0, last), 'latin1'),
+    signature: base64url(token.slice(last + 1), 'signature'),
+  };
+}
+
+function base64url(segment: string, what: string): Buffer {
+  if (segment.length % 4 === 1) throw new UndecodableJws(`${what} is not base64url`);
+  return Buffer.from(segment, 'base64url');
+}
+
+function jsonObject(segment: string, what: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(utf8.decode(base64url(segment, what)));
+  } catch (cause) {
+    throw cause instanceof UndecodableJws ? cause : new UndecodableJws(`${what} is not UTF-8 JSON`, { cause });
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new UndecodableJws(`${what} is not a JSON object`);
+  return value as Record<string, unknown>;
+}
