@@ -11,7 +11,7 @@ import type { WorkerInfo } from './cluster/pool.js';
 import type { ClusterServing } from './cluster/serve.js';
 import { createExtAuthzService } from './extauthz/service.js';
 import { createHealthService, Serving, type HealthState } from './grpc/health.js';
-import { startGrpcServer, type GrpcListener } from './grpc/server.js';
+import { grpcLimits, startGrpcServer, type GrpcListener } from './grpc/server.js';
 import { createAdminServer } from './http/admin.js';
 import { createHttpAuthzServer } from './http/http_authz.js';
 import { closeListener } from './http/lifecycle.js';
@@ -179,7 +179,7 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
     });
     grpc = cluster.grpc;
   } else {
-    grpc = await startGrpcServer(config.grpc.address, [createExtAuthzService({ decide, metrics, logger }), createAppApiService({ ...appApi, metrics, logger }), health], config.grpc.max_receive_message_bytes);
+    grpc = await startGrpcServer(config.grpc.address, [createExtAuthzService({ decide, metrics, logger }), createAppApiService({ ...appApi, metrics, logger }), health], grpcLimits(config));
   }
   // SERVING waits for each issuer's first key load (bounded by its fetch timeout); an issuer whose
   // endpoint is down does not keep the rest from serving, and its keys arrive on a later refresh.

@@ -23,6 +23,18 @@ export interface Target {
   stop(): Promise<void>;
 }
 
+/**
+ * The runtime settings the container image sets (Dockerfile `ENV`; a test keeps the two equal), so
+ * Portcullis is measured as it is shipped. The floor and the peers run with Node's defaults.
+ */
+export const IMAGE_RUNTIME_ENV: Readonly<Record<string, string>> = { NODE_OPTIONS: '--max-semi-space-size=4', MALLOC_ARENA_MAX: '2' };
+
+/** The image's settings under what the bench's own environment sets (a later V8 flag wins). */
+function runtimeEnv(): Record<string, string> {
+  const own = process.env.NODE_OPTIONS;
+  return { ...IMAGE_RUNTIME_ENV, ...(own ? { NODE_OPTIONS: `${IMAGE_RUNTIME_ENV.NODE_OPTIONS} ${own}` } : {}), ...(process.env.MALLOC_ARENA_MAX ? { MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX } : {}) };
+}
+
 export interface PortcullisOptions {
   /** Reuse this folder, store and key-encryption key (a restart); the folder is then kept on stop. */
   reuse?: { dir: string; kek: string };
@@ -43,6 +55,7 @@ export async function startPortcullis(configYaml: (dir: string) => string, optio
   const kek = options.reuse?.kek ?? randomBytes(32).toString('base64url');
   const a = options.addresses;
   const target = await launch('portcullis', dir, [join(ROOT, 'dist/cli/main.js'), 'serve', '--config', file], 'portcullis serving', {
+    ...runtimeEnv(),
     PORTCULLIS_GRPC_ADDRESS: a?.grpc ?? '127.0.0.1:0',
     PORTCULLIS_ADMIN_ADDRESS: a?.admin ?? '127.0.0.1:0',
     PORTCULLIS_HTTP_ADDRESS: a?.http ?? '127.0.0.1:0',
@@ -64,8 +77,11 @@ export async function startFloor(): Promise<Target> {
   return launch('floor', dir, ['--import', 'tsx', join(ROOT, 'bench/servers/floor.ts')], 'floor serving', {});
 }
 
+/** Extra Node flags for every server the bench starts, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` (docs/performance.md). */
+const SERVER_NODE_ARGS = (process.env.PORTCULLIS_BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+
 async function launch(name: string, dir: string, args: string[], ready: string, env: Record<string, string>, removeDir = true): Promise<Target> {
-  const child: ChildProcess = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  const child: ChildProcess = spawn(process.execPath, [...SERVER_NODE_ARGS, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let stderr = '';
   child.stderr!.on('data', (b: Buffer) => (stderr += String(b)).length > 20_000 && (stderr = stderr.slice(-10_000)));
   let http: string | undefined;

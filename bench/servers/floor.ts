@@ -22,6 +22,6 @@ const implementation: UntypedServiceImplementation = {
 };
 
 const address = process.argv[2] ?? '127.0.0.1:0';
-const server = await startGrpcServer(address, [{ definition, implementation }], 4 << 20);
+const server = await startGrpcServer(address, [{ definition, implementation }], { maxReceiveBytes: 4 << 20 });
 process.stdout.write(`${JSON.stringify({ msg: 'floor serving', grpc: `127.0.0.1:${server.port}` })}\n`);
 process.on('SIGTERM', () => void server.close(1000).then(() => process.exit(0)));

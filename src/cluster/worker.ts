@@ -6,7 +6,7 @@ import type { Config } from '../config/index.js';
 import { createCore } from '../core.js';
 import { createExtAuthzService } from '../extauthz/service.js';
 import { createHealthService, Serving } from '../grpc/health.js';
-import { startGrpcServer } from '../grpc/server.js';
+import { grpcLimits, startGrpcServer } from '../grpc/server.js';
 import { keyedHash } from '../issuer/secrets.js';
 import { systemClock } from '../lib/clock.js';
 import { createDecisionLog } from '../pipeline/decision_log.js';
@@ -84,7 +84,7 @@ async function serve(init: Extract<ToWorker, { pc: 'init' }>, channel: IpcChanne
   if (mirrored) core.verifier.addIssuer(mirrored.issuer);
 
   const health = createHealthService();
-  const grpc = await startGrpcServer(config.grpc.address, [createExtAuthzService({ decide: core.decide, metrics, logger }), createAppApiService({ ...core.appApi, metrics, logger }), health], config.grpc.max_receive_message_bytes);
+  const grpc = await startGrpcServer(config.grpc.address, [createExtAuthzService({ decide: core.decide, metrics, logger }), createAppApiService({ ...core.appApi, metrics, logger }), health], grpcLimits(config));
   await Promise.all(core.issuers.map((i) => i.keys.start()));
 
   let closing = false;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DEFAULT_MAX_CONCURRENT_STREAMS } from '../grpc/limits.js';
 import { checkUpstreamProviders, upstreamProvidersSchema } from './upstream_schema.js';
 import { checkObservability, observabilitySchema } from './observability.js';
 
@@ -126,6 +127,14 @@ export const configSchema = z
       .object({
         address: hostPort.default('127.0.0.1:9191').describe('Listen address of the gRPC server (Envoy ext_authz, health). Env `PORTCULLIS_GRPC_ADDRESS`.'),
         max_receive_message_bytes: z.number().int().positive().default(4 * 1024 * 1024).describe('Largest accepted gRPC message (a CheckRequest with a body can be large).'),
+        max_concurrent_streams: z
+          .number()
+          .int()
+          .min(1)
+          .default(DEFAULT_MAX_CONCURRENT_STREAMS)
+          .describe(
+            'HTTP/2 streams (calls in flight) one client connection may hold, advertised in SETTINGS_MAX_CONCURRENT_STREAMS. Bounds the memory a burst or an overloaded client can pin; Envoy opens another connection to the cluster when one is full (within its circuit breakers).',
+          ),
         warmup_checks: z.number().int().nonnegative().default(200).describe('Synthetic decisions run after each policy load before reporting SERVING (the WASM engine is slow on its first calls).'),
       })
       .strict()

@@ -1,4 +1,4 @@
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, hash, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /** A fresh random secret (256 bits by default), base64url. */
 export function randomToken(bytes = 32): string {
@@ -7,13 +7,13 @@ export function randomToken(bytes = 32): string {
 
 /** SHA-256, base64url: how high-entropy secrets (refresh tokens, codes, client secrets) are stored. */
 export function sha256(value: string): string {
-  return createHash('sha256').update(value).digest('base64url');
+  return hash('sha256', value, 'base64url');
 }
 
 /** Constant-time string comparison (lengths are compared through their digests). */
 export function safeEqual(a: string, b: string): boolean {
-  const da = createHash('sha256').update(a).digest();
-  const db = createHash('sha256').update(b).digest();
+  const da = hash('sha256', a, 'buffer');
+  const db = hash('sha256', b, 'buffer');
   return timingSafeEqual(da, db) && a.length === b.length;
 }
 

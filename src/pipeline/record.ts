@@ -43,26 +43,30 @@ export function createDecisionRecorder(metrics: Metrics, logger: Logger, decisio
     decisions(String(d.allow), d.resourceType ?? 'none', d.source).inc();
     metrics.policiesEvaluated.observe(d.policiesChecked);
     if (d.cached) metrics.decisionCacheHits.inc();
-    const line = {
-      decision_id: d.decisionId,
-      request_id: d.requestId,
-      source: d.source,
-      allow: d.allow,
-      status: d.status,
-      action: d.action,
-      resource_type: d.resourceType,
-      policies_checked: d.policiesChecked,
-      determining_policies: d.reasons,
-      policy_revision: d.policyRevision,
-      errors: d.errors.length ? d.errors : undefined,
-    };
+    // Allows are logged at debug: the line is only built when that level is on.
     if (d.allow) {
-      logger.debug(line, 'allowed');
+      if (logger.isLevelEnabled('debug')) logger.debug(logLine(d), 'allowed');
     } else {
       if (d.reason) denials(d.reason).inc();
       if (d.limit) metrics.limitExceeded.inc({ limit: d.limit });
-      logger.info({ ...line, reason: d.reason ?? 'forbidden', code: d.code }, 'denied');
+      logger.info({ ...logLine(d), reason: d.reason ?? 'forbidden', code: d.code }, 'denied');
     }
     decisionLog?.write(d, ms);
+  };
+}
+
+function logLine(d: DecisionRecord) {
+  return {
+    decision_id: d.decisionId,
+    request_id: d.requestId,
+    source: d.source,
+    allow: d.allow,
+    status: d.status,
+    action: d.action,
+    resource_type: d.resourceType,
+    policies_checked: d.policiesChecked,
+    determining_policies: d.reasons,
+    policy_revision: d.policyRevision,
+    errors: d.errors.length ? d.errors : undefined,
   };
 }

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { decodeProtectedHeader, type JWK } from 'jose';
 import type { Cache } from '../cache/index.js';
 import type { Clock } from '../lib/clock.js';
@@ -162,5 +162,5 @@ function withoutQuery(url: string): string | undefined {
 
 /** `ath`: base64url SHA-256 of the access token's ASCII. */
 export function sha256(value: string): string {
-  return createHash('sha256').update(value).digest('base64url');
+  return hash('sha256', value, 'base64url');
 }

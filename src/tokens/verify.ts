@@ -1,4 +1,4 @@
-import { createHash, KeyObject } from 'node:crypto';
+import { hash, KeyObject } from 'node:crypto';
 import type { JWSHeaderParameters } from 'jose';
 import { LRUCache } from 'lru-cache';
 import type { Clock } from '../lib/clock.js';
@@ -68,7 +68,7 @@ export function createTokenVerifier({ issuers, clock, metrics, cacheMaxEntries, 
     const check = byIssuer.get(p.issuer)?.isRevoked;
     return check !== undefined && typeof p.claims.jti === 'string' && check(p.claims.jti);
   };
-  const cache = cacheMaxEntries > 0 ? new LRUCache<string, Principal>({ max: cacheMaxEntries, perf: { now: () => clock.now() }, ttlAutopurge: false }) : undefined;
+  const cache = cacheMaxEntries > 0 ? new LRUCache<string, Principal>({ max: cacheMaxEntries, perf: { now: () => clock.now() }, ttlResolution: 0, ttlAutopurge: false }) : undefined;
 
   async function verifyUncached(token: string, key: string): Promise<Principal> {
     if (!COMPACT_JWS.test(token)) throw fail('ERR_TOKEN_MALFORMED', 'not a compact JWS');
@@ -118,7 +118,8 @@ export function createTokenVerifier({ issuers, clock, metrics, cacheMaxEntries, 
         metrics.limitExceeded.inc({ limit: 'token' });
         throw fail('ERR_TOKEN_TOO_LARGE', `token longer than ${maxTokenBytes} bytes (limits.max_token_bytes)`);
       }
-      const key = cache ? createHash('sha256').update(token).digest('base64url') : '';
+      // One-shot hash: no Hash stream object per request.
+      const key = cache ? hash('sha256', token, 'base64url') : '';
       const hit = cache?.get(key);
       if (hit) {
         metrics.tokenCacheHits.inc();

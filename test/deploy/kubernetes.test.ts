@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { parseConfig, type Config } from '../../src/config/index.js';
 import { EXAMPLE_POLICIES, startSidecar } from '../helpers/sidecar.js';
 import { hostOf, knownEnv, loadDocuments, portcullisEnvNames, portOf, ROOT, validateConfig } from './manifests.js';
+import { IMAGE_RUNTIME_ENV } from '../../bench/lib/target.js';
 
 const policies = loadDocuments('deploy/kubernetes/policies.yaml');
 const files = { sidecar: loadDocuments('deploy/kubernetes/sidecar.yaml'), shared: loadDocuments('deploy/kubernetes/shared.yaml') };
@@ -155,6 +156,13 @@ describe('Kubernetes manifests (deploy/kubernetes/)', () => {
       expect(mib(limits.memory) * 1.048576, `${p.file}: memory limit in MB`).toBeGreaterThan(Math.max(...peaks));
       expect(mib(requests.memory)).toBeLessThanOrEqual(mib(limits.memory));
     }
+  });
+
+  it('the bench measures Portcullis with the runtime settings the image sets (Dockerfile ENV)', () => {
+    const dockerfile = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
+    const finalStage = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '));
+    const env = Object.fromEntries([...finalStage.matchAll(/^\s*(?:ENV\s+)?([A-Z_]+)=(\S+?)\s*\\?$/gm)].map((m) => [m[1]!, m[2]!]));
+    for (const [name, value] of Object.entries(IMAGE_RUNTIME_ENV)) expect(env[name], name).toBe(value);
   });
 
   it('run as the numeric non-root user of the image, read-only, without privileges', () => {

@@ -39,7 +39,7 @@ describe('one request that throws while its answer is rendered', () => {
     const plan = async () => {
       throw new Error('unused');
     };
-    listener = await startGrpcServer('127.0.0.1:0', [createExtAuthzService({ decide, metrics, logger }), createAppApiService({ check: appCheck, plan, metrics, logger })], 1 << 20);
+    listener = await startGrpcServer('127.0.0.1:0', [createExtAuthzService({ decide, metrics, logger }), createAppApiService({ check: appCheck, plan, metrics, logger })], { maxReceiveBytes: 1 << 20 });
     const address = `127.0.0.1:${listener.port}`;
     const envoy = createCheckClient(address);
     const app = createAppClient(address);

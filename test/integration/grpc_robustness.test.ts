@@ -1,3 +1,4 @@
+import { connect } from 'node:http2';
 import { Client, credentials, status, type ServiceError } from '@grpc/grpc-js';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -66,7 +67,7 @@ async function bareExtAuthz(policies: () => ActivePolicySet | undefined) {
   const lines: string[] = [];
   const logger = createLogger('info', { write: (l: string) => void lines.push(l) });
   const decide = createDecider({ verifier: createTokenVerifier({ issuers: [], clock: systemClock, metrics, cacheMaxEntries: 0 }), policies, clock: systemClock, metrics, logger });
-  const grpc = await startGrpcServer('127.0.0.1:0', [createExtAuthzService({ decide, metrics, logger })], 1 << 20);
+  const grpc = await startGrpcServer('127.0.0.1:0', [createExtAuthzService({ decide, metrics, logger })], { maxReceiveBytes: 1 << 20 });
   const client = createCheckClient(`127.0.0.1:${grpc.port}`);
   return {
     metrics,
@@ -78,6 +79,36 @@ async function bareExtAuthz(policies: () => ActivePolicySet | undefined) {
     },
   };
 }
+
+describe('calls in flight per connection', () => {
+  /** The SETTINGS_MAX_CONCURRENT_STREAMS the server advertises on a fresh HTTP/2 connection. */
+  async function advertisedStreams(address: string): Promise<number | undefined> {
+    const session = connect(`http://${address}`);
+    try {
+      return await new Promise<number | undefined>((resolve, reject) => {
+        session.once('remoteSettings', (settings) => resolve(settings.maxConcurrentStreams));
+        session.once('error', reject);
+      });
+    } finally {
+      session.close();
+    }
+  }
+
+  it('advertises grpc.max_concurrent_streams (default 128) in its HTTP/2 settings', async () => {
+    expect(await advertisedStreams(sidecar.address)).toBe(128);
+  });
+
+  it('lets a client past the limit wait for a free stream: every call of a burst is answered', async () => {
+    const narrow = await startSidecar({ grpc: { max_concurrent_streams: 2 } });
+    try {
+      expect(await advertisedStreams(narrow.address)).toBe(2);
+      const answers = await Promise.all(Array.from({ length: 12 }, () => narrow.client.check(httpCheckRequest('GET', '/public/x'))));
+      expect(answers.map((a) => a.httpResponse.case)).toEqual(Array(12).fill('okResponse'));
+    } finally {
+      await narrow.close();
+    }
+  });
+});
 
 describe('internal failures', () => {
   it('answers UNAVAILABLE (so failure_mode_allow decides) when no policy set is loaded, never an allow', async () => {
