@@ -130,8 +130,31 @@ export function createAppChecker({ verifier, policies, clock, metrics, logger, d
       const cacheKey = base === undefined ? undefined : own ? `${base}\0${JSON.stringify(own)}` : base;
       const r = active.evaluate({ principal: principalUid, action, resource: { type: resource.type, id: resource.id }, context, entities, cacheKey });
       const d: AppDecision = { allow: r.allow, reasons: r.reasons, errors: r.errors, decisionId, policiesChecked: r.policiesChecked };
-      const subject = { subject: principal?.subject ?? principalUid.id, issuer: principal?.issuer };
-      record({ ...d, requestId: input.requestId, source: 'app', status: d.allow ? 200 : 403, reason: d.allow ? undefined : 'forbidden', code: d.allow ? undefined : 'ERR_POLICY_DENIED', action, resourceType: resource.type, resourceId: resource.id, cached: r.cached, policyRevision: active.bundle.revision, ...subject }, performance.now() - started);
+      // Every field written out (no spread): see DecisionRecord.
+      record(
+        {
+          decisionId,
+          requestId: input.requestId,
+          source: 'app',
+          allow: d.allow,
+          status: d.allow ? 200 : 403,
+          reason: d.allow ? undefined : 'forbidden',
+          code: d.allow ? undefined : 'ERR_POLICY_DENIED',
+          action,
+          resourceType: resource.type,
+          policiesChecked: d.policiesChecked,
+          reasons: d.reasons,
+          errors: d.errors,
+          cached: r.cached,
+          policyRevision: active.bundle.revision,
+          limit: undefined,
+          resourceId: resource.id,
+          request: undefined,
+          subject: principal?.subject ?? principalUid.id,
+          issuer: principal?.issuer,
+        },
+        performance.now() - started,
+      );
       return d;
     });
   }

@@ -95,7 +95,32 @@ export function createDecider(o: DeciderOptions): Decider {
       decision = { decisionId, ...('deny' in authn ? deny(authn.deny.status, authn.deny.reason, authn.deny.code, authn.deny.description, authn.deny.challenge) : decide(input, parsed.path, parsed.segments, authn.principal, body.value, decisionId)) };
     }
     const principal = decision.principal;
-    record({ ...decision, requestId: input.requestId, source: input.source, cached: decision.cached ?? false, request: input, subject: principal?.subject, issuer: principal?.issuer }, performance.now() - started);
+    // Every field written out: a spread of the decision plus overrides built a fresh hidden class
+    // per call and cost ~10 µs, more than the rest of the pipeline around a cached decision.
+    record(
+      {
+        decisionId,
+        requestId: input.requestId,
+        source: input.source,
+        allow: decision.allow,
+        status: decision.status,
+        reason: decision.allow ? undefined : decision.reason,
+        code: decision.allow ? undefined : decision.code,
+        action: decision.action,
+        resourceType: decision.resourceType,
+        policiesChecked: decision.policiesChecked,
+        reasons: decision.reasons,
+        errors: decision.errors,
+        cached: decision.cached ?? false,
+        policyRevision: decision.policyRevision,
+        limit: decision.allow ? undefined : decision.limit,
+        resourceId: decision.resourceId,
+        request: input,
+        subject: principal?.subject,
+        issuer: principal?.issuer,
+      },
+      performance.now() - started,
+    );
     return decision;
   }
 

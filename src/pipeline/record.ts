@@ -4,7 +4,11 @@ import { childCache, type Metrics } from '../telemetry/metrics.js';
 import type { DecisionLog } from './decision_log.js';
 import type { DenyReason } from './types.js';
 
-/** What every decision, from either API, reports to metrics and logs. */
+/**
+ * What every decision, from either API, reports to metrics and logs. Callers build it as one object
+ * literal with every field in this order (no spread of a decision plus overrides: that costs a new
+ * hidden class per call), so every record shares one shape.
+ */
 export interface DecisionRecord {
   decisionId: string;
   requestId: string;
