@@ -170,7 +170,7 @@ export function createKeyring(o: KeyringOptions): Keyring {
         const alg = record.alg as SigningAlg;
         const key = signingKeyObject(JSON.parse(o.kek.decrypt(record.privateCiphertext, PURPOSE)) as JWK, alg);
         const kid = record.kid;
-        signer = { kid, alg, sign: (header, payload) => signJws(alg, key, { ...header, kid }, payload) };
+        signer = { kid, alg, sign: (header, payload) => signJws(alg, key, header, payload, kid) };
         signers.set(kid, signer);
       }
       return signer;

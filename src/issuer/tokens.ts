@@ -26,23 +26,21 @@ export async function issueAccessToken(ctx: IssuerContext, c: AccessTokenClaims)
   const iat = nowSeconds(ctx.clock);
   const ttl = ctx.settings.accessTokenTtl;
   const jti = randomUUID();
-  const token = signer.sign(
-    { typ: 'at+jwt' },
-    {
-      iss: ctx.issuer(),
-      sub: c.sub,
-      aud: c.audience,
-      iat,
-      exp: iat + ttl,
-      jti,
-      client_id: c.clientId,
-      scope: c.scope,
-      roles: [...c.roles],
-      amr: [...c.amr],
-      ...(c.authTime !== undefined ? { auth_time: c.authTime } : {}),
-      ...(c.jkt !== undefined ? { cnf: { jkt: c.jkt } } : {}),
-    },
-  );
+  const claims: Record<string, unknown> = {
+    iss: ctx.issuer(),
+    sub: c.sub,
+    aud: c.audience,
+    iat,
+    exp: iat + ttl,
+    jti,
+    client_id: c.clientId,
+    scope: c.scope,
+    roles: [...c.roles],
+    amr: [...c.amr],
+  };
+  if (c.authTime !== undefined) claims.auth_time = c.authTime;
+  if (c.jkt !== undefined) claims.cnf = { jkt: c.jkt };
+  const token = signer.sign({ typ: 'at+jwt' }, claims);
   return { token, jti, expiresIn: ttl, expiresAtMs: (iat + ttl) * 1000 };
 }
 
