@@ -1,6 +1,6 @@
 import { status as Status, type Deadline, type ServiceDefinition, type UntypedServiceImplementation, type sendUnaryData } from '@grpc/grpc-js';
-import { CheckRequestSchema, CheckResponseSchema, type CheckResponse } from '../gen/envoy/service/auth/v3/external_auth_pb.js';
-import { decode, rawRequestMethod } from '../grpc/codec.js';
+import { CheckRequestSchema } from '../gen/envoy/service/auth/v3/external_auth_pb.js';
+import { decode, rawBytesMethod } from '../grpc/codec.js';
 import { deadlinePassed } from '../grpc/deadline.js';
 import { respond } from '../grpc/unary.js';
 import { isPortcullisError } from '../lib/errors.js';
@@ -8,7 +8,7 @@ import type { AuthzInput, Decider } from '../pipeline/index.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { toAuthzInput } from './check_request.js';
-import { toCheckResponse } from './check_response.js';
+import { encodeCheckResponse } from './check_response_wire.js';
 
 export const AUTHORIZATION_CHECK_PATH = '/envoy.service.auth.v3.Authorization/Check';
 
@@ -24,9 +24,9 @@ export interface ExtAuthzServiceOptions {
  * so Envoy's `failure_mode_allow` decides; the detailed reason goes to logs and metrics only.
  */
 export function createExtAuthzService({ decide, metrics, logger }: ExtAuthzServiceOptions): { definition: ServiceDefinition; implementation: UntypedServiceImplementation } {
-  const definition: ServiceDefinition = { Check: rawRequestMethod(AUTHORIZATION_CHECK_PATH, CheckResponseSchema) };
+  const definition: ServiceDefinition = { Check: rawBytesMethod(AUTHORIZATION_CHECK_PATH) };
   const implementation: UntypedServiceImplementation = {
-    Check(call: { request: Buffer; getDeadline?: () => Deadline }, callback: sendUnaryData<CheckResponse>) {
+    Check(call: { request: Buffer; getDeadline?: () => Deadline }, callback: sendUnaryData<Uint8Array>) {
       if (deadlinePassed(call)) {
         metrics.authzShed.inc({ source: 'envoy' });
         callback({ code: Status.DEADLINE_EXCEEDED, details: 'deadline exceeded before the check started' });
@@ -51,7 +51,7 @@ export function createExtAuthzService({ decide, metrics, logger }: ExtAuthzServi
         callback(fail(err, request.attributes?.request?.http?.id ?? ''));
         return;
       }
-      respond(decide(input), (decision) => toCheckResponse(decision, input), callback, (err) => fail(err, input.requestId));
+      respond(decide(input), (decision) => encodeCheckResponse(decision, input), callback, (err) => fail(err, input.requestId));
     },
   };
   return { definition, implementation };

@@ -18,6 +18,19 @@ export function rawRequestMethod<O extends DescMessage>(path: string, output: O,
   };
 }
 
+/** A unary method whose handler takes and answers wire bytes (it encodes its own response). */
+export function rawBytesMethod(path: string): MethodDefinition<Buffer, Uint8Array> {
+  return {
+    path,
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (b: Buffer) => b,
+    requestDeserialize: (b: Buffer) => b,
+    responseSerialize: (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength),
+    responseDeserialize: (b: Buffer) => b,
+  };
+}
+
 /** Decodes a request; undefined when the bytes are not a valid message of that type. */
 export function decode<I extends DescMessage>(schema: I, bytes: Buffer): MessageShape<I> | undefined {
   try {

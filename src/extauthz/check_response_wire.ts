@@ -1,0 +1,136 @@
+import { toBinary } from '@bufbuild/protobuf';
+import { CheckResponseSchema } from '../gen/envoy/service/auth/v3/external_auth_pb.js';
+import { upstreamHeaders, type AuthzInput, type Decision } from '../pipeline/index.js';
+import { toCheckResponse } from './check_response.js';
+
+/**
+ * A Decision as the wire bytes of Envoy's CheckResponse. An allow (every request that passes) is
+ * written straight into one buffer: sizes first, then the bytes. It is the message
+ * `toCheckResponse` builds (a property test decodes both and compares them), at ~2 µs instead of
+ * ~17 µs for creating the message and encoding it by reflection (protobuf-es's BinaryWriter
+ * alone takes ~15 µs for the nesting here). A denial goes through `toCheckResponse`.
+ *
+ * CheckResponse: status (google.rpc.Status, code OK: empty) = 1, ok_response (OkHttpResponse:
+ * headers = 2 as HeaderValueOption { header = 1 { key = 1, value = 2 }, append_action = 3 },
+ * headers_to_remove = 5) = 3, dynamic_metadata (google.protobuf.Struct: map entries { key = 1,
+ * value = 2 } in field 1; Value: number_value = 2, string_value = 3, list_value = 6 { values = 1 }) = 4.
+ */
+export function encodeCheckResponse(decision: Decision, input: AuthzInput): Uint8Array {
+  if (!decision.allow) return toBinary(CheckResponseSchema, toCheckResponse(decision, input));
+  const { set, remove } = upstreamHeaders(decision, input.headers.keys());
+
+  // Sizes.
+  const headerSizes: number[] = [];
+  let ok = 0;
+  for (const [key, value] of set) {
+    const headerValue = field(bytes(key)) + field(bytes(value));
+    const option = field(headerValue) + 2; // + append_action: tag and one-byte varint
+    headerSizes.push(headerValue);
+    ok += field(option);
+  }
+  for (const name of remove) ok += field(bytes(name));
+  const stringEntry = (key: string, value: string) => field(field(bytes(key)) + field(field(bytes(value))));
+  let list = 0;
+  for (const id of decision.reasons) list += field(field(bytes(id)));
+  const subject = decision.principal?.subject ?? '';
+  const revision = decision.policyRevision ?? '';
+  const struct =
+    stringEntry('decision_id', decision.decisionId) +
+    stringEntry('subject', subject) +
+    field(field(bytes('determining_policies')) + field(field(list))) +
+    field(field(bytes('policies_checked')) + field(9)) +
+    stringEntry('policy_revision', revision);
+  const total = 2 + field(ok) + field(struct);
+
+  // Bytes.
+  const w = new Writer(total);
+  w.len(0x0a, 0); // status {}
+  w.len(0x1a, ok);
+  for (let i = 0; i < set.length; i++) {
+    const [key, value] = set[i]!;
+    const headerValue = headerSizes[i]!;
+    w.len(0x12, field(headerValue) + 2);
+    w.len(0x0a, headerValue);
+    w.str(0x0a, key);
+    w.str(0x12, value);
+    w.byte(0x18); // append_action
+    w.byte(OVERWRITE_IF_EXISTS_OR_ADD);
+  }
+  for (const name of remove) w.str(0x2a, name);
+  w.len(0x22, struct);
+  w.stringEntry('decision_id', decision.decisionId);
+  w.stringEntry('subject', subject);
+  w.len(0x0a, field(bytes('determining_policies')) + field(field(list)));
+  w.str(0x0a, 'determining_policies');
+  w.len(0x12, field(list));
+  w.len(0x32, list);
+  for (const id of decision.reasons) {
+    w.len(0x0a, field(bytes(id)));
+    w.str(0x1a, id);
+  }
+  w.len(0x0a, field(bytes('policies_checked')) + field(9));
+  w.str(0x0a, 'policies_checked');
+  w.len(0x12, 9);
+  w.double(0x11, decision.policiesChecked);
+  w.stringEntry('policy_revision', revision);
+  return w.done();
+}
+
+/** HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD */
+const OVERWRITE_IF_EXISTS_OR_ADD = 2;
+
+const bytes = (s: string): number => Buffer.byteLength(s, 'utf8');
+const varintSize = (n: number): number => (n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5);
+/** A length-delimited field of a one-byte tag around `size` bytes. */
+const field = (size: number): number => 1 + varintSize(size) + size;
+
+class Writer {
+  private readonly buf: Buffer;
+  private pos = 0;
+
+  constructor(size: number) {
+    this.buf = Buffer.allocUnsafe(size);
+  }
+
+  byte(b: number): void {
+    this.buf[this.pos++] = b;
+  }
+
+  varint(n: number): void {
+    while (n > 0x7f) {
+      this.buf[this.pos++] = (n & 0x7f) | 0x80;
+      n >>>= 7;
+    }
+    this.buf[this.pos++] = n;
+  }
+
+  /** Tag and length of a length-delimited field whose content follows. */
+  len(tag: number, size: number): void {
+    this.buf[this.pos++] = tag;
+    this.varint(size);
+  }
+
+  str(tag: number, s: string): void {
+    this.len(tag, bytes(s));
+    this.pos += this.buf.write(s, this.pos, 'utf8');
+  }
+
+  double(tag: number, n: number): void {
+    this.buf[this.pos++] = tag;
+    this.pos = this.buf.writeDoubleLE(n, this.pos);
+  }
+
+  /** A Struct map entry holding a string Value. */
+  stringEntry(key: string, value: string): void {
+    const v = bytes(value);
+    this.len(0x0a, field(bytes(key)) + field(field(v)));
+    this.str(0x0a, key);
+    this.len(0x12, field(v));
+    this.str(0x1a, value);
+  }
+
+  done(): Uint8Array {
+    if (this.pos !== this.buf.length) throw new Error(`CheckResponse encoding wrote ${this.pos} of ${this.buf.length} bytes`);
+    return this.buf;
+  }
+}
