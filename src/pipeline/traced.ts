@@ -14,6 +14,13 @@ import type { AuthzInput } from './types.js';
  */
 const tracer = trace.getTracer('portcullis');
 
+/**
+ * Whether spans started now would be recorded. A child of a span that is not recording is never
+ * sampled (parent-based sampling), so for the unsampled requests the decorators below skip their
+ * child spans and attributes altogether instead of building spans nobody exports.
+ */
+const recording = (): boolean => trace.getSpan(context.active())?.isRecording() === true;
+
 const headerGetter: TextMapGetter<AuthzInput['headers']> = {
   get: (headers, key) => headers.get(key)?.[0],
   keys: (headers) => [...headers.keys()],
@@ -24,6 +31,7 @@ export function tracedDecider(decide: Decider): Decider {
     context.with(propagation.extract(ROOT_CONTEXT, input.headers, headerGetter), () =>
       inSpan('auth.authz.check', { 'auth.authz.decision_source': input.source, 'http.request.method': input.method }, async (span) => {
         const d = await decide(input);
+        if (!span.isRecording()) return d;
         span.setAttributes({
           'auth.authz.permitted': d.allow,
           'auth.authz.decision_id': d.decisionId,
@@ -42,11 +50,13 @@ export function tracedVerifier(verifier: TokenVerifier): TokenVerifier {
   return {
     ...verifier,
     verify: (token) =>
-      inSpan('auth.token.verify', {}, async (span) => {
-        const principal = await verifier.verify(token);
-        span.setAttributes({ 'auth.token.issuer': principal.issuer, 'auth.token.mfa': principal.mfa });
-        return principal;
-      }),
+      !recording()
+        ? verifier.verify(token)
+        : inSpan('auth.token.verify', {}, async (span) => {
+            const principal = await verifier.verify(token);
+            span.setAttributes({ 'auth.token.issuer': principal.issuer, 'auth.token.mfa': principal.mfa });
+            return principal;
+          }),
   };
 }
 
@@ -63,6 +73,7 @@ export function tracedPolicies(policies: () => ActivePolicySet | undefined): () 
         generation: active.generation,
         checkKnown: (a, t) => active.checkKnown(a, t),
         evaluate(request) {
+          if (!recording()) return active.evaluate(request);
           const span = tracer.startSpan('auth.authz.rbac_eval', { attributes: { 'auth.authz.action': request.action, 'auth.authz.resource_type': request.resource.type } }, context.active());
           try {
             const result = active.evaluate(request);
@@ -85,6 +96,7 @@ export function tracedPolicies(policies: () => ActivePolicySet | undefined): () 
  */
 export function tracedResourceEntities(lookup: typeof requestEntities): typeof requestEntities {
   return (principal, type, id, active) => {
+    if (!recording()) return lookup(principal, type, id, active);
     const span = tracer.startSpan('auth.authz.resource_check', { attributes: { 'auth.authz.resource_type': type } }, context.active());
     try {
       const entities = lookup(principal, type, id, active);
@@ -112,6 +124,7 @@ export function tracedAppCheck(check: (input: AppCheckInput) => Promise<AppDecis
     context.with(propagation.extract(ROOT_CONTEXT, input.trace ?? {}, recordGetter), () =>
       inSpan('auth.authz.check', { 'auth.authz.decision_source': 'app', 'auth.authz.batch_size': input.items.length }, async (span) => {
         const decisions = await check(input);
+        if (!span.isRecording()) return decisions;
         const types = [...new Set(input.items.map((i) => i.resource.type))];
         const actions = [...new Set(input.items.map((i) => i.action))];
         span.setAttributes({

@@ -87,6 +87,15 @@ describe('OTLP trace export', () => {
     expect(attr(resource, 'auth.authz.resource_found')).toBe(true);
   });
 
+  it('decides a request whose caller did not sample its trace without exporting any span of it', async () => {
+    const unsampled = 'c0ffee00c0ffee00c0ffee00c0ffee01';
+    const res = await sidecar.client.check(httpCheckRequest('GET', '/documents/d1', { authorization: `Bearer ${accessToken}`, traceparent: `00-${unsampled}-00f067aa0ba902b7-00` }));
+    expect(res.httpResponse.case).toBe('okResponse');
+    // A sampled check right after is exported in full, so the exporter has flushed past the first.
+    await tracedCheck('GET', '/documents/d1', 'c0ffee00c0ffee00c0ffee00c0ffee02', '00f067aa0ba902b8');
+    expect(spans.filter((s) => hex(s.traceId) === unsampled)).toEqual([]);
+  });
+
   it("traces JWKS key resolution beneath token verification: cached keys, then a refetch for an unknown kid", async () => {
     const first = await tracedCheck('GET', '/documents/d1', 'c0ffee00000000000000000000000001', '3333333333333333', await signToken({ sub: 'idp-user', roles: ['viewer'] }, { key: idpKey, issuer: idp.issuer, audience: 'api' }), 5);
     expect(first.res.status?.code).toBe(0);
