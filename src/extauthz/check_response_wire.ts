@@ -37,8 +37,8 @@ export function encodeCheckResponse(decision: Decision, input: AuthzInput): Uint
   const struct =
     stringEntry('decision_id', decision.decisionId) +
     stringEntry('subject', subject) +
-    field(field(bytes('determining_policies')) + field(field(list))) +
-    field(field(bytes('policies_checked')) + field(9)) +
+    field(DETERMINING_POLICIES_KEY + field(field(list))) +
+    field(POLICIES_CHECKED_ENTRY) +
     stringEntry('policy_revision', revision);
   const total = 2 + field(ok) + field(struct);
 
@@ -60,7 +60,7 @@ export function encodeCheckResponse(decision: Decision, input: AuthzInput): Uint
   w.len(0x22, struct);
   w.stringEntry('decision_id', decision.decisionId);
   w.stringEntry('subject', subject);
-  w.len(0x0a, field(bytes('determining_policies')) + field(field(list)));
+  w.len(0x0a, DETERMINING_POLICIES_KEY + field(field(list)));
   w.str(0x0a, 'determining_policies');
   w.len(0x12, field(list));
   w.len(0x32, list);
@@ -68,7 +68,7 @@ export function encodeCheckResponse(decision: Decision, input: AuthzInput): Uint
     w.len(0x0a, field(bytes(id)));
     w.str(0x1a, id);
   }
-  w.len(0x0a, field(bytes('policies_checked')) + field(9));
+  w.len(0x0a, POLICIES_CHECKED_ENTRY);
   w.str(0x0a, 'policies_checked');
   w.len(0x12, 9);
   w.double(0x11, decision.policiesChecked);
@@ -83,6 +83,10 @@ const bytes = (s: string): number => Buffer.byteLength(s, 'utf8');
 const varintSize = (n: number): number => (n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5);
 /** A length-delimited field of a one-byte tag around `size` bytes. */
 const field = (size: number): number => 1 + varintSize(size) + size;
+/** Fixed parts of the metadata, sized once: the key field of `determining_policies`, and the whole
+ * `policies_checked` entry (its key and a Value holding an 8-byte double). */
+const DETERMINING_POLICIES_KEY = field(bytes('determining_policies'));
+const POLICIES_CHECKED_ENTRY = field(bytes('policies_checked')) + field(9);
 
 class Writer {
   private readonly buf: Buffer;

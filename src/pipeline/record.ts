@@ -53,7 +53,7 @@ export function createDecisionRecorder(metrics: Metrics, logger: Logger, decisio
     } else {
       if (d.reason) denials(d.reason).inc();
       if (d.limit) metrics.limitExceeded.inc({ limit: d.limit });
-      logger.info({ ...logLine(d), reason: d.reason ?? 'forbidden', code: d.code }, 'denied');
+      logger.info(logLine(d), 'denied');
     }
     decisionLog?.write(d, ms);
   };
@@ -72,5 +72,8 @@ function logLine(d: DecisionRecord) {
     determining_policies: d.reasons,
     policy_revision: d.policyRevision,
     errors: d.errors.length ? d.errors : undefined,
+    // Denials only (undefined members are not written).
+    reason: d.allow ? undefined : (d.reason ?? 'forbidden'),
+    code: d.allow ? undefined : d.code,
   };
 }

@@ -90,6 +90,11 @@ describe('configuration', () => {
     for (const bad of [0, -1, 1.5, 65, 'many', '0']) expect(() => parseConfig({ workers: bad }), String(bad)).toThrow(/workers/);
   });
 
+  it('refuses grpc.max_concurrent_streams below 1 or not a whole number, and defaults it to 128', () => {
+    for (const bad of [0, -1, 2.5, 'many']) expect(() => parseConfig({ grpc: { max_concurrent_streams: bad } }), String(bad)).toThrow(/grpc.max_concurrent_streams/);
+    expect(parseConfig({}).grpc.max_concurrent_streams).toBe(128);
+  });
+
   it('reports a missing or non-mapping file by name', () => {
     const dir = tempDir('pc-config', { 'list.yaml': '- a\n- b\n' });
     expect(() => loadConfig({ file: `${dir}/missing.yaml`, env: {} })).toThrow(`cannot read config file ${dir}/missing.yaml`);
