@@ -2,6 +2,7 @@
  * The one place that imports cedar-wasm. The bare package import fails on Node 20;
  * the `nodejs` build is the one that loads there.
  */
+import './wasm_compile_threads.js';
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 
 export { cedar };
