@@ -1,21 +1,24 @@
 /**
- * `npm run bench [-- --profile quick|full|smoke] [--scenario NAME ...] [--generator auto|node|h2load]
+ * `npm run bench [-- --profile quick|full|smoke] [--scenario NAME ...] [--rounds N] [--generator auto|node|h2load]
  *                 [--hardware NAME] [--out DIR] [--report-only]`
  *
  * Starts each scenario's server from the built code on loopback, warms it up, measures open-loop
  * rates and closed-loop max throughput with a bounded load, stops it; writes
  * `<out>/<timestamp>.{json,md,svg}` and exits 1 when a budget is exceeded or a phase had errors.
+ * With `--rounds N` the scenarios run N times over; each phase is reported by the median of its
+ * rounds and each budget is judged by the median of its per-round values.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { evaluateBudgets, loadBudgets } from './lib/budgets.js';
+import { evaluateBudgetsOverRounds, loadBudgets } from './lib/budgets.js';
 import { AUTHORIZATION_CHECK_PATH } from '../src/extauthz/service.js';
 import { createCheckClient } from '../src/extauthz/client.js';
 import { runNodeLoad, type LoadResult, type LoadSpec } from './lib/load_grpc.js';
 import { h2loadAvailable, runH2load } from './lib/load_h2load.js';
 import { runHttpLoad } from './lib/load_http.js';
 import { markdown, svgChart, type BenchReport, type PhaseResult } from './lib/report.js';
+import { medianResults } from './lib/rounds.js';
 import { SCENARIOS, type PhaseKind } from './scenarios.js';
 
 interface Profile {
@@ -50,6 +53,9 @@ const budgets = loadBudgets(new URL('./budgets.yaml', import.meta.url).pathname)
 const hardware = option('hardware');
 /** Evaluate and report budgets but do not fail on them (phases with errors still fail). */
 const reportOnly = args.includes('--report-only');
+const roundsOption = option('rounds') ?? '1';
+const rounds = Number(roundsOption);
+if (!/^[1-9]$/.test(roundsOption)) fatal(`--rounds takes a whole number from 1 to 9, got "${roundsOption}"`);
 const generatorChoice = option('generator') ?? 'auto';
 if (!['auto', 'node', 'h2load'].includes(generatorChoice)) fatal(`unknown generator "${generatorChoice}" (auto, node, h2load)`);
 const useH2load = generatorChoice === 'h2load' || (generatorChoice === 'auto' && h2loadAvailable());
@@ -68,24 +74,30 @@ function phasesFor(kind: PhaseKind): Array<{ label: string; mode: 'open' | 'clos
 /** Pool size per second for closed-loop phases of single-use scenarios: above any rate one process reaches here. */
 const SINGLE_USE_CEILING_RPS = 8000;
 
-const results: PhaseResult[] = [];
-const notes: string[] = [];
+/** Each round's phase results, in the order they ran. */
+const roundResults: PhaseResult[][] = [];
+let results: PhaseResult[] = [];
+const notes = new Set<string>();
 const failures: string[] = [];
-for (const scenario of scenarios) {
-  for (const variant of scenario.variants) {
-    process.stderr.write(`bench: ${scenario.name}/${variant.name}\n`);
-    try {
-      await runVariant(scenario, variant);
-    } catch (err) {
-      failures.push(`${scenario.name}/${variant.name}: ${(err as Error).message}`);
-      process.stderr.write(`bench: ${scenario.name}/${variant.name} failed: ${(err as Error).message}\n`);
+for (let round = 1; round <= rounds; round++) {
+  results = [];
+  roundResults.push(results);
+  for (const scenario of scenarios) {
+    for (const variant of scenario.variants) {
+      process.stderr.write(`bench: ${rounds > 1 ? `round ${round}/${rounds}: ` : ''}${scenario.name}/${variant.name}\n`);
+      try {
+        await runVariant(scenario, variant);
+      } catch (err) {
+        failures.push(`${rounds > 1 ? `round ${round}: ` : ''}${scenario.name}/${variant.name}: ${(err as Error).message}`);
+        process.stderr.write(`bench: ${scenario.name}/${variant.name} failed: ${(err as Error).message}\n`);
+      }
     }
   }
 }
 
 async function runVariant(scenario: (typeof SCENARIOS)[number], variant: (typeof SCENARIOS)[number]['variants'][number]): Promise<void> {
   const run = await variant.start();
-  if (run.note) notes.push(`${scenario.name}/${variant.name}: ${run.note}`);
+  if (run.note) notes.add(`${scenario.name}/${variant.name}: ${run.note}`);
   try {
     const envoy = run.path === undefined;
     const base = { address: run.target.address, path: run.path ?? AUTHORIZATION_CHECK_PATH, requests: run.requests, expect: envoy ? ('allow' as const) : ('any' as const), ...(run.connections ? { connections: run.connections } : {}) };
@@ -118,7 +130,7 @@ async function runVariant(scenario: (typeof SCENARIOS)[number], variant: (typeof
         peakRssMb: run.target.peakRssMb(),
       };
       results.push(result);
-      if (r.exhausted) notes.push(`${scenario.name}/${variant.name}/${phase.label}: the single-use request pool ran out before the phase ended`);
+      if (r.exhausted) notes.add(`${scenario.name}/${variant.name}/${phase.label}: the single-use request pool ran out before the phase ended`);
       process.stderr.write(`  ${phase.label}: ${r.rate} req/s p50 ${r.p50} p99 ${r.p99} p99.9 ${r.p999} ms errors ${r.errors}${r.errorSamples.length ? ` (${r.errorSamples[0]})` : ''}\n`);
     }
   } finally {
@@ -127,21 +139,26 @@ async function runVariant(scenario: (typeof SCENARIOS)[number], variant: (typeof
   }
 }
 
-const lookup = (ref: string): number | undefined => {
-  const [path, field] = ref.split('.') as [string, keyof PhaseResult];
-  const [scenario, variant, phase] = path.split('/');
-  const hit = results.find((r) => r.scenario === scenario && r.variant === variant && r.phase === phase);
-  const value = hit?.[field];
-  return typeof value === 'number' ? value : undefined;
-};
+const lookupIn =
+  (rows: readonly PhaseResult[]) =>
+  (ref: string): number | undefined => {
+    const [path, field] = ref.split('.') as [string, keyof PhaseResult];
+    const [scenario, variant, phase] = path.split('/');
+    const hit = rows.find((r) => r.scenario === scenario && r.variant === variant && r.phase === phase);
+    const value = hit?.[field];
+    return typeof value === 'number' ? value : undefined;
+  };
+const merged = rounds > 1 ? medianResults(roundResults) : roundResults[0]!;
 const report: BenchReport = {
   timestamp: new Date().toISOString(),
   profile: profileName,
   generator: useH2load ? 'h2load (h2c, 1 connection)' : 'node (worker thread, grpc-js, hdr-histogram-js)',
   machine: { cpus: cpus().length, model: cpus()[0]?.model ?? 'unknown', node: process.version, platform: `${process.platform}-${process.arch}` },
-  results,
-  budgets: evaluateBudgets(budgets, hardware, lookup),
-  notes: [...notes, ...failures.map((f) => `FAILED ${f}`)],
+  rounds,
+  results: merged,
+  ...(rounds > 1 ? { roundResults } : {}),
+  budgets: evaluateBudgetsOverRounds(budgets, hardware, roundResults.map(lookupIn)),
+  notes: [...(rounds > 1 ? [`${rounds} rounds: each phase shows the median of its rounds field by field; each budget is the median of its per-round values (listed beside it)`] : []), ...notes, ...failures.map((f) => `FAILED ${f}`)],
 };
 
 mkdirSync(outDir, { recursive: true });
@@ -153,7 +170,7 @@ process.stdout.write(markdown(report));
 process.stdout.write(`\nbench: wrote ${stem}.json, .md and .svg\n`);
 
 const failed = report.budgets.filter((b) => b.status === 'fail');
-const withErrors = results.filter((r) => r.errors > 0);
+const withErrors = merged.filter((r) => r.errors > 0);
 for (const b of failed) process.stderr.write(`bench: budget exceeded: ${b.name} (${b.value}, limit ${b.limit})\n`);
 for (const r of withErrors) process.stderr.write(`bench: ${r.errors} errors in ${r.scenario}/${r.variant}/${r.phase}: ${r.errorSamples.join('; ')}\n`);
 process.exit((failed.length && !reportOnly) || withErrors.length || failures.length ? 1 : 0);

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { z } from 'zod';
+import { median } from './rounds.js';
 
 const ref = z.string().regex(/^[\w-]+\/[\w-]+\/[\w-]+\.\w+$/, 'scenario/variant/phase.field');
 const budget = z
@@ -24,31 +25,53 @@ export type BudgetFile = z.infer<typeof fileSchema>;
 export interface BudgetOutcome {
   name: string;
   kind: 'relative' | 'absolute';
+  /** The measured value; with several rounds, the median of the rounds' values. */
   value: number | undefined;
   limit: string;
   status: 'pass' | 'fail' | 'skipped';
+  /** Each round's value (only when the run had more than one round). */
+  rounds?: number[];
 }
 
 export function loadBudgets(file: string): BudgetFile {
   return fileSchema.parse(parse(readFileSync(file, 'utf8')));
 }
 
+type Lookup = (ref: string) => number | undefined;
+
 /** `lookup('check/example/max.rate')` returns the measured number, or undefined when not run. */
-export function evaluateBudgets(file: BudgetFile, hardware: string | undefined, lookup: (ref: string) => number | undefined): BudgetOutcome[] {
-  const absolute = hardware ? file.absolute[hardware] : undefined;
-  if (hardware && !absolute) throw new Error(`bench/budgets.yaml has no absolute budgets for hardware profile "${hardware}"`);
-  return [...file.relative.map((b) => evaluate(b, 'relative', lookup)), ...(absolute ?? []).map((b) => evaluate(b, 'absolute', lookup))];
+export function evaluateBudgets(file: BudgetFile, hardware: string | undefined, lookup: Lookup): BudgetOutcome[] {
+  return evaluateBudgetsOverRounds(file, hardware, [lookup]);
 }
 
-function evaluate(b: Budget, kind: BudgetOutcome['kind'], lookup: (ref: string) => number | undefined): BudgetOutcome {
-  let value: number | undefined;
-  if (b.value) value = lookup(b.value);
-  else {
-    const [x, y] = (b.ratio ?? b.difference)!.map(lookup);
-    if (x !== undefined && y !== undefined) value = b.ratio ? (y === 0 ? undefined : x / y) : x - y;
-  }
+/**
+ * Budgets over several rounds of the same scenarios, one lookup per round: each budget is computed
+ * within each round (a ratio pairs two measurements taken minutes apart, not tens of minutes) and
+ * judged by the median of those values, so one disturbed round on a noisy machine decides nothing.
+ */
+export function evaluateBudgetsOverRounds(file: BudgetFile, hardware: string | undefined, lookups: readonly Lookup[]): BudgetOutcome[] {
+  const absolute = hardware ? file.absolute[hardware] : undefined;
+  if (hardware && !absolute) throw new Error(`bench/budgets.yaml has no absolute budgets for hardware profile "${hardware}"`);
+  const judge = (b: Budget, kind: BudgetOutcome['kind']): BudgetOutcome => {
+    const values = lookups.map((lookup) => measure(b, lookup)).filter((v): v is number => v !== undefined);
+    const outcome = verdict(b, kind, median(values));
+    return lookups.length > 1 && values.length > 0 ? { ...outcome, rounds: values.map(round3) } : outcome;
+  };
+  return [...file.relative.map((b) => judge(b, 'relative')), ...(absolute ?? []).map((b) => judge(b, 'absolute'))];
+}
+
+function measure(b: Budget, lookup: Lookup): number | undefined {
+  if (b.value) return lookup(b.value);
+  const [x, y] = (b.ratio ?? b.difference)!.map(lookup);
+  if (x === undefined || y === undefined) return undefined;
+  return b.ratio ? (y === 0 ? undefined : x / y) : x - y;
+}
+
+function verdict(b: Budget, kind: BudgetOutcome['kind'], value: number | undefined): BudgetOutcome {
   const limit = [b.min !== undefined ? `>= ${b.min}` : '', b.max !== undefined ? `<= ${b.max}` : ''].filter(Boolean).join(' and ');
   if (value === undefined) return { name: b.name, kind, value, limit, status: 'skipped' };
   const ok = (b.min === undefined || value >= b.min) && (b.max === undefined || value <= b.max);
-  return { name: b.name, kind, value: Math.round(value * 1000) / 1000, limit, status: ok ? 'pass' : 'fail' };
+  return { name: b.name, kind, value: round3(value), limit, status: ok ? 'pass' : 'fail' };
 }
+
+const round3 = (v: number) => Math.round(v * 1000) / 1000;

@@ -56,6 +56,30 @@ describe('npm run bench', () => {
     }
   }, 150_000);
 
+  it('runs several rounds and reports each phase by the median of its rounds, keeping every round', () => {
+    const out = tempDir('pc-bench-out');
+    const r = spawnSync(tsx, ['bench/run.ts', '--profile', 'smoke', '--scenario', 'floor', '--rounds', '2', '--generator', 'node', '--report-only', '--out', out], { cwd: ROOT, encoding: 'utf8', timeout: 90_000 });
+    expect(r.status, r.stderr).toBe(0);
+    const report = JSON.parse(readFileSync(join(out, readdirSync(out).find((f) => f.endsWith('.json'))!), 'utf8')) as BenchReport;
+    expect(report.rounds).toBe(2);
+    expect(report.roundResults?.map((round) => round.map((x) => x.phase))).toEqual([
+      ['open-200', 'max'],
+      ['open-200', 'max'],
+    ]);
+    // The median of two rounds is their mean.
+    const [a, b] = report.roundResults!.map((round) => round.find((x) => x.phase === 'max')!.rate);
+    expect(report.results.map((x) => x.phase)).toEqual(['open-200', 'max']);
+    expect(report.results.find((x) => x.phase === 'max')!.rate).toBeCloseTo((a! + b!) / 2, 3);
+    expect(report.budgets.find((x) => x.name === 'check max throughput >= 0.5 x floor')?.status).toBe('skipped');
+    expect(r.stdout).toContain('2 rounds (medians)');
+  }, 120_000);
+
+  it('refuses a bad --rounds with exit code 2', () => {
+    const r = spawnSync(tsx, ['bench/run.ts', '--rounds', '0'], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('--rounds takes a whole number from 1 to 9, got "0"');
+  });
+
   it('refuses an unknown scenario with exit code 2', () => {
     const r = spawnSync(tsx, ['bench/run.ts', '--scenario', 'nope'], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
     expect(r.status).toBe(2);

@@ -1,0 +1,37 @@
+import type { PhaseResult } from './report.js';
+
+/** Fields summarized by their median over rounds. */
+const MEDIAN_FIELDS = ['requests', 'rate', 'p50', 'p90', 'p99', 'p999', 'max', 'cpuPer1000', 'peakRssMb'] as const;
+
+/** The middle value (the mean of the two middle ones for an even count); undefined for none. */
+export function median(values: readonly number[]): number | undefined {
+  if (values.length === 0) return undefined;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+const round3 = (v: number) => Math.round(v * 1000) / 1000;
+const key = (r: PhaseResult) => `${r.scenario}/${r.variant}/${r.phase}`;
+
+/**
+ * One row per phase from several rounds of the same scenarios: each measured field is its median
+ * over the rounds that ran the phase (field by field, so p99 and rate may come from different
+ * rounds). Errors are summed and their samples kept, so an error in any round still fails the run.
+ */
+export function medianResults(rounds: readonly (readonly PhaseResult[])[]): PhaseResult[] {
+  const groups = new Map<string, PhaseResult[]>();
+  for (const round of rounds) {
+    for (const row of round) {
+      const list = groups.get(key(row));
+      if (list) list.push(row);
+      else groups.set(key(row), [row]);
+    }
+  }
+  return [...groups.values()].map((rows) => {
+    const merged: PhaseResult = { ...rows[0]!, errors: rows.reduce((n, r) => n + r.errors, 0), errorSamples: rows.flatMap((r) => r.errorSamples).slice(0, 5) };
+    for (const field of MEDIAN_FIELDS) merged[field] = round3(median(rows.map((r) => r[field]))!);
+    if (rows.some((r) => r.exhausted)) merged.exhausted = true;
+    return merged;
+  });
+}
