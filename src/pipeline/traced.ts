@@ -1,4 +1,4 @@
-import { ROOT_CONTEXT, context, propagation, trace, type TextMapGetter } from '@opentelemetry/api';
+import { context, propagation, trace, type TextMapGetter } from '@opentelemetry/api';
 import { inSpan } from '../telemetry/tracing.js';
 import type { ActivePolicySet } from '../policy/index.js';
 import type { TokenVerifier } from '../tokens/index.js';
@@ -28,7 +28,7 @@ const headerGetter: TextMapGetter<AuthzInput['headers']> = {
 
 export function tracedDecider(decide: Decider): Decider {
   return (input) =>
-    context.with(propagation.extract(ROOT_CONTEXT, input.headers, headerGetter), () =>
+    context.with(propagation.extract(trace.deleteSpan(context.active()), input.headers, headerGetter), () =>
       inSpan('auth.authz.check', { 'auth.authz.decision_source': input.source, 'http.request.method': input.method }, async (span) => {
         const d = await decide(input);
         if (!span.isRecording()) return d;
@@ -121,7 +121,7 @@ const recordGetter: TextMapGetter<Readonly<Record<string, string>>> = {
  */
 export function tracedAppCheck(check: (input: AppCheckInput) => Promise<AppDecision[]>): (input: AppCheckInput) => Promise<AppDecision[]> {
   return (input) =>
-    context.with(propagation.extract(ROOT_CONTEXT, input.trace ?? {}, recordGetter), () =>
+    context.with(propagation.extract(trace.deleteSpan(context.active()), input.trace ?? {}, recordGetter), () =>
       inSpan('auth.authz.check', { 'auth.authz.decision_source': 'app', 'auth.authz.batch_size': input.items.length }, async (span) => {
         const decisions = await check(input);
         if (!span.isRecording()) return decisions;

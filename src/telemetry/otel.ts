@@ -1,5 +1,6 @@
 import type { MetricsSource } from './metrics.js';
 import { createMetricExporter, createSpanExporter, type OtlpTarget } from './otlp_exporters.js';
+import { requestContextManager } from './request_context.js';
 
 export interface TracingOptions extends OtlpTarget {
   serviceName: string;
@@ -20,7 +21,8 @@ export async function startTracing(o: TracingOptions): Promise<{ shutdown(): Pro
     sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(o.sampleRate) }),
     spanProcessors: [new BatchSpanProcessor(await createSpanExporter(o), { scheduledDelayMillis: o.exportIntervalMs })],
   });
-  provider.register();
+  // The process's one AsyncLocalStorage (request_context.ts) carries the active span too.
+  provider.register({ contextManager: requestContextManager });
   return { shutdown: () => provider.shutdown() };
 }
 

@@ -167,6 +167,8 @@ describe('OTLP trace export', () => {
     const line = sidecar.logs.find((l) => l.trace_id === traceId);
     expect(line).toBeDefined();
     expect(line!.span_id).toBe(hex(check.spanId));
+    // The request context travels in the same context as the span: the line carries both.
+    expect(line!.decision_id).toBe(attr(check, 'auth.authz.decision_id'));
     const exported = JSON.stringify(spans.map((s) => [s.name, s.attributes, s.events]), (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v));
     for (const secret of [accessToken, PASSWORD, accessToken.split('.')[2]!]) expect(exported).not.toContain(secret);
     expect(exported).not.toContain('otlp-user');
