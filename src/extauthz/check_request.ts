@@ -1,51 +1,74 @@
-import type { AttributeContext_HttpRequest } from '../gen/envoy/service/auth/v3/attribute_context_pb.js';
 import type { CheckRequest } from '../gen/envoy/service/auth/v3/external_auth_pb.js';
 import type { AuthzInput } from '../pipeline/index.js';
 
 const utf8 = new TextDecoder('utf-8', { fatal: false });
 
+/** What Portcullis reads from a CheckRequest, however it was read (message or wire bytes). */
+export interface CheckRequestFields {
+  id: string;
+  method: string;
+  path: string;
+  host: string;
+  scheme: string;
+  /** `header_map` (Envoy's `encode_raw_headers`: repeated keys kept apart), values already text. */
+  headerList: ReadonlyArray<readonly [string, string]>;
+  /** The `headers` map, used when `header_map` is empty. */
+  headerRecord: Readonly<Record<string, string>>;
+  sourceAddress: string;
+  peerPrincipal: string;
+  contextExtensions: Readonly<Record<string, string>>;
+  body: string;
+  rawBody: Uint8Array | undefined;
+}
+
 /** Envoy's CheckRequest as an AuthzInput. Pure; the protobuf type stops here. */
 export function toAuthzInput(request: CheckRequest): AuthzInput {
   const attrs = request.attributes;
   const http = attrs?.request?.http;
-  const headers = headerMap(http);
   const socket = attrs?.source?.address?.address;
-  return {
-    source: 'envoy',
+  return envoyInput({
+    id: http?.id ?? '',
     method: http?.method ?? '',
     path: http?.path ?? '',
-    host: http?.host || first(headers, ':authority') || first(headers, 'host') || '',
-    scheme: http?.scheme || first(headers, ':scheme') || '',
-    headers,
+    host: http?.host ?? '',
+    scheme: http?.scheme ?? '',
+    headerList: (http?.headerMap?.headers ?? []).map((h) => [h.key, h.rawValue.length > 0 ? utf8.decode(h.rawValue) : h.value] as const),
+    headerRecord: http?.headers ?? {},
     sourceAddress: socket?.case === 'socketAddress' ? socket.value.address : '',
     peerPrincipal: attrs?.source?.principal ?? '',
-    requestId: http?.id || first(headers, 'x-request-id') || '',
     contextExtensions: attrs?.contextExtensions ?? {},
-    body: http?.rawBody.length ? http.rawBody : http?.body || undefined,
-  };
+    body: http?.body ?? '',
+    rawBody: http?.rawBody,
+  });
 }
 
 /**
- * Headers from `header_map` (Envoy's `encode_raw_headers`: raw bytes, repeated keys kept apart)
- * when present, else from the `headers` map. Names are lower-cased.
+ * The AuthzInput from a CheckRequest's fields. Headers come from `header_map` when present, else
+ * from the `headers` map; names are lower-cased and repeated headers keep every value. Host,
+ * scheme and request id fall back to the headers.
  */
-function headerMap(http: AttributeContext_HttpRequest | undefined): Map<string, string[]> {
-  const out = new Map<string, string[]>();
+export function envoyInput(f: CheckRequestFields): AuthzInput {
+  const headers = new Map<string, string[]>();
   const add = (key: string, value: string) => {
     const name = key.toLowerCase();
-    const list = out.get(name);
+    const list = headers.get(name);
     if (list) list.push(value);
-    else out.set(name, [value]);
+    else headers.set(name, [value]);
   };
-  const raw = http?.headerMap?.headers;
-  if (raw && raw.length > 0) {
-    for (const h of raw) add(h.key, h.rawValue.length > 0 ? utf8.decode(h.rawValue) : h.value);
-  } else if (http) {
-    for (const key of Object.keys(http.headers)) add(key, http.headers[key]!);
-  }
-  return out;
-}
-
-function first(headers: ReadonlyMap<string, readonly string[]>, name: string): string | undefined {
-  return headers.get(name)?.[0];
+  if (f.headerList.length > 0) for (const [key, value] of f.headerList) add(key, value);
+  else for (const key of Object.keys(f.headerRecord)) add(key, f.headerRecord[key]!);
+  const first = (name: string) => headers.get(name)?.[0];
+  return {
+    source: 'envoy',
+    method: f.method,
+    path: f.path,
+    host: f.host || first(':authority') || first('host') || '',
+    scheme: f.scheme || first(':scheme') || '',
+    headers,
+    sourceAddress: f.sourceAddress,
+    peerPrincipal: f.peerPrincipal,
+    requestId: f.id || first('x-request-id') || '',
+    contextExtensions: f.contextExtensions,
+    body: f.rawBody?.length ? f.rawBody : f.body || undefined,
+  };
 }

@@ -1,17 +1,18 @@
 import { BinaryReader, WireType } from '@bufbuild/protobuf/wire';
 import type { AuthzInput } from '../pipeline/index.js';
+import { envoyInput, type CheckRequestFields } from './check_request.js';
 
 /**
  * Envoy's CheckRequest read from its wire bytes straight into an AuthzInput, without building the
  * protobuf message tree (AttributeContext, two Peers, Address, Request, HttpRequest and their
- * defaults) only to read a dozen strings out of it. It reads exactly what `toAuthzInput` reads from
- * a decoded message, with protobuf's merge rules (a repeated singular field: last value wins, a
- * repeated message: merged, maps: last entry per key wins, a oneof switching case: reset), and the
- * same strict UTF-8 of proto3 strings. Fields it does not read (destination, metadata, TLS
- * session, request time, query, size…) are skipped by their length without being parsed, as a
- * protobuf parser skips unknown fields. A known field with the wrong wire type, a truncated
- * message, a bad tag or bad UTF-8 throws. check_request_wire.test.ts checks it against
- * protobuf-es + toAuthzInput on generated messages.
+ * defaults) only to read a dozen strings out of it. It reads exactly the fields `toAuthzInput`
+ * reads from a decoded message, with protobuf's merge rules (a repeated singular field: last value
+ * wins, a repeated message: merged, maps: last entry per key wins, a oneof switching case: reset)
+ * and the same strict UTF-8 of proto3 strings, then builds the input the same way (`envoyInput`).
+ * Fields it does not read (destination, metadata, TLS session, request time, query, size…) are
+ * skipped by their length without being parsed, as a protobuf parser skips unknown fields. A known
+ * field with the wrong wire type, a truncated message, a bad tag or bad UTF-8 throws.
+ * check_request_wire.test.ts checks it against protobuf-es + toAuthzInput.
  */
 export function readCheckRequest(bytes: Uint8Array): AuthzInput {
   const r = new BinaryReader(bytes);
@@ -23,52 +24,28 @@ export function readCheckRequest(bytes: Uint8Array): AuthzInput {
     else r.skip(wt, no);
   }
   if (r.pos !== end) throw new RangeError('premature EOF');
-  return acc.input();
+  acc.sourceAddress = acc.addressCase === 1 ? acc.socketAddress : '';
+  return envoyInput(acc);
 }
 
-class Accumulator {
+/** The fields being read; protobuf's merge rules apply as they arrive. */
+class Accumulator implements CheckRequestFields {
+  id = '';
   method = '';
   path = '';
   host = '';
   scheme = '';
-  id = '';
+  headerList: Array<[string, string]> = [];
+  /** A plain record, so keys iterate in the order a decoded message's map does. */
+  headerRecord: Record<string, string> = {};
+  sourceAddress = '';
+  peerPrincipal = '';
+  contextExtensions: Record<string, string> = {};
   body = '';
   rawBody: Uint8Array | undefined = undefined;
-  /** `headers` map entries (a plain record, so keys iterate in the order a decoded message's do). */
-  headerRecord: Record<string, string> = {};
-  /** `header_map` entries: key and the value as toAuthzInput takes it (raw bytes decoded when present). */
-  headerList: Array<[string, string]> = [];
-  contextExtensions: Record<string, string> = {};
-  principal = '';
   /** Source address oneof: 0 unset, 1 socket_address, 2 pipe, 3 envoy_internal_address. */
   addressCase = 0;
   socketAddress = '';
-
-  input(): AuthzInput {
-    const headers = new Map<string, string[]>();
-    const add = (key: string, value: string) => {
-      const name = key.toLowerCase();
-      const list = headers.get(name);
-      if (list) list.push(value);
-      else headers.set(name, [value]);
-    };
-    if (this.headerList.length > 0) for (const [key, value] of this.headerList) add(key, value);
-    else for (const key of Object.keys(this.headerRecord)) add(key, this.headerRecord[key]!);
-    const first = (name: string) => headers.get(name)?.[0];
-    return {
-      source: 'envoy',
-      method: this.method,
-      path: this.path,
-      host: this.host || first(':authority') || first('host') || '',
-      scheme: this.scheme || first(':scheme') || '',
-      headers,
-      sourceAddress: this.addressCase === 1 ? this.socketAddress : '',
-      peerPrincipal: this.principal,
-      requestId: this.id || first('x-request-id') || '',
-      contextExtensions: this.contextExtensions,
-      body: this.rawBody?.length ? this.rawBody : this.body || undefined,
-    };
-  }
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: false });
@@ -108,7 +85,7 @@ function readPeer(r: BinaryReader, end: number, acc: Accumulator): void {
   while (r.pos < end) {
     const [no, wt] = r.tag();
     if (no === 1) nested(r, wt, acc, readAddress);
-    else if (no === 4) acc.principal = str(r, wt);
+    else if (no === 4) acc.peerPrincipal = str(r, wt);
     else r.skip(wt, no);
   }
 }
