@@ -76,17 +76,16 @@ const SINGLE_USE_CEILING_RPS = 8000;
 
 /** Each round's phase results, in the order they ran. */
 const roundResults: PhaseResult[][] = [];
-let results: PhaseResult[] = [];
 const notes = new Set<string>();
 const failures: string[] = [];
 for (let round = 1; round <= rounds; round++) {
-  results = [];
+  const results: PhaseResult[] = [];
   roundResults.push(results);
   for (const scenario of scenarios) {
     for (const variant of scenario.variants) {
       process.stderr.write(`bench: ${rounds > 1 ? `round ${round}/${rounds}: ` : ''}${scenario.name}/${variant.name}\n`);
       try {
-        await runVariant(scenario, variant);
+        await runVariant(scenario, variant, results);
       } catch (err) {
         failures.push(`${rounds > 1 ? `round ${round}: ` : ''}${scenario.name}/${variant.name}: ${(err as Error).message}`);
         process.stderr.write(`bench: ${scenario.name}/${variant.name} failed: ${(err as Error).message}\n`);
@@ -95,7 +94,8 @@ for (let round = 1; round <= rounds; round++) {
   }
 }
 
-async function runVariant(scenario: (typeof SCENARIOS)[number], variant: (typeof SCENARIOS)[number]['variants'][number]): Promise<void> {
+/** Runs one variant's phases, appending a result per phase to `results` (its round's). */
+async function runVariant(scenario: (typeof SCENARIOS)[number], variant: (typeof SCENARIOS)[number]['variants'][number], results: PhaseResult[]): Promise<void> {
   const run = await variant.start();
   if (run.note) notes.add(`${scenario.name}/${variant.name}: ${run.note}`);
   try {

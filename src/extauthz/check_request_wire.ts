@@ -17,13 +17,12 @@ import { envoyInput, type CheckRequestFields } from './check_request.js';
 export function readCheckRequest(bytes: Uint8Array): AuthzInput {
   const r = new BinaryReader(bytes);
   const acc = new Accumulator();
-  const end = r.len;
-  while (r.pos < end) {
+  while (r.pos < r.len) {
     const [no, wt] = r.tag();
-    if (no === 1) nested(r, wt, acc, readAttributes);
+    if (no === 1) message(r, wt, acc, attributesField);
     else r.skip(wt, no);
   }
-  if (r.pos !== end) throw new RangeError('premature EOF');
+  if (r.pos !== r.len) throw new RangeError('premature EOF');
   acc.sourceAddress = acc.addressCase === 1 ? acc.socketAddress : '';
   return envoyInput(acc);
 }
@@ -46,18 +45,34 @@ class Accumulator implements CheckRequestFields {
   /** Source address oneof: 0 unset, 1 socket_address, 2 pipe, 3 envoy_internal_address. */
   addressCase = 0;
   socketAddress = '';
+  /** The map entry or HeaderValue being read: key (1), value (2), raw_value (3, HeaderValue only). */
+  entryKey = '';
+  entryValue = '';
+  entryRaw: Uint8Array | undefined = undefined;
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: false });
+/** Reads one field of a message (its tag already read), or skips it. */
+type FieldReader = (r: BinaryReader, acc: Accumulator, no: number, wt: WireType) => void;
 
-/** Reads a length-delimited message field with `read` over its bytes. */
-function nested(r: BinaryReader, wt: WireType, acc: Accumulator, read: (r: BinaryReader, end: number, acc: Accumulator) => void): void {
+/** A length-delimited message field: every field inside its bytes through `read`, which must end exactly there. */
+function message(r: BinaryReader, wt: WireType, acc: Accumulator, read: FieldReader): void {
   expectWireType(wt, WireType.LengthDelimited);
   const len = r.uint32();
   const end = r.pos + len;
   if (end > r.len) throw new RangeError('premature EOF');
-  read(r, end, acc);
+  while (r.pos < end) {
+    const [no, w] = r.tag();
+    read(r, acc, no, w);
+  }
   if (r.pos !== end) throw new RangeError('message overruns its length');
+}
+
+/** One map<string, string> entry or HeaderValue into acc.entry* (missing parts are ""). */
+function entry(r: BinaryReader, wt: WireType, acc: Accumulator): void {
+  acc.entryKey = '';
+  acc.entryValue = '';
+  acc.entryRaw = undefined;
+  message(r, wt, acc, entryField);
 }
 
 function str(r: BinaryReader, wt: WireType): string {
@@ -69,144 +84,106 @@ function expectWireType(actual: WireType, expected: WireType): void {
   if (actual !== expected) throw new Error(`wire type ${actual} where ${expected} was expected`);
 }
 
-/** AttributeContext: source (1), request (4), context_extensions (10). */
-function readAttributes(r: BinaryReader, end: number, acc: Accumulator): void {
-  while (r.pos < end) {
-    const [no, wt] = r.tag();
-    if (no === 1) nested(r, wt, acc, readPeer);
-    else if (no === 4) nested(r, wt, acc, readRequest);
-    else if (no === 10) readMapEntry(r, wt, acc.contextExtensions);
-    else r.skip(wt, no);
-  }
+/** A map entry's value set as an own property (a `__proto__` key included, as protobuf-es does). */
+function setEntry(into: Record<string, string>, acc: Accumulator): void {
+  if (acc.entryKey === '__proto__') Object.defineProperty(into, '__proto__', { value: acc.entryValue, writable: true, enumerable: true, configurable: true });
+  else into[acc.entryKey] = acc.entryValue;
 }
+
+const utf8 = new TextDecoder('utf-8', { fatal: false });
+
+/** AttributeContext: source (1), request (4), context_extensions (10). */
+const attributesField: FieldReader = (r, acc, no, wt) => {
+  if (no === 1) message(r, wt, acc, peerField);
+  else if (no === 4) message(r, wt, acc, requestField);
+  else if (no === 10) {
+    entry(r, wt, acc);
+    setEntry(acc.contextExtensions, acc);
+  } else r.skip(wt, no);
+};
 
 /** Peer (the source): address (1), principal (4). */
-function readPeer(r: BinaryReader, end: number, acc: Accumulator): void {
-  while (r.pos < end) {
-    const [no, wt] = r.tag();
-    if (no === 1) nested(r, wt, acc, readAddress);
-    else if (no === 4) acc.peerPrincipal = str(r, wt);
-    else r.skip(wt, no);
-  }
-}
+const peerField: FieldReader = (r, acc, no, wt) => {
+  if (no === 1) message(r, wt, acc, addressField);
+  else if (no === 4) acc.peerPrincipal = str(r, wt);
+  else r.skip(wt, no);
+};
 
 /** Address: the oneof socket_address (1) | pipe (2) | envoy_internal_address (3). */
-function readAddress(r: BinaryReader, end: number, acc: Accumulator): void {
-  while (r.pos < end) {
-    const [no, wt] = r.tag();
-    if (no === 1) {
-      if (acc.addressCase !== 1) acc.socketAddress = '';
-      acc.addressCase = 1;
-      nested(r, wt, acc, readSocketAddress);
-    } else if (no === 2 || no === 3) {
-      expectWireType(wt, WireType.LengthDelimited);
-      acc.addressCase = no;
-      r.skip(wt, no);
-    } else r.skip(wt, no);
-  }
-}
+const addressField: FieldReader = (r, acc, no, wt) => {
+  if (no === 1) {
+    if (acc.addressCase !== 1) acc.socketAddress = '';
+    acc.addressCase = 1;
+    message(r, wt, acc, socketAddressField);
+  } else if (no === 2 || no === 3) {
+    expectWireType(wt, WireType.LengthDelimited);
+    acc.addressCase = no;
+    r.skip(wt, no);
+  } else r.skip(wt, no);
+};
 
 /** SocketAddress: address (2). */
-function readSocketAddress(r: BinaryReader, end: number, acc: Accumulator): void {
-  while (r.pos < end) {
-    const [no, wt] = r.tag();
-    if (no === 2) acc.socketAddress = str(r, wt);
-    else r.skip(wt, no);
-  }
-}
+const socketAddressField: FieldReader = (r, acc, no, wt) => {
+  if (no === 2) acc.socketAddress = str(r, wt);
+  else r.skip(wt, no);
+};
 
 /** Request: http (2). */
-function readRequest(r: BinaryReader, end: number, acc: Accumulator): void {
-  while (r.pos < end) {
-    const [no, wt] = r.tag();
-    if (no === 2) nested(r, wt, acc, readHttp);
-    else r.skip(wt, no);
-  }
-}
+const requestField: FieldReader = (r, acc, no, wt) => {
+  if (no === 2) message(r, wt, acc, httpField);
+  else r.skip(wt, no);
+};
 
 /** HttpRequest: id (1), method (2), headers (3), path (4), host (5), scheme (6), body (11), raw_body (12), header_map (13). */
-function readHttp(r: BinaryReader, end: number, acc: Accumulator): void {
-  while (r.pos < end) {
-    const [no, wt] = r.tag();
-    switch (no) {
-      case 1:
-        acc.id = str(r, wt);
-        break;
-      case 2:
-        acc.method = str(r, wt);
-        break;
-      case 3:
-        readMapEntry(r, wt, acc.headerRecord);
-        break;
-      case 4:
-        acc.path = str(r, wt);
-        break;
-      case 5:
-        acc.host = str(r, wt);
-        break;
-      case 6:
-        acc.scheme = str(r, wt);
-        break;
-      case 11:
-        acc.body = str(r, wt);
-        break;
-      case 12:
-        expectWireType(wt, WireType.LengthDelimited);
-        acc.rawBody = r.bytes();
-        break;
-      case 13:
-        nested(r, wt, acc, readHeaderMap);
-        break;
-      default:
-        r.skip(wt, no);
-    }
-  }
-}
-
-/** HeaderMap: headers (1), each a HeaderValue of key (1), value (2), raw_value (3). */
-function readHeaderMap(r: BinaryReader, end: number, acc: Accumulator): void {
-  while (r.pos < end) {
-    const [no, wt] = r.tag();
-    if (no !== 1) {
+const httpField: FieldReader = (r, acc, no, wt) => {
+  switch (no) {
+    case 1:
+      acc.id = str(r, wt);
+      break;
+    case 2:
+      acc.method = str(r, wt);
+      break;
+    case 3:
+      entry(r, wt, acc);
+      setEntry(acc.headerRecord, acc);
+      break;
+    case 4:
+      acc.path = str(r, wt);
+      break;
+    case 5:
+      acc.host = str(r, wt);
+      break;
+    case 6:
+      acc.scheme = str(r, wt);
+      break;
+    case 11:
+      acc.body = str(r, wt);
+      break;
+    case 12:
+      expectWireType(wt, WireType.LengthDelimited);
+      acc.rawBody = r.bytes();
+      break;
+    case 13:
+      message(r, wt, acc, headerMapField);
+      break;
+    default:
       r.skip(wt, no);
-      continue;
-    }
-    expectWireType(wt, WireType.LengthDelimited);
-    const valueLength = r.uint32();
-    const valueEnd = r.pos + valueLength;
-    if (valueEnd > r.len) throw new RangeError('premature EOF');
-    let key = '';
-    let value = '';
-    let raw: Uint8Array | undefined;
-    while (r.pos < valueEnd) {
-      const [f, w] = r.tag();
-      if (f === 1) key = str(r, w);
-      else if (f === 2) value = str(r, w);
-      else if (f === 3) {
-        expectWireType(w, WireType.LengthDelimited);
-        raw = r.bytes();
-      } else r.skip(w, f);
-    }
-    if (r.pos !== valueEnd) throw new RangeError('message overruns its length');
-    acc.headerList.push([key, raw?.length ? utf8.decode(raw) : value]);
   }
-}
+};
 
-/** One map<string, string> entry (key 1, value 2; missing ones are ""), set as an own property. */
-function readMapEntry(r: BinaryReader, wt: WireType, into: Record<string, string>): void {
-  expectWireType(wt, WireType.LengthDelimited);
-  const entryLength = r.uint32();
-  const entryEnd = r.pos + entryLength;
-  if (entryEnd > r.len) throw new RangeError('premature EOF');
-  let key = '';
-  let value = '';
-  while (r.pos < entryEnd) {
-    const [f, w] = r.tag();
-    if (f === 1) key = str(r, w);
-    else if (f === 2) value = str(r, w);
-    else r.skip(w, f);
-  }
-  if (r.pos !== entryEnd) throw new RangeError('message overruns its length');
-  if (key === '__proto__') Object.defineProperty(into, key, { value, writable: true, enumerable: true, configurable: true });
-  else into[key] = value;
-}
+/** HeaderMap: headers (1), each a HeaderValue; a raw value, when present, wins over the text one. */
+const headerMapField: FieldReader = (r, acc, no, wt) => {
+  if (no !== 1) return void r.skip(wt, no);
+  entry(r, wt, acc);
+  acc.headerList.push([acc.entryKey, acc.entryRaw?.length ? utf8.decode(acc.entryRaw) : acc.entryValue]);
+};
+
+/** A map entry or HeaderValue: key (1), value (2), raw_value (3). */
+const entryField: FieldReader = (r, acc, no, wt) => {
+  if (no === 1) acc.entryKey = str(r, wt);
+  else if (no === 2) acc.entryValue = str(r, wt);
+  else if (no === 3) {
+    expectWireType(wt, WireType.LengthDelimited);
+    acc.entryRaw = r.bytes();
+  } else r.skip(wt, no);
+};
