@@ -163,12 +163,16 @@ export function createInteractions(ctx: IssuerContext, limiter: RateLimiter): In
     if (await limited(ip)) return page(id!, s.client, s.data, 429, 'Too many attempts. Wait a minute and try again.');
     try {
       const first = await verifyPasswordLogin(ctx, { username: form.username ?? '', password: form.password ?? '', ip, clientType: 'browser' });
-      const data: InteractionData = { ...s.data, amr: ['pwd'], authTime: first.authTime, stage: first.mfaRequired ? 'mfa' : s.data.stage };
-      if (first.mfaRequired) {
-        await ctx.store.challenges.update(sha256(id!), first.user.id, data);
-        return page(id!, s.client, data);
+      try {
+        const data: InteractionData = { ...s.data, amr: ['pwd'], authTime: first.authTime, stage: first.mfaRequired ? 'mfa' : s.data.stage };
+        if (first.mfaRequired) {
+          await ctx.store.challenges.update(sha256(id!), first.user.id, data);
+          return page(id!, s.client, data);
+        }
+        return await advance(id!, first.user.id, s.client, data, ip);
+      } finally {
+        await first.audited;
       }
-      return advance(id!, first.user.id, s.client, data, ip);
     } catch (err) {
       if (err instanceof OAuthError) return page(id!, s.client, s.data, 401, 'The username or password is incorrect.');
       throw err;

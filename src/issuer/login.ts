@@ -15,8 +15,12 @@ export interface PasswordAttempt {
   clientType: ClientType;
 }
 
-/** After the password: done, or a second factor is still owed. */
-export type FirstFactor = { user: UserRecord; mfaRequired: boolean; authTime: number };
+/**
+ * After the password: done, or a second factor is still owed. `audited` settles when the success
+ * audit row is committed: the caller awaits it before answering, after recording its own events,
+ * so a login's rows share one group commit (audit.record never rejects).
+ */
+export type FirstFactor = { user: UserRecord; mfaRequired: boolean; authTime: number; audited: Promise<void> };
 
 /**
  * Verifies a username and password. Unknown user, wrong password, locked and disabled accounts
@@ -56,8 +60,8 @@ async function passwordStep(ctx: IssuerContext, a: PasswordAttempt): Promise<Fir
     // this attempt is given back; earlier failures stay until the second factor succeeds.
     if (mfaRequired) await ctx.store.users.releaseAttempt(user.id, attempt);
     else await ctx.store.users.resetFailures(user.id);
-    await ctx.audit.record('login.password', 'success', { userId: user.id, ip: a.ip, details: { mfa_required: mfaRequired, client_type: a.clientType } });
-    return { user, mfaRequired, authTime: Math.floor(now / 1000) };
+    const audited = ctx.audit.record('login.password', 'success', { userId: user.id, ip: a.ip, details: { mfa_required: mfaRequired, client_type: a.clientType } });
+    return { user, mfaRequired, authTime: Math.floor(now / 1000), audited };
   } finally {
     end();
   }

@@ -24,12 +24,16 @@ async function passwordStep(ctx: IssuerContext, limiter: RateLimiter, body: Reco
   const client = await loginClient(ctx, body.client_id);
   const scope = grantedScope(client, typeof body.scope === 'string' ? body.scope : undefined).join(' ');
   const first = await verifyPasswordLogin(ctx, { username, password, ip, clientType: 'api' });
-  if (first.mfaRequired) {
-    // The client and scope are fixed now, not taken again from the second request.
-    const mfaToken = await startMfaChallenge(ctx, first.user, first.authTime, { clientId: client.clientId, scope });
-    return { mfa_required: true, mfa_token: mfaToken, methods: ['totp'] };
+  try {
+    if (first.mfaRequired) {
+      // The client and scope are fixed now, not taken again from the second request.
+      const mfaToken = await startMfaChallenge(ctx, first.user, first.authTime, { clientId: client.clientId, scope });
+      return { mfa_required: true, mfa_token: mfaToken, methods: ['totp'] };
+    }
+    return await issue(ctx, client, first.user.id, scope, ['pwd'], first.authTime, ip);
+  } finally {
+    await first.audited;
   }
-  return issue(ctx, client, first.user.id, scope, ['pwd'], first.authTime, ip);
 }
 
 /** `POST /login/mfa`: the code for an `mfa_token`, then tokens. */

@@ -144,6 +144,30 @@ describe('password login without MFA', () => {
   });
 });
 
+  it("writes a login's two audit rows in one group commit, both committed before the answer", async () => {
+    const user = await addUser(ctx, { username: 'grace', password: PASSWORD, roles: ['viewer'] });
+    const audit = ctx.store.audit as { append: typeof ctx.store.audit.append };
+    const append = audit.append;
+    const rows: Array<{ type: string; actor: string | null; uncommittedBefore: string[]; committed: boolean }> = [];
+    audit.append = (event) => {
+      const row = { type: event.type, actor: event.actor, uncommittedBefore: rows.filter((r) => !r.committed).map((r) => r.type), committed: false };
+      rows.push(row);
+      const written = append(event);
+      void written.then(() => (row.committed = true));
+      return written;
+    };
+    try {
+      expect((await login('grace', PASSWORD)).status).toBe(200);
+    } finally {
+      audit.append = append;
+    }
+    const own = rows.filter((r) => r.actor === ctx.audit.userRef(user.id));
+    expect(own.map((r) => r.type)).toEqual(['login.password', 'token.issued']);
+    // The password step's row was still pending when the issuance row joined it: one transaction.
+    expect(own[1]!.uncommittedBefore).toContain('login.password');
+    expect(own.every((r) => r.committed)).toBe(true);
+  });
+
 describe('failed logins look the same whatever the cause', () => {
   it('answers unknown user, wrong password, disabled and locked accounts with byte-identical status, body and no-store', async () => {
     await addUser(ctx, { username: 'same-wrong', password: PASSWORD, roles: [] });
