@@ -115,9 +115,13 @@ async function runVariant(scenario: (typeof SCENARIOS)[number], variant: (typeof
     if (!measure) await (run.verify ? run.verify() : verifySample(run.target.address, run.requests[0]!));
     await phaseLoad('closed', profile!.warmupMs, undefined, 8);
     for (const phase of phasesFor(scenario.phases)) {
+      // Read in this order, the event loop's share can never exceed the whole.
       const cpu0 = run.target.cpuSeconds();
+      const loop0 = run.target.loopCpuSeconds?.();
       const r = await phaseLoad(phase.mode, profile!.phaseMs, phase.rate, phase.concurrency);
+      const loop = loop0 === undefined ? undefined : run.target.loopCpuSeconds!() - loop0;
       const cpu = run.target.cpuSeconds() - cpu0;
+      const per1000 = (seconds: number) => (r.requests ? Math.round((seconds / r.requests) * 1000 * 1000) / 1000 : 0);
       const result: PhaseResult = {
         scenario: scenario.name,
         variant: variant.name,
@@ -126,7 +130,8 @@ async function runVariant(scenario: (typeof SCENARIOS)[number], variant: (typeof
         targetRate: phase.rate,
         concurrency: phase.concurrency,
         ...r,
-        cpuPer1000: r.requests ? Math.round((cpu / r.requests) * 1000 * 1000) / 1000 : 0,
+        cpuPer1000: per1000(cpu),
+        ...(loop === undefined ? {} : { loopCpuPer1000: per1000(loop) }),
         peakRssMb: run.target.peakRssMb(),
       };
       results.push(result);

@@ -17,6 +17,7 @@ import { createRequire } from 'node:module';
 import { createLogger } from '../src/telemetry/logger.js';
 import { createMetrics } from '../src/telemetry/metrics.js';
 import type { LoadResult } from './lib/load_grpc.js';
+import { mainThreadCpuSeconds } from './lib/process_stats.js';
 import { startOidcProviderPeer, startPortcullis, type Target } from './lib/target.js';
 import type { Scenario } from './scenarios.js';
 
@@ -178,6 +179,7 @@ function benchProcess(): Target {
       const u = process.cpuUsage();
       return (u.user + u.system) / 1e6;
     },
+    loopCpuSeconds: () => mainThreadCpuSeconds(process.pid),
     peakRssMb: () => Math.round(process.resourceUsage().maxRSS / 102.4) / 10,
     stop: async () => {},
   };

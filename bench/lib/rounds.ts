@@ -2,6 +2,8 @@ import type { PhaseResult } from './report.js';
 
 /** Fields summarized by their median over rounds. */
 const MEDIAN_FIELDS = ['requests', 'rate', 'p50', 'p90', 'p99', 'p999', 'max', 'cpuPer1000', 'peakRssMb'] as const;
+/** Fields only some targets report: the median of the rounds that have them. */
+const OPTIONAL_MEDIAN_FIELDS = ['loopCpuPer1000'] as const;
 
 /** The middle value (the mean of the two middle ones for an even count); undefined for none. */
 export function median(values: readonly number[]): number | undefined {
@@ -31,6 +33,10 @@ export function medianResults(rounds: readonly (readonly PhaseResult[])[]): Phas
   return [...groups.values()].map((rows) => {
     const merged: PhaseResult = { ...rows[0]!, errors: rows.reduce((n, r) => n + r.errors, 0), errorSamples: rows.flatMap((r) => r.errorSamples).slice(0, 5) };
     for (const field of MEDIAN_FIELDS) merged[field] = round3(median(rows.map((r) => r[field]))!);
+    for (const field of OPTIONAL_MEDIAN_FIELDS) {
+      const value = median(rows.flatMap((r) => (r[field] === undefined ? [] : [r[field]])));
+      if (value !== undefined) merged[field] = round3(value);
+    }
     if (rows.some((r) => r.exhausted)) merged.exhausted = true;
     return merged;
   });

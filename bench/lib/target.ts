@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cpuSeconds, overTree, peakRssMb } from './process_stats.js';
+import { cpuSeconds, mainThreadCpuSeconds, overTree, peakRssMb } from './process_stats.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 
@@ -19,6 +19,8 @@ export interface Target {
   sqliteFile?: string;
   kek?: string;
   cpuSeconds(): number;
+  /** Node targets: CPU seconds of the main threads (the event loops) alone, a part of cpuSeconds. */
+  loopCpuSeconds?(): number;
   peakRssMb(): number;
   stop(): Promise<void>;
 }
@@ -123,6 +125,7 @@ async function launch(name: string, dir: string, args: string[], ready: string, 
     dir,
     // With cluster workers (workers: N) the process and its workers together.
     cpuSeconds: () => overTree(pid, cpuSeconds),
+    loopCpuSeconds: () => overTree(pid, mainThreadCpuSeconds),
     peakRssMb: () => overTree(pid, peakRssMb),
     stop: () =>
       new Promise<void>((resolve) => {

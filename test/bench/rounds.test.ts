@@ -44,6 +44,16 @@ describe('bench rounds', () => {
     expect(merged[1]).toMatchObject({ rate: 8000, p99: 6, peakRssMb: 230, errors: 0 });
   });
 
+  it('takes the median of the event loop CPU over the rounds that report it, and leaves it out where none does', () => {
+    const merged = medianResults([
+      [row('max', { loopCpuPer1000: 0.05 }), row('open-1000', {})],
+      [row('max', {}), row('open-1000', {})],
+      [row('max', { loopCpuPer1000: 0.07 }), row('open-1000', {})],
+    ]);
+    expect(merged[0]!.loopCpuPer1000).toBe(0.06);
+    expect(merged[1]).not.toHaveProperty('loopCpuPer1000');
+  });
+
   it('sums errors over the rounds and keeps their samples, so an error in one round still fails the run', () => {
     const merged = medianResults([[row('max', {})], [row('max', { errors: 2, errorSamples: ['status 14'] })], [row('max', {})]]);
     expect(merged[0]).toMatchObject({ errors: 2, errorSamples: ['status 14'] });

@@ -32,7 +32,11 @@ describe('npm run bench', () => {
       expect(x.p99).toBeGreaterThanOrEqual(x.p50);
       expect(x.cpuPer1000).toBeGreaterThan(0);
       expect(x.peakRssMb).toBeGreaterThan(10);
+      // The event loop's part of the CPU (Node servers): within the whole, up to one clock tick.
+      expect(x.loopCpuPer1000).toBeGreaterThanOrEqual(0);
+      expect(x.loopCpuPer1000!).toBeLessThanOrEqual(x.cpuPer1000 + 10_000 / x.requests);
     }
+    for (const x of report.results.filter((r) => r.phase === 'max')) expect(x.loopCpuPer1000).toBeGreaterThan(0);
     expect(report.budgets.find((b) => b.name === 'check max throughput >= 0.5 x floor')?.status).toMatch(/pass|fail/);
     expect(readFileSync(join(out, files[1]!), 'utf8')).toContain('| check | example | max |');
     expect(readFileSync(join(out, files[2]!), 'utf8')).toMatch(/^<svg[\s\S]*check\/example max[\s\S]*<\/svg>\n$/);
@@ -51,6 +55,10 @@ describe('npm run bench', () => {
       expect(x.p99).toBeGreaterThanOrEqual(x.p50);
       expect(x.cpuPer1000).toBeGreaterThan(0);
     }
+    // A login's CPU is mostly argon2id on the libuv pool, not the event loop (the split the report shows).
+    const login = report.results.find((x) => x.variant === 'password')!;
+    expect(login.loopCpuPer1000).toBeGreaterThan(0);
+    expect(login.loopCpuPer1000!).toBeLessThan(login.cpuPer1000 / 2);
     for (const name of ['login/s >= 0.9 x raw argon2id verifications/s', 'refresh rotation >= 0.25 x client_credentials throughput', 'client_credentials >= 1.5 x node-oidc-provider throughput']) {
       expect(report.budgets.find((b) => b.name === name)?.status).toMatch(/pass|fail/);
     }
