@@ -61,8 +61,8 @@ export async function spawnServer(configFile: string, env: Record<string, string
 }
 
 /** Runs a CLI command to completion. */
-export function runCli(args: string[], env: Record<string, string> = {}, input?: string) {
-  return spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 30_000, ...(input === undefined ? {} : { input }) });
+export function runCli(args: string[], env: Record<string, string> = {}, input?: string, as?: { uid: number; gid: number; cwd: string }) {
+  return spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 30_000, ...(input === undefined ? {} : { input }), ...as });
 }
 
 /** A loopback port free right now (for tests that must know a port before the server logs it). */

@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import { spawn } from 'node:child_process';
-import { chmodSync, cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Serving } from '../../src/grpc/health.js';
@@ -13,8 +13,9 @@ import { tempDir } from '../helpers/temp_dir.js';
 const work = tempDir('pc-startup');
 const LOOPBACK = { PORTCULLIS_GRPC_ADDRESS: '127.0.0.1:0', PORTCULLIS_ADMIN_ADDRESS: '127.0.0.1:0', PORTCULLIS_HTTP_ADDRESS: '127.0.0.1:0', PORTCULLIS_LOG_LEVEL: 'silent' };
 const serve = (env: Record<string, string>, config?: string) => runCli(['serve', ...(config ? ['--config', config] : [])], { ...LOOPBACK, PORTCULLIS_SQLITE_FILE: join(work, `db-${Math.random()}.db`), ...env });
+/** File permissions do not stop root: as root, the permission case runs the CLI as `nobody` in a folder `nobody` owns. */
+const NOBODY = 65534;
 const isRoot = process.getuid?.() === 0;
-if (isRoot) console.warn('running as root: file permissions do not stop reads, so the chmod 000 cases are skipped (the unreadable-file case uses a directory instead)');
 
 describe('start-up refusals (exit code and one clear line on stderr, before anything listens)', { timeout: 60_000 }, () => {
   it('refuses a bad lifecycle section with exit code 2, naming the key', () => {
@@ -43,15 +44,19 @@ describe('start-up refusals (exit code and one clear line on stderr, before anyt
     expect(r.stderr).toContain(`portcullis: cannot start: cannot read policy file ${join(dir, 'rbac.cedar')}: not a regular file`);
   });
 
-  it.skipIf(isRoot)('refuses a policy folder and a policy file without read permission', () => {
-    const dir = join(work, 'no-permission');
+  it('refuses a policy folder and a policy file without read permission', () => {
+    const home = tempDir('pc-startup-perm');
+    const dir = join(home, 'no-permission');
     cpSync(EXAMPLE_POLICIES, dir, { recursive: true });
+    if (isRoot) for (const path of [home, dir, join(dir, 'rbac.cedar')]) chownSync(path, NOBODY, NOBODY);
+    const as = isRoot ? { uid: NOBODY, gid: NOBODY, cwd: home } : undefined;
+    const env = { ...LOOPBACK, PORTCULLIS_SQLITE_FILE: join(home, 'db.db'), PORTCULLIS_POLICIES_DIR: dir };
     chmodSync(join(dir, 'rbac.cedar'), 0o000);
-    const file = serve({ PORTCULLIS_POLICIES_DIR: dir });
+    const file = runCli(['serve'], env, undefined, as);
     expect(file.status).toBe(1);
     expect(file.stderr).toContain(`cannot read policy file ${join(dir, 'rbac.cedar')}: EACCES`);
     chmodSync(dir, 0o000);
-    const folder = serve({ PORTCULLIS_POLICIES_DIR: dir });
+    const folder = runCli(['serve'], env, undefined, as);
     chmodSync(dir, 0o755);
     expect(folder.status).toBe(1);
     expect(folder.stderr).toContain(`cannot read policy folder ${dir}: EACCES`);

@@ -12,11 +12,14 @@ import { startTcpProxy, viaProxy, type TcpProxy } from '../helpers/tcp_proxy.js'
 /**
  * PostgreSQL goes away under load. A real sidecar reaches PostgreSQL through a loopback proxy;
  * mid-run the server kills every session of the sidecar (pg_terminate_backend, as a restart does)
- * and stays unreachable for OUTAGE_MS while logins and refresh rotations keep coming. Bounded:
- * at most MAX_OPS requests in at most LOAD_MS.
+ * and stays unreachable for OUTAGE_MS while logins and refresh rotations keep coming. Each worker
+ * paces itself (at most one request per PACE_MS) so the load spans the whole run however fast the
+ * machine is: unpaced, a fast machine finished its MAX_OPS before the fault. Bounded: at most
+ * MAX_OPS requests in at most LOAD_MS.
  */
 const WORKERS = 6;
-const MAX_OPS = 300;
+const PACE_MS = 40;
+const MAX_OPS = 1_000;
 const LOAD_MS = 6_000;
 const FAULT_AT_MS = 1_500;
 const OUTAGE_MS = 1_500;
@@ -109,6 +112,7 @@ describe.skipIf(!PG_URL)('PostgreSQL outage under load', () => {
       let chain: Chain | undefined;
       while (more()) {
         ops++;
+        const next = Date.now() + PACE_MS;
         // Mostly rotations; now and then a fresh login (a new family).
         if (!chain || ops % 8 === 0) {
           const r = await login(user);
@@ -122,7 +126,8 @@ describe.skipIf(!PG_URL)('PostgreSQL outage under load', () => {
             chain.rotations++;
           }
         }
-        if (outcomes.at(-1)!.status !== 200) await new Promise((resolve) => setTimeout(resolve, 50));
+        const wait = Math.max(next - Date.now(), outcomes.at(-1)!.status !== 200 ? 50 : 0);
+        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
       }
     };
 
@@ -157,6 +162,9 @@ describe.skipIf(!PG_URL)('PostgreSQL outage under load', () => {
     // While PostgreSQL was away: /ready said so on both listeners, Checks kept deciding from memory,
     // and a failed key reload did not forget the revoked token.
     expect(f.killed).toBeGreaterThan(0);
+    // The load ran before, during and after the outage.
+    expect(outcomes.some((o) => o.end < f.faultAt)).toBe(true);
+    expect(outcomes.some((o) => o.start >= f.faultAt && o.start < f.restoredAt)).toBe(true);
     expect(f.during.ready).toEqual([
       { status: 503, store: false },
       { status: 503, store: false },
