@@ -87,7 +87,7 @@ describe.skipIf(!url)('redis cache', () => {
     const proxy = await startTcpProxy({ host: new URL(url!).hostname, port: Number(new URL(url!).port || 6379) });
     proxies.push(proxy);
     const prefix = freshPrefix();
-    const cache = await track(open({ url: proxy.url(), keyPrefix: prefix }));
+    const cache = await track(open({ url: proxy.url(), keyPrefix: prefix, commandTimeoutMs: 5_000 }));
     const got: string[] = [];
     let resyncs = 0;
     await cache.subscribe('keys', (m) => got.push(m), () => resyncs++);
@@ -98,7 +98,8 @@ describe.skipIf(!url)('redis cache', () => {
     for (const call of [() => cache.addOnce('dpop:x', 1_000), () => cache.increment('rl:a', 60_000), () => cache.publish('keys', 'k'), () => cache.ping()]) {
       const { ms, err } = await timedFailure(call());
       expect(isPortcullisError(err, 'ERR_CACHE')).toBe(true);
-      expect(ms).toBeLessThan(100);
+      // At once, not by the (5 s) command timeout: a loaded CI machine gets some slack.
+      expect(ms).toBeLessThan(1_000);
     }
 
     await proxy.start();

@@ -27,7 +27,15 @@ export async function spawnServer(configFile: string, env: Record<string, string
   const logs: Array<Record<string, unknown>> = [];
   let stderr = '';
   child.stderr!.on('data', (b: Buffer) => (stderr += String(b)));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal, at: performance.now() })));
+  // The time is taken at 'exit'; the promise resolves at 'close', once stdout and stderr are read to the
+  // end, or 2 s after 'exit' if something else (a cluster worker) still holds the pipes.
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) => {
+    child.once('exit', (code, signal) => {
+      const result = { code, signal, at: performance.now() };
+      const timer = setTimeout(() => resolve(result), 2_000);
+      child.once('close', () => (clearTimeout(timer), resolve(result)));
+    });
+  });
   let partial = '';
   const serving = new Promise<Record<string, unknown>>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not start in 45 s: ${stderr}`)), 45_000);

@@ -100,7 +100,7 @@ describe('serve, token mint and check', () => {
     config = join(work, 'dev.yaml');
     policies = join(work, 'live-policies');
     cpSync(EXAMPLE_POLICIES, policies, { recursive: true });
-    writeFileSync(config, `grpc:\n  address: 127.0.0.1:0\n  warmup_checks: 10\nadmin:\n  address: 127.0.0.1:0\nhttp:\n  address: 127.0.0.1:0\nstore:\n  sqlite_file: ${join(work, 'data', 'portcullis.db')}\ntoken_module:\n  kek_file: ${join(work, 'data', 'kek')}\npolicies:\n  dir: ${policies}\n  watch: false\ndev_issuer:\n  key_file: ${join(work, 'data', 'dev-key.json')}\n`);
+    writeFileSync(config, `grpc:\n  address: 127.0.0.1:0\n  warmup_checks: 10\nadmin:\n  address: 127.0.0.1:0\nhttp:\n  address: 127.0.0.1:0\nstore:\n  sqlite_file: ${join(work, 'data', 'portcullis.db')}\ntoken_module:\n  kek_file: ${join(work, 'data', 'kek')}\n  key_rotation:\n    reload_seconds: 3600\npolicies:\n  dir: ${policies}\n  watch: false\ndev_issuer:\n  key_file: ${join(work, 'data', 'dev-key.json')}\n`);
     server = spawn(process.execPath, [BIN, 'serve', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
     server.stdout!.on('data', (b: Buffer) => logs.push(...String(b).split('\n').filter(Boolean)));
     await new Promise<void>((resolve, reject) => {

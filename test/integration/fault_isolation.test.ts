@@ -116,7 +116,7 @@ describe('the process-level error policy of portcullis serve', { timeout: 120_00
   });
 
   it('drains and exits 1 on an uncaught exception', async () => {
-    const c = configFile(['lifecycle: { drain_seconds: 1, shutdown_timeout_seconds: 2 }']);
+    const c = configFile(['lifecycle: { drain_seconds: 3, shutdown_timeout_seconds: 2 }']);
     const server = (running = await spawnServer(c.file, { PORTCULLIS_KEK: randomBytes(32).toString('base64url'), PC_INJECT: 'exception' }, ['--import', INJECT]));
     server.child.kill('SIGUSR2');
     const [fatal] = await waitForLog(server, 'uncaught exception: draining and exiting 1');
@@ -158,9 +158,12 @@ describe('a store gone for longer than lifecycle.store_unavailable_exit_seconds'
     expect(await metric(server.admin, 'auth_store_up')).toBe(1);
     rmSync(c.db);
     expect((await fetch(`http://${server.http}/health`)).status).toBe(503);
-    await sleep(6000); // past the limit and a full ping interval (5 s outside production)
-    expect(server.child.exitCode).toBe(null);
+    // The watchdog pings every 5 s outside production; wait for it to see the store gone, then past the limit.
+    const deadline = Date.now() + 10_000;
+    while ((await metric(server.admin, 'auth_store_up')) !== 0 && Date.now() < deadline) await sleep(100);
     expect(await metric(server.admin, 'auth_store_up')).toBe(0);
+    await sleep(1500);
+    expect(server.child.exitCode).toBe(null);
     expect(await checkHealth(server.grpc)).toBe(Serving.SERVING);
     server.child.kill('SIGTERM');
     expect((await server.exited).code).toBe(0);
