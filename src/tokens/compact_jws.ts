@@ -7,6 +7,9 @@ export interface CompactJws {
   signature: Buffer;
 }
 
+/** Three base64url segments: the cheap shape check run before any decoding. */
+export const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+
 /** Why a compact JWS could not be decoded (the caller maps it to its own error). */
 export class UndecodableJws extends Error {}
 

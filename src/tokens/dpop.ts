@@ -1,9 +1,11 @@
 import { hash } from 'node:crypto';
-import { decodeProtectedHeader, type JWK } from 'jose';
+import type { JWK } from 'jose';
 import type { Cache } from '../cache/index.js';
 import type { Clock } from '../lib/clock.js';
 import { PortcullisError } from '../lib/errors.js';
+import { COMPACT_JWS, decodeCompactJws, UndecodableJws, type CompactJws } from './compact_jws.js';
 import type { DpopNonces } from './dpop_nonce.js';
+import { PRIVATE_JWK_MEMBERS } from './jwk_checks.js';
 import { createProofKeys, UnusableKey } from './proof_keys.js';
 
 /** Why a proof was refused: bounded, used as the `reason` label of `auth_dpop_proofs_rejected_total`. */
@@ -63,8 +65,6 @@ export interface VerifiedProof {
 
 export type DpopVerifier = (request: DpopRequest) => Promise<VerifiedProof>;
 
-const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
-const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
 
 /**
  * RFC 9449 §4.3 proof checks, in order: one well-formed `dpop+jwt` with a public `jwk` and an
@@ -80,8 +80,15 @@ export function createDpopVerifier(o: DpopProofOptions): DpopVerifier {
     if (req.proofs.length > 1) throw new DpopError('malformed', 'more than one DPoP header');
     const proof = req.proofs[0]!;
     if (proof.length > o.maxProofBytes || !COMPACT_JWS.test(proof)) throw new DpopError('malformed', 'not a compact JWS within the size limit');
-    const { jwk, alg } = proofHeader(proof, o.algorithms);
-    const { payload, jkt } = await verifiedPayload(proof, jwk, alg, keys);
+    let jws: CompactJws;
+    try {
+      jws = decodeCompactJws(proof);
+    } catch (cause) {
+      if (cause instanceof UndecodableJws) throw new DpopError('malformed', `undecodable proof: ${cause.message}`, cause);
+      throw cause;
+    }
+    const { jwk, alg } = proofHeader(jws.header, o.algorithms);
+    const { payload, jkt } = await verifiedPayload(jws, jwk, alg, keys);
     if (payload.htm !== req.method) throw new DpopError('htm_mismatch', 'htm does not match the request method');
     const htu = withoutQuery(payload.htu as string);
     if (htu === undefined || !req.urls.some((u) => withoutQuery(u) === htu)) throw new DpopError('htu_mismatch', 'htu does not match the request URL');
@@ -95,24 +102,18 @@ export function createDpopVerifier(o: DpopProofOptions): DpopVerifier {
   };
 }
 
-function proofHeader(proof: string, algorithms: readonly string[]): { jwk: JWK; alg: string } {
-  let header: ReturnType<typeof decodeProtectedHeader>;
-  try {
-    header = decodeProtectedHeader(proof);
-  } catch (cause) {
-    throw new DpopError('malformed', 'undecodable proof header', cause);
-  }
+function proofHeader(header: Record<string, unknown>, algorithms: readonly string[]): { jwk: JWK; alg: string } {
   if (header.typ !== 'dpop+jwt') throw new DpopError('malformed', 'typ must be dpop+jwt');
   // No JWS extension is understood (RFC 7515 §4.1.11), and the payload is always base64url (no RFC 7797 b64).
   if (header.crit !== undefined || header.b64 !== undefined) throw new DpopError('malformed', 'crit and b64 are not supported');
   if (typeof header.alg !== 'string' || !algorithms.includes(header.alg)) throw new DpopError('malformed', 'alg is not allowed');
   const jwk = header.jwk as JWK | undefined;
   if (!jwk || typeof jwk !== 'object' || Array.isArray(jwk)) throw new DpopError('malformed', 'jwk header is required');
-  if (PRIVATE_MEMBERS.some((m) => Object.hasOwn(jwk, m))) throw new DpopError('malformed', 'jwk must be a public key');
+  if (PRIVATE_JWK_MEMBERS.some((m) => Object.hasOwn(jwk, m))) throw new DpopError('malformed', 'jwk must be a public key');
   return { jwk, alg: header.alg };
 }
 
-async function verifiedPayload(proof: string, jwk: JWK, alg: string, keys: ReturnType<typeof createProofKeys>): Promise<{ payload: Record<string, unknown>; jkt: string }> {
+async function verifiedPayload(jws: CompactJws, jwk: JWK, alg: string, keys: ReturnType<typeof createProofKeys>): Promise<{ payload: Record<string, unknown>; jkt: string }> {
   let key: ReturnType<typeof keys.resolve>;
   try {
     key = keys.resolve(jwk, alg);
@@ -120,19 +121,8 @@ async function verifiedPayload(proof: string, jwk: JWK, alg: string, keys: Retur
     if (cause instanceof UnusableKey) throw new DpopError('malformed', `unusable proof key: ${cause.message}`, cause);
     throw cause;
   }
-  const lastDot = proof.lastIndexOf('.');
-  if (!(await keys.verifies(alg, key.key, Buffer.from(proof.slice(0, lastDot)), Buffer.from(proof.slice(lastDot + 1), 'base64url')))) {
-    throw new DpopError('bad_signature', 'the proof signature does not verify with its jwk');
-  }
-  const bytes = Buffer.from(proof.slice(proof.indexOf('.') + 1, lastDot), 'base64url');
-  let payload: unknown;
-  try {
-    payload = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
-  } catch (cause) {
-    throw new DpopError('malformed', 'the proof payload is not JSON', cause);
-  }
-  if (!payload || typeof payload !== 'object' || Array.isArray(payload)) throw new DpopError('malformed', 'the proof payload is not an object');
-  const p = payload as Record<string, unknown>;
+  if (!(await keys.verifies(alg, key.key, jws.signingInput, jws.signature))) throw new DpopError('bad_signature', 'the proof signature does not verify with its jwk');
+  const p = jws.payload;
   if (typeof p.jti !== 'string' || p.jti.length === 0 || p.jti.length > 256) throw new DpopError('malformed', 'jti is required');
   if (typeof p.htm !== 'string' || typeof p.htu !== 'string') throw new DpopError('malformed', 'htm and htu are required');
   if (typeof p.iat !== 'number' || !Number.isFinite(p.iat)) throw new DpopError('malformed', 'iat must be a number');

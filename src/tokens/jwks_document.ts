@@ -1,7 +1,7 @@
 import type { JSONWebKeySet, JWK } from 'jose';
 import { FetchFailure } from './http_fetch.js';
+import { PRIVATE_JWK_MEMBERS, rsaModulusBits } from './jwk_checks.js';
 
-const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k', 'oth'] as const;
 const MIN_RSA_BITS = 2048;
 const MAX_KEYS = 100;
 
@@ -35,21 +35,13 @@ function rejectReason(raw: unknown): string | undefined {
   const key = raw as Record<string, unknown>;
   if (typeof key.kty !== 'string') return 'no kty';
   if (!['RSA', 'EC', 'OKP'].includes(key.kty)) return `unsupported kty ${key.kty.slice(0, 16)}`;
-  if (PRIVATE_MEMBERS.some((m) => m in key)) return 'holds private or symmetric material';
+  if (PRIVATE_JWK_MEMBERS.some((m) => m in key)) return 'holds private or symmetric material';
   if (key.use !== undefined && key.use !== 'sig') return 'not a signing key';
   if (key.kid !== undefined && typeof key.kid !== 'string') return 'kid is not a string';
   if (key.kty === 'RSA') {
     if (typeof key.n !== 'string' || typeof key.e !== 'string') return 'RSA key without n/e';
-    const bits = modulusBits(key.n);
+    const bits = rsaModulusBits(key.n);
     if (bits < MIN_RSA_BITS) return `RSA modulus of ${bits} bits is under ${MIN_RSA_BITS}`;
   }
   return undefined;
-}
-
-function modulusBits(n: string): number {
-  const bytes = Buffer.from(n, 'base64url');
-  let i = 0;
-  while (i < bytes.length && bytes[i] === 0) i++;
-  if (i === bytes.length) return 0;
-  return (bytes.length - i) * 8 - Math.clz32(bytes[i]!) + 24;
 }

@@ -1,6 +1,7 @@
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import type { JWK } from 'jose';
 import { LRUCache } from 'lru-cache';
+import { rsaModulusBits } from './jwk_checks.js';
 import { ALGORITHM_FAMILIES, signatureVerifies } from './jws_signature.js';
 
 /** Why a proof key is unusable (DPoP maps these to `malformed`). */
@@ -43,7 +44,7 @@ export function createProofKeys(maxEntries = 10_000) {
     const jkt = jwkThumbprint(jwk);
     const hit = cache.get(jkt);
     if (hit) return hit;
-    if (family.kty === 'RSA' && modulusBits(jwk.n!) < 2048) throw new UnusableKey('RSA keys need a modulus of 2048 bits or more');
+    if (family.kty === 'RSA' && rsaModulusBits(jwk.n!) < 2048) throw new UnusableKey('RSA keys need a modulus of 2048 bits or more');
     let key: KeyObject;
     try {
       const members = Object.fromEntries(THUMBPRINT_MEMBERS[family.kty]!.map((m) => [m, (jwk as Record<string, unknown>)[m]]));
@@ -60,11 +61,4 @@ export function createProofKeys(maxEntries = 10_000) {
   const verifies = (alg: string, key: KeyObject, data: Buffer, signature: Buffer): Promise<boolean> => signatureVerifies(alg, key, data, signature);
 
   return { resolve, verifies };
-}
-
-function modulusBits(n: string): number {
-  const bytes = Buffer.from(n, 'base64url');
-  let i = 0;
-  while (i < bytes.length && bytes[i] === 0) i++;
-  return i === bytes.length ? 0 : (bytes.length - i - 1) * 8 + (32 - Math.clz32(bytes[i]!));
 }

@@ -4,7 +4,7 @@ import { LRUCache } from 'lru-cache';
 import type { Clock } from '../lib/clock.js';
 import { PortcullisError, type ErrorCode } from '../lib/errors.js';
 import type { Metrics } from '../telemetry/metrics.js';
-import { decodeCompactJws, type CompactJws } from './compact_jws.js';
+import { COMPACT_JWS, decodeCompactJws, type CompactJws } from './compact_jws.js';
 import { keyFitsAlgorithm, signatureVerifies } from './jws_signature.js';
 import type { KeySource, VerifyKey } from './key_source.js';
 import { principalFromClaims, type ClaimMapping, type Principal } from './principal.js';
@@ -44,7 +44,6 @@ export interface TokenVerifier {
 
 /** Default longest token accepted before any parsing (config `limits.max_token_bytes`). */
 export const MAX_TOKEN_LENGTH = 16 * 1024;
-const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
 /** Short descriptions safe to send to clients (`error_description`). */
 export const TOKEN_ERROR_DESCRIPTIONS: Partial<Record<ErrorCode, string>> = {

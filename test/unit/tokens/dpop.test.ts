@@ -95,6 +95,18 @@ describe('DPoP proof verification (RFC 9449 §4.3)', () => {
     expect(await reason(verify(request('e30.e30.')))).toBe('malformed');
   });
 
+  it('decodes a proof as strictly as an access token: a segment of impossible base64url length is malformed, before any signature check', async () => {
+    const [header, payload, signature] = (await key.proof('GET', URL_, { accessToken: TOKEN, iat: now() })).split('.') as [string, string, string];
+    const stretched = (segment: string) => segment + 'A'.repeat((((1 - (segment.length % 4)) % 4) + 4) % 4 || 4);
+    for (const proof of [`${stretched(header)}.${payload}.${signature}`, `${header}.${stretched(payload)}.${signature}`, `${header}.${payload}.${stretched(signature)}`]) {
+      expect(proof.split('.').some((segment) => segment.length % 4 === 1)).toBe(true);
+      expect(await reason(verify(request(proof)))).toBe('malformed');
+    }
+    const array = Buffer.from('[]').toString('base64url');
+    expect(await reason(verify(request(`${header}.${array}.${signature}`)))).toBe('malformed');
+    expect(await reason(verify(request(`${array}.${payload}.${signature}`)))).toBe('malformed');
+  });
+
   it('refuses algorithms outside the allow-list, HMAC and none included', async () => {
     const ps = await makeDpopKey('PS256');
     expect(await reason(verify(request(await ps.proof('GET', URL_, { accessToken: TOKEN, iat: now() }), { boundJkt: ps.jkt })))).toBe('malformed');
