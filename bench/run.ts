@@ -154,6 +154,8 @@ const lookupIn =
     return typeof value === 'number' ? value : undefined;
   };
 const merged = rounds > 1 ? medianResults(roundResults) : roundResults[0]!;
+/** The rounds pooled, for latency budgets: only phases whose every round kept its histogram. */
+const pooledLookup = lookupIn(merged.filter((r) => r.histogram !== undefined));
 const report: BenchReport = {
   timestamp: new Date().toISOString(),
   profile: profileName,
@@ -162,8 +164,8 @@ const report: BenchReport = {
   rounds,
   results: merged,
   ...(rounds > 1 ? { roundResults } : {}),
-  budgets: evaluateBudgetsOverRounds(budgets, hardware, roundResults.map(lookupIn)),
-  notes: [...(rounds > 1 ? [`${rounds} rounds: each phase shows the median of its rounds field by field; each budget is the median of its per-round values (listed beside it)`] : []), ...notes, ...failures.map((f) => `FAILED ${f}`)],
+  budgets: evaluateBudgetsOverRounds(budgets, hardware, roundResults.map(lookupIn), pooledLookup),
+  notes: [...(rounds > 1 ? [`${rounds} rounds: latency percentiles are over all the rounds' requests (their histograms pooled; autocannon phases: the median of the rounds), the other fields the median of the rounds field by field; a latency budget is judged on the pooled values, every other budget by the median of its per-round values (listed beside it)`] : []), ...notes, ...failures.map((f) => `FAILED ${f}`)],
 };
 
 mkdirSync(outDir, { recursive: true });

@@ -1,5 +1,4 @@
 import { hash, verify } from '@node-rs/argon2';
-import * as hdr from 'hdr-histogram-js';
 import type { Request } from 'autocannon';
 import { parseConfig } from '../src/config/index.js';
 import { BUILTIN_LOGIN_CLIENT } from '../src/issuer/builtin_client.js';
@@ -16,6 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { createLogger } from '../src/telemetry/logger.js';
 import { createMetrics } from '../src/telemetry/metrics.js';
+import { latencyHistogram, summarize } from './lib/latency.js';
 import type { LoadResult } from './lib/load_grpc.js';
 import { mainThreadCpuSeconds } from './lib/process_stats.js';
 import { startOidcProviderPeer, startPortcullis, type Target } from './lib/target.js';
@@ -187,7 +187,7 @@ function benchProcess(): Target {
 
 /** `concurrency` loops of argon2id verifications for `durationMs` (bounded by time). */
 async function argon2Load(stored: string, concurrency: number, durationMs: number): Promise<LoadResult> {
-  const histogram = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 });
+  const histogram = latencyHistogram();
   const start = performance.now();
   const end = start + durationMs;
   let completed = 0;
@@ -203,6 +203,5 @@ async function argon2Load(stored: string, concurrency: number, durationMs: numbe
     }),
   );
   const elapsed = (performance.now() - start) / 1000;
-  const ms = (micros: number) => Math.round(micros) / 1000;
-  return { requests: completed, errors, errorSamples: [], rate: Math.round(completed / elapsed), p50: ms(histogram.getValueAtPercentile(50)), p90: ms(histogram.getValueAtPercentile(90)), p99: ms(histogram.getValueAtPercentile(99)), p999: ms(histogram.getValueAtPercentile(99.9)), max: ms(histogram.maxValue) };
+  return { requests: completed, errors, errorSamples: [], rate: Math.round(completed / elapsed), ...summarize(histogram) };
 }

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { z } from 'zod';
-import { median } from './rounds.js';
+import { LATENCY_FIELDS, median } from './rounds.js';
 
 const ref = z.string().regex(/^[\w-]+\/[\w-]+\/[\w-]+\.\w+$/, 'scenario/variant/phase.field');
 const budget = z
@@ -25,12 +25,14 @@ export type BudgetFile = z.infer<typeof fileSchema>;
 export interface BudgetOutcome {
   name: string;
   kind: 'relative' | 'absolute';
-  /** The measured value; with several rounds, the median of the rounds' values. */
+  /** The measured value; with several rounds, the median of the rounds' values, or the pooled value (see `pooled`). */
   value: number | undefined;
   limit: string;
   status: 'pass' | 'fail' | 'skipped';
   /** Each round's value (only when the run had more than one round). */
   rounds?: number[];
+  /** The value is computed from the rounds' requests pooled (latency budgets), not the median of `rounds`. */
+  pooled?: boolean;
 }
 
 export function loadBudgets(file: string): BudgetFile {
@@ -48,17 +50,24 @@ export function evaluateBudgets(file: BudgetFile, hardware: string | undefined, 
  * Budgets over several rounds of the same scenarios, one lookup per round: each budget is computed
  * within each round (a ratio pairs two measurements taken minutes apart, not tens of minutes) and
  * judged by the median of those values, so one disturbed round on a noisy machine decides nothing.
+ * A budget on latency percentiles only is judged instead on the rounds pooled, when `pooledLookup`
+ * has every phase it names (their histograms were kept): a percentile of all the rounds' requests
+ * is steadier than the middle of a few per-round percentiles. Each round's value is listed either way.
  */
-export function evaluateBudgetsOverRounds(file: BudgetFile, hardware: string | undefined, lookups: readonly Lookup[]): BudgetOutcome[] {
+export function evaluateBudgetsOverRounds(file: BudgetFile, hardware: string | undefined, lookups: readonly Lookup[], pooledLookup?: Lookup): BudgetOutcome[] {
   const absolute = hardware ? file.absolute[hardware] : undefined;
   if (hardware && !absolute) throw new Error(`bench/budgets.yaml has no absolute budgets for hardware profile "${hardware}"`);
   const judge = (b: Budget, kind: BudgetOutcome['kind']): BudgetOutcome => {
     const values = lookups.map((lookup) => measure(b, lookup)).filter((v): v is number => v !== undefined);
-    const outcome = verdict(b, kind, median(values));
-    return lookups.length > 1 && values.length > 0 ? { ...outcome, rounds: values.map(round3) } : outcome;
+    const pooledValue = lookups.length > 1 && pooledLookup && refs(b).every((r) => (LATENCY_FIELDS as readonly string[]).includes(r.slice(r.lastIndexOf('.') + 1))) ? measure(b, pooledLookup) : undefined;
+    const outcome = verdict(b, kind, pooledValue ?? median(values));
+    if (lookups.length === 1 || values.length === 0) return outcome;
+    return { ...outcome, rounds: values.map(round3), ...(pooledValue === undefined ? {} : { pooled: true }) };
   };
   return [...file.relative.map((b) => judge(b, 'relative')), ...(absolute ?? []).map((b) => judge(b, 'absolute'))];
 }
+
+const refs = (b: Budget): string[] => (b.value ? [b.value] : [...(b.ratio ?? b.difference)!]);
 
 function measure(b: Budget, lookup: Lookup): number | undefined {
   if (b.value) return lookup(b.value);

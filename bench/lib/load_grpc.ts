@@ -1,4 +1,5 @@
 import * as hdr from 'hdr-histogram-js';
+import { latencyHistogram, summarize, type LatencySummary } from './latency.js';
 import { Worker } from 'node:worker_threads';
 import type { IntervalReport, WorkerJob, WorkerResult } from './load_worker.js';
 
@@ -23,18 +24,12 @@ export interface LoadSpec {
   singleUse?: boolean;
 }
 
-export interface LoadResult {
+export interface LoadResult extends LatencySummary {
   requests: number;
   errors: number;
   errorSamples: string[];
   /** Completed requests per second. */
   rate: number;
-  /** Latency percentiles in milliseconds. */
-  p50: number;
-  p90: number;
-  p99: number;
-  p999: number;
-  max: number;
   /** A single-use pool ran out before the phase's time was up (the phase is shorter than asked). */
   exhausted?: boolean;
 }
@@ -85,20 +80,15 @@ export function startNodeLoad(spec: LoadSpec & { intervalMs?: number }, onInterv
 
 /** Adds up worker reports (final or one interval's) covering `seconds`. */
 function merge(reports: Array<Pick<WorkerResult, 'histogram' | 'completed' | 'errors' | 'errorSamples'>>, seconds: number): LoadResult {
-  const merged = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 });
+  const merged = latencyHistogram();
   for (const r of reports) merged.add(hdr.decodeFromCompressedBase64(r.histogram));
   const completed = reports.reduce((n, r) => n + r.completed, 0);
-  const ms = (micros: number) => Math.round(micros) / 1000;
   return {
     requests: completed,
     errors: reports.reduce((n, r) => n + r.errors, 0),
     errorSamples: reports.flatMap((r) => r.errorSamples).slice(0, 5),
     rate: Math.round(completed / seconds),
-    p50: ms(merged.getValueAtPercentile(50)),
-    p90: ms(merged.getValueAtPercentile(90)),
-    p99: ms(merged.getValueAtPercentile(99)),
-    p999: ms(merged.getValueAtPercentile(99.9)),
-    max: ms(merged.maxValue),
+    ...summarize(merged),
   };
 }
 

@@ -2,7 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as hdr from 'hdr-histogram-js';
+import { latencyHistogram, summarize } from './latency.js';
 import type { LoadResult, LoadSpec } from './load_grpc.js';
 
 /** True when nghttp2's h2load is on PATH (Debian package nghttp2-client). */
@@ -35,7 +35,7 @@ export async function runH2load(spec: LoadSpec): Promise<LoadResult> {
     const summary = /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(output);
     const finished = /finished in ([\d.]+)s, ([\d.]+) req\/s/.exec(output);
     if (!summary || !finished) throw new Error(`cannot read h2load output:\n${output.slice(-2000)}`);
-    const histogram = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 });
+    const histogram = latencyHistogram();
     let non2xx = 0;
     for (const line of readFileSync(log, 'utf8').split('\n')) {
       if (!line) continue;
@@ -43,18 +43,13 @@ export async function runH2load(spec: LoadSpec): Promise<LoadResult> {
       if (status !== '200') non2xx++;
       else histogram.recordValue(Math.max(1, Number(micros)));
     }
-    const ms = (micros: number) => Math.round(micros) / 1000;
     const errors = Number(summary[5]) + Number(summary[6]) + Number(summary[7]) + non2xx;
     return {
       requests: Number(summary[4]),
       errors,
       errorSamples: errors ? [`h2load: ${summary[0]}`] : [],
       rate: Math.round(Number(finished[2])),
-      p50: ms(histogram.getValueAtPercentile(50)),
-      p90: ms(histogram.getValueAtPercentile(90)),
-      p99: ms(histogram.getValueAtPercentile(99)),
-      p999: ms(histogram.getValueAtPercentile(99.9)),
-      max: ms(histogram.maxValue),
+      ...summarize(histogram),
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -10,6 +10,7 @@
  */
 import { Client, credentials, type ServiceError } from '@grpc/grpc-js';
 import * as hdr from 'hdr-histogram-js';
+import { latencyHistogram } from './latency.js';
 import { parentPort, workerData } from 'node:worker_threads';
 import { fromBinary } from '@bufbuild/protobuf';
 import { CheckResponseSchema } from '../../src/gen/envoy/service/auth/v3/external_auth_pb.js';
@@ -53,7 +54,7 @@ export interface WorkerResult {
 }
 
 const job = workerData as WorkerJob;
-const histogram = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 });
+const histogram = latencyHistogram();
 const client = new Client(job.address, credentials.createInsecure(), { 'grpc.max_receive_message_length': 4 << 20 });
 let sent = 0;
 let completed = 0;
@@ -61,7 +62,7 @@ let errors = 0;
 let inFlight = 0;
 const errorSamples: string[] = [];
 let pool = job.requests;
-const interval = { histogram: hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 }), completed: 0, errors: 0, errorSamples: [] as string[] };
+const interval = { histogram: latencyHistogram(), completed: 0, errors: 0, errorSamples: [] as string[] };
 parentPort!.on('message', (m: { requests?: Uint8Array[] }) => {
   if (m.requests?.length) pool = m.requests;
 });

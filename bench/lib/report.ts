@@ -33,7 +33,7 @@ export function markdown(r: BenchReport): string {
   const lines = [
     `# Benchmark ${r.timestamp}`,
     '',
-    `Profile \`${r.profile}\`${(r.rounds ?? 1) > 1 ? `, ${r.rounds} rounds (medians)` : ''}, generator \`${r.generator}\`, ${r.machine.cpus} × ${r.machine.model}, Node ${r.machine.node}.`,
+    `Profile \`${r.profile}\`${(r.rounds ?? 1) > 1 ? `, ${r.rounds} rounds (latencies pooled, other fields medians)` : ''}, generator \`${r.generator}\`, ${r.machine.cpus} × ${r.machine.model}, Node ${r.machine.node}.`,
     '',
     '| scenario | variant | phase | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | errors | CPU s/1000 | event loop CPU s/1000 | peak RSS MB |',
     '| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
@@ -41,7 +41,7 @@ export function markdown(r: BenchReport): string {
     '',
     '| budget | kind | value | limit | result |',
     '| --- | --- | ---: | --- | --- |',
-    ...r.budgets.map((b) => `| ${b.name} | ${b.kind} | ${b.value ?? '–'}${b.rounds && b.rounds.length > 1 ? ` (${b.rounds.join(', ')})` : ''} | ${b.limit} | ${b.status === 'fail' ? '**FAIL**' : b.status} |`),
+    ...r.budgets.map((b) => `| ${b.name} | ${b.kind} | ${b.value ?? '–'}${b.rounds && b.rounds.length > 1 ? ` (${b.pooled ? 'pooled; rounds ' : ''}${b.rounds.join(', ')})` : ''} | ${b.limit} | ${b.status === 'fail' ? '**FAIL**' : b.status} |`),
   ];
   if (r.notes.length) lines.push('', ...r.notes.map((n) => `- ${n}`));
   return `${lines.join('\n')}\n`;

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { evaluateBudgetsOverRounds, type BudgetFile } from '../../bench/lib/budgets.js';
 import type { PhaseResult } from '../../bench/lib/report.js';
+import { latencyHistogram, summarize } from '../../bench/lib/latency.js';
 import { median, medianResults } from '../../bench/lib/rounds.js';
 
 const row = (phase: string, fields: Partial<PhaseResult>): PhaseResult => ({
@@ -80,5 +81,60 @@ describe('bench rounds', () => {
       ['only some rounds', 'fail', 50, [50]],
       ['never run', 'skipped', undefined, undefined],
     ]);
+  });
+
+  /** A phase's row as a histogram-keeping generator reports it: `fast` requests at 1 ms and `slow` at 2 ms (both exact in the histogram). */
+  const measured = (phase: string, fast: number, slow: number): PhaseResult => {
+    const h = latencyHistogram();
+    h.recordValueWithCount(1_000, fast);
+    if (slow) h.recordValueWithCount(2_000, slow);
+    return row(phase, { requests: fast + slow, ...summarize(h) });
+  };
+
+  it('pools the latencies of the rounds from their histograms instead of taking the middle percentile', () => {
+    // 4 s at 1000/s: 50 slow requests (one GC pause) make a round's p99 on their own.
+    const rounds = [[measured('open-1000', 4000, 0)], [measured('open-1000', 3990, 10)], [measured('open-1000', 3950, 50)]];
+    expect(rounds.map((r) => r[0]!.p99)).toEqual([1, 1, 2]);
+    expect(rounds.map((r) => r[0]!.p999)).toEqual([1, 2, 2]);
+    const [merged] = medianResults(rounds);
+    // 60 slow of 12000: under 1 % (p99 fast) and over 0.1 % (p99.9 slow), whatever one round saw.
+    expect(merged).toMatchObject({ p50: 1, p99: 1, p999: 2, max: 2, requests: 4000 });
+    expect(merged!.histogram).toEqual(expect.any(String));
+  });
+
+  it('falls back to the median of each latency field when a round kept no histogram (autocannon)', () => {
+    const [merged] = medianResults([[measured('max', 1000, 0)], [row('max', { p99: 1.5, max: 1.8 })], [measured('max', 950, 50)]]);
+    // The middle round's numbers, which no pooled histogram of 1 ms and 2 ms requests could give.
+    expect(merged).toMatchObject({ p99: 1.5, max: 1.8 });
+    expect(merged).not.toHaveProperty('histogram');
+  });
+
+  it('judges a latency budget on the pooled rounds and every other budget by the median of its rounds', () => {
+    const file: BudgetFile = {
+      relative: [
+        { name: 'p99 difference', difference: ['check/example/open-1000.p99', 'floor/noop/open-1000.p99'], max: 1 },
+        { name: 'rate ratio', ratio: ['check/example/max.rate', 'floor/noop/max.rate'], min: 0.5 },
+        { name: 'mixed', ratio: ['check/example/open-1000.p99', 'check/example/max.rate'], max: 1 },
+      ],
+      absolute: {},
+    };
+    const rounds: Array<Record<string, number>> = [
+      { 'check/example/open-1000.p99': 9, 'floor/noop/open-1000.p99': 2, 'check/example/max.rate': 6000, 'floor/noop/max.rate': 10000 },
+      { 'check/example/open-1000.p99': 3, 'floor/noop/open-1000.p99': 8, 'check/example/max.rate': 4000, 'floor/noop/max.rate': 10000 },
+      { 'check/example/open-1000.p99': 4, 'floor/noop/open-1000.p99': 2, 'check/example/max.rate': 5500, 'floor/noop/max.rate': 10000 },
+    ];
+    const pooledValues: Record<string, number> = { 'check/example/open-1000.p99': 3.5, 'floor/noop/open-1000.p99': 3, 'check/example/max.rate': 5500, 'floor/noop/max.rate': 10000 };
+    const out = evaluateBudgetsOverRounds(file, undefined, rounds.map((m) => (ref: string) => m[ref]), (ref) => pooledValues[ref]);
+    expect(out.map((o) => [o.name, o.status, o.value, o.rounds, o.pooled])).toEqual([
+      // Per round 7, -5 and 2 (median 2 would fail); pooled 0.5 passes.
+      ['p99 difference', 'pass', 0.5, [7, -5, 2], true],
+      ['rate ratio', 'pass', 0.55, [0.6, 0.4, 0.55], undefined],
+      // A budget that names a non-latency field is judged by its rounds.
+      ['mixed', 'pass', 0.001, [0.002, 0.001, 0.001], undefined],
+    ]);
+    // A latency phase without a pooled value (its rounds kept no histogram) falls back to the median.
+    const fallback = evaluateBudgetsOverRounds(file, undefined, rounds.map((m) => (ref: string) => m[ref]), () => undefined);
+    expect(fallback[0]).toMatchObject({ value: 2, status: 'fail', rounds: [7, -5, 2] });
+    expect(fallback[0]).not.toHaveProperty('pooled');
   });
 });

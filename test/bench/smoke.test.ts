@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { pooled, summarize } from '../../bench/lib/latency.js';
 import type { BenchReport } from '../../bench/lib/report.js';
 import { tempDir } from '../helpers/temp_dir.js';
 
@@ -64,7 +65,7 @@ describe('npm run bench', () => {
     }
   }, 150_000);
 
-  it('runs several rounds and reports each phase by the median of its rounds, keeping every round', () => {
+  it('runs several rounds and reports each phase over them (latencies pooled, other fields the median), keeping every round', () => {
     const out = tempDir('pc-bench-out');
     const r = spawnSync(tsx, ['bench/run.ts', '--profile', 'smoke', '--scenario', 'floor', '--rounds', '2', '--generator', 'node', '--report-only', '--out', out], { cwd: ROOT, encoding: 'utf8', timeout: 90_000 });
     expect(r.status, r.stderr).toBe(0);
@@ -78,8 +79,16 @@ describe('npm run bench', () => {
     const [a, b] = report.roundResults!.map((round) => round.find((x) => x.phase === 'max')!.rate);
     expect(report.results.map((x) => x.phase)).toEqual(['open-200', 'max']);
     expect(report.results.find((x) => x.phase === 'max')!.rate).toBeCloseTo((a! + b!) / 2, 3);
+    // Latencies over both rounds' requests: the percentiles of their histograms added together.
+    for (const phase of ['open-200', 'max']) {
+      const rows = report.roundResults!.map((round) => round.find((x) => x.phase === phase)!);
+      const all = pooled(rows.map((x) => x.histogram!));
+      expect(all.totalCount).toBe(rows.reduce((n, x) => n + x.requests, 0));
+      const merged = report.results.find((x) => x.phase === phase)!;
+      expect(merged).toMatchObject({ p50: summarize(all).p50, p99: summarize(all).p99, p999: summarize(all).p999, max: summarize(all).max });
+    }
     expect(report.budgets.find((x) => x.name === 'check max throughput >= 0.5 x floor')?.status).toBe('skipped');
-    expect(r.stdout).toContain('2 rounds (medians)');
+    expect(r.stdout).toContain('2 rounds (latencies pooled, other fields medians)');
   }, 120_000);
 
   it('refuses a bad --rounds with exit code 2', () => {
