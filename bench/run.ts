@@ -119,6 +119,10 @@ async function runVariant(scenario: (typeof SCENARIOS)[number], variant: (typeof
       const cpu0 = run.target.cpuSeconds();
       const loop0 = run.target.loopCpuSeconds?.();
       const r = await phaseLoad(phase.mode, profile!.phaseMs, phase.rate, phase.concurrency);
+      const died = run.target.exited?.();
+      if (died) throw new Error(`${run.target.name} died during ${phase.label}: ${died}`);
+      // A phase in which nothing completed measured nothing: never a pass.
+      if (r.requests === 0 && r.errors === 0) Object.assign(r, { errors: 1, errorSamples: ['no request completed in the phase'] });
       const loop = loop0 === undefined ? undefined : run.target.loopCpuSeconds!() - loop0;
       const cpu = run.target.cpuSeconds() - cpu0;
       const per1000 = (seconds: number) => (r.requests ? Math.round((seconds / r.requests) * 1000 * 1000) / 1000 : 0);

@@ -22,6 +22,8 @@ export interface Target {
   /** Node targets: CPU seconds of the main threads (the event loops) alone, a part of cpuSeconds. */
   loopCpuSeconds?(): number;
   peakRssMb(): number;
+  /** Launched targets: why the process ended (exit code or signal, with the tail of its output) if it has, else undefined. */
+  exited?(): string | undefined;
   stop(): Promise<void>;
 }
 
@@ -86,6 +88,10 @@ async function launch(name: string, dir: string, args: string[], ready: string, 
   const child: ChildProcess = spawn(process.execPath, [...SERVER_NODE_ARGS, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let stderr = '';
   child.stderr!.on('data', (b: Buffer) => (stderr += String(b)).length > 20_000 && (stderr = stderr.slice(-10_000)));
+  /** The last lines the server logged, for the report when it dies under load. */
+  const lastLines: string[] = [];
+  let ended: string | undefined;
+  child.once('exit', (code, signal) => (ended = signal ? `killed by ${signal}` : `exit code ${code}`));
   let http: string | undefined;
   let admin: string | undefined;
   const address = await new Promise<string>((resolve, reject) => {
@@ -99,6 +105,8 @@ async function launch(name: string, dir: string, args: string[], ready: string, 
       buffered += String(b);
       const lines = buffered.split('\n');
       buffered = lines.pop() ?? '';
+      lastLines.push(...lines.filter(Boolean));
+      lastLines.splice(0, Math.max(0, lastLines.length - 5));
       for (const line of lines) {
         try {
           const l = JSON.parse(line) as { msg?: string; grpc?: string; http?: string; admin?: string };
@@ -127,13 +135,15 @@ async function launch(name: string, dir: string, args: string[], ready: string, 
     cpuSeconds: () => overTree(pid, cpuSeconds),
     loopCpuSeconds: () => overTree(pid, mainThreadCpuSeconds),
     peakRssMb: () => overTree(pid, peakRssMb),
+    exited: () => (ended === undefined ? undefined : `${ended}; stderr: ${stderr.slice(-2000).trim() || '(empty)'}; last log lines: ${lastLines.join(' | ').slice(-2000) || '(none)'}`),
     stop: () =>
       new Promise<void>((resolve) => {
         const done = () => {
           if (removeDir) rmSync(dir, { recursive: true, force: true });
           resolve();
         };
-        if (child.exitCode !== null) return done();
+        // Already gone (exited, or killed by a signal: then exitCode stays null): no 'exit' will come.
+        if (child.exitCode !== null || child.signalCode !== null) return done();
         const kill = setTimeout(() => child.kill('SIGKILL'), 20_000);
         child.once('exit', () => {
           clearTimeout(kill);
