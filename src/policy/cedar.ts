@@ -3,6 +3,7 @@
  * the `nodejs` build is the one that loads there.
  */
 import './wasm_compile_threads.js';
+import './js_wasm_inlining.js';
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 
 export { cedar };
