@@ -29,24 +29,39 @@ export function installLifecycle(server: PortcullisServer, config: Readonly<Conf
   const timeoutMs = config.lifecycle.shutdown_timeout_seconds * 1000;
   let stopping = false;
   let exitCode = 0;
+  /**
+   * Logs, but never lets a failed log write stop what follows: with nobody reading stdout any more
+   * (EPIPE) pino's synchronous write throws, and a shutdown that logged before process.exit never
+   * exited (two SIGTERMs ignored).
+   */
+  const safely = (log: () => void) => {
+    try {
+      log();
+    } catch {
+      /* the line is lost; shutting down goes on */
+    }
+  };
+  // Our own diagnostics on stdout and stderr fail the same way, asynchronously: an unheard EPIPE is
+  // not an uncaught exception that would turn a clean stop into exit code 1.
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
 
   const shutdown = (reason: string, code: number) => {
     exitCode = Math.max(exitCode, code);
     if (stopping) return;
     stopping = true;
     server.drain();
-    logger.info({ reason, drain_seconds: drainMs / 1000, shutdown_timeout_seconds: timeoutMs / 1000 }, 'shutting down: not ready, draining');
+    safely(() => logger.info({ reason, drain_seconds: drainMs / 1000, shutdown_timeout_seconds: timeoutMs / 1000 }, 'shutting down: not ready, draining'));
     // Whatever happens below, the process ends: a close that hangs (a store that never answers) is cut.
     setTimeout(() => finish(1, 'shutdown did not complete in time'), drainMs + timeoutMs + 5000);
     setTimeout(() => {
-      logger.info('drain window over: listeners stop accepting');
+      safely(() => logger.info('drain window over: listeners stop accepting'));
       server.close({ timeoutMs }).then(
         (clean) => {
-          if (!clean) logger.error({ shutdown_timeout_seconds: timeoutMs / 1000 }, 'requests still in flight after the shutdown timeout were cut');
+          if (!clean) safely(() => logger.error({ shutdown_timeout_seconds: timeoutMs / 1000 }, 'requests still in flight after the shutdown timeout were cut'));
           finish(clean ? exitCode : Math.max(exitCode, 1), 'portcullis stopped');
         },
         (err: unknown) => {
-          logger.error({ err }, 'shutdown failed');
+          safely(() => logger.error({ err }, 'shutdown failed'));
           finish(1, 'portcullis stopped');
         },
       );
@@ -54,18 +69,18 @@ export function installLifecycle(server: PortcullisServer, config: Readonly<Conf
   };
 
   const finish = (code: number, message: string) => {
-    logger.info({ exit_code: code }, message);
+    safely(() => logger.info({ exit_code: code }, message));
     process.exit(code);
   };
 
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.on(signal, () => {
       if (!stopping) {
-        process.stderr.write(`portcullis: ${signal}, draining for ${drainMs / 1000} s (send it again to exit at once)\n`);
+        safely(() => process.stderr.write(`portcullis: ${signal}, draining for ${drainMs / 1000} s (send it again to exit at once)\n`));
         return shutdown(signal, 0);
       }
-      process.stderr.write(`portcullis: second ${signal}, exiting at once\n`);
-      logger.warn({ signal }, 'second signal: exiting without draining');
+      safely(() => process.stderr.write(`portcullis: second ${signal}, exiting at once\n`));
+      safely(() => logger.warn({ signal }, 'second signal: exiting without draining'));
       process.exit(signalExitCode(signal));
     });
   }
@@ -75,7 +90,7 @@ export function installLifecycle(server: PortcullisServer, config: Readonly<Conf
   });
   process.on('uncaughtException', (err) => {
     metrics.unhandledErrors.inc({ kind: 'exception' });
-    logger.fatal({ err }, 'uncaught exception: draining and exiting 1');
+    safely(() => logger.fatal({ err }, 'uncaught exception: draining and exiting 1'));
     shutdown('uncaught exception', 1);
   });
   return { shutdown };

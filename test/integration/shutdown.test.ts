@@ -1,5 +1,6 @@
 import { create, toBinary } from '@bufbuild/protobuf';
 import Database from 'better-sqlite3';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
@@ -12,7 +13,7 @@ import { Serving } from '../../src/grpc/health.js';
 import { checkHealth } from '../../src/grpc/health_client.js';
 import { systemClock } from '../../src/lib/clock.js';
 import { loadDevIssuer } from '../../src/tokens/index.js';
-import { connectionRefused, runCli, spawnServer, type ServerProcess } from '../helpers/cli_server.js';
+import { BIN, connectionRefused, runCli, spawnServer, type ServerProcess } from '../helpers/cli_server.js';
 import { heldGrpcCheck, heldHttpPost } from '../helpers/in_flight.js';
 import { EXAMPLE_POLICIES } from '../helpers/sidecar.js';
 import { tempDir } from '../helpers/temp_dir.js';
@@ -209,4 +210,27 @@ describe('graceful shutdown of portcullis serve', { timeout: 120_000 }, () => {
     await expect(held.finish()).rejects.toThrow();
     expect(existsSync(`${s.db}-wal`)).toBe(false);
   });
+
+  it('stops on SIGTERM when nobody reads its output any more (stdout and stderr a broken pipe)', async () => {
+    const s = setup({ drain_seconds: 0.5, shutdown_timeout_seconds: 2 });
+    const child = spawn(process.execPath, [BIN, 'serve', '--config', s.config], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...s.env } });
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    try {
+      let out = '';
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`not serving in 45 s: ${out}`)), 45_000);
+        child.stdout!.on('data', (b: Buffer) => (out += String(b)).includes('portcullis serving') && (clearTimeout(timer), resolve()));
+      });
+      // The reader goes away: every later log line and message meets EPIPE.
+      child.stdout!.destroy();
+      child.stderr!.destroy();
+      const signalAt = performance.now();
+      child.kill('SIGTERM');
+      const exit = await Promise.race([exited, sleep(10_000).then(() => 'still running' as const)]);
+      expect(exit).toEqual({ code: 0, signal: null });
+      expect(performance.now() - signalAt).toBeLessThan(5_000);
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }
+  }, 60_000);
 });
