@@ -37,6 +37,12 @@ export interface ServerDeps {
    * `lifecycle.store_unavailable_exit_seconds` in production); the CLI drains and exits 1.
    */
   onFatal?: (reason: string) => void;
+  /**
+   * Called with the server just before it logs "portcullis serving": the CLI installs its signal
+   * handlers there, so a SIGTERM sent by whoever waits for that line never meets Node's default
+   * (terminate at once).
+   */
+  onServing?: (server: PortcullisServer) => void;
 }
 
 export interface PortcullisServer {
@@ -201,17 +207,13 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
   const watchdog = store ? watchStore(config, store, { logger, clock, metrics, onFatal: deps.onFatal }) : undefined;
   health.state.set(Serving.SERVING);
   started = true;
-  logger.info(
-    { grpc: `${hostOf(config.grpc.address)}:${grpc.port}`, admin: `${hostOf(config.admin.address)}:${boundAdmin}`, http: `${hostOf(config.http.address)}:${httpPort}`, issuers: verifier.issuers().map((i) => i.policy.issuer), mode: config.mode },
-    'portcullis serving',
-  );
 
   const drain = () => {
     draining = true;
     health.state.set(Serving.NOT_SERVING);
     cluster?.pool.drain();
   };
-  return {
+  const server: PortcullisServer = {
     grpcPort: grpc.port,
     adminPort: boundAdmin,
     httpAuthzPort,
@@ -246,6 +248,12 @@ export async function startServer(config: Readonly<Config>, deps: ServerDeps = {
       return finished.every(Boolean);
     },
   };
+  deps.onServing?.(server);
+  logger.info(
+    { grpc: `${hostOf(config.grpc.address)}:${grpc.port}`, admin: `${hostOf(config.admin.address)}:${boundAdmin}`, http: `${hostOf(config.http.address)}:${httpPort}`, issuers: verifier.issuers().map((i) => i.policy.issuer), mode: config.mode },
+    'portcullis serving',
+  );
+  return server;
 }
 
 function splitAddress(address: string): [string, number] {

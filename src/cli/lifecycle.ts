@@ -29,20 +29,9 @@ export function installLifecycle(server: PortcullisServer, config: Readonly<Conf
   const timeoutMs = config.lifecycle.shutdown_timeout_seconds * 1000;
   let stopping = false;
   let exitCode = 0;
-  /**
-   * Logs, but never lets a failed log write stop what follows: with nobody reading stdout any more
-   * (EPIPE) pino's synchronous write throws, and a shutdown that logged before process.exit never
-   * exited (two SIGTERMs ignored).
-   */
-  const safely = (log: () => void) => {
-    try {
-      log();
-    } catch {
-      /* the line is lost; shutting down goes on */
-    }
-  };
-  // Our own diagnostics on stdout and stderr fail the same way, asynchronously: an unheard EPIPE is
-  // not an uncaught exception that would turn a clean stop into exit code 1.
+  // With nobody reading stdout or stderr any more, a write fails with EPIPE (asynchronously on
+  // these streams; the log destination drops such lines itself): not an uncaught exception that
+  // would turn a clean stop into exit code 1.
   for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
 
   const shutdown = (reason: string, code: number) => {
@@ -50,18 +39,18 @@ export function installLifecycle(server: PortcullisServer, config: Readonly<Conf
     if (stopping) return;
     stopping = true;
     server.drain();
-    safely(() => logger.info({ reason, drain_seconds: drainMs / 1000, shutdown_timeout_seconds: timeoutMs / 1000 }, 'shutting down: not ready, draining'));
+    logger.info({ reason, drain_seconds: drainMs / 1000, shutdown_timeout_seconds: timeoutMs / 1000 }, 'shutting down: not ready, draining');
     // Whatever happens below, the process ends: a close that hangs (a store that never answers) is cut.
     setTimeout(() => finish(1, 'shutdown did not complete in time'), drainMs + timeoutMs + 5000);
     setTimeout(() => {
-      safely(() => logger.info('drain window over: listeners stop accepting'));
+      logger.info('drain window over: listeners stop accepting');
       server.close({ timeoutMs }).then(
         (clean) => {
-          if (!clean) safely(() => logger.error({ shutdown_timeout_seconds: timeoutMs / 1000 }, 'requests still in flight after the shutdown timeout were cut'));
+          if (!clean) logger.error({ shutdown_timeout_seconds: timeoutMs / 1000 }, 'requests still in flight after the shutdown timeout were cut');
           finish(clean ? exitCode : Math.max(exitCode, 1), 'portcullis stopped');
         },
         (err: unknown) => {
-          safely(() => logger.error({ err }, 'shutdown failed'));
+          logger.error({ err }, 'shutdown failed');
           finish(1, 'portcullis stopped');
         },
       );
@@ -69,18 +58,18 @@ export function installLifecycle(server: PortcullisServer, config: Readonly<Conf
   };
 
   const finish = (code: number, message: string) => {
-    safely(() => logger.info({ exit_code: code }, message));
+    logger.info({ exit_code: code }, message);
     process.exit(code);
   };
 
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.on(signal, () => {
       if (!stopping) {
-        safely(() => process.stderr.write(`portcullis: ${signal}, draining for ${drainMs / 1000} s (send it again to exit at once)\n`));
+        process.stderr.write(`portcullis: ${signal}, draining for ${drainMs / 1000} s (send it again to exit at once)\n`);
         return shutdown(signal, 0);
       }
-      safely(() => process.stderr.write(`portcullis: second ${signal}, exiting at once\n`));
-      safely(() => logger.warn({ signal }, 'second signal: exiting without draining'));
+      process.stderr.write(`portcullis: second ${signal}, exiting at once\n`);
+      logger.warn({ signal }, 'second signal: exiting without draining');
       process.exit(signalExitCode(signal));
     });
   }
@@ -90,7 +79,7 @@ export function installLifecycle(server: PortcullisServer, config: Readonly<Conf
   });
   process.on('uncaughtException', (err) => {
     metrics.unhandledErrors.inc({ kind: 'exception' });
-    safely(() => logger.fatal({ err }, 'uncaught exception: draining and exiting 1'));
+    logger.fatal({ err }, 'uncaught exception: draining and exiting 1');
     shutdown('uncaught exception', 1);
   });
   return { shutdown };

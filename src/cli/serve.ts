@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
-import { loadConfig, type Config } from '../config/index.js';
-import { startServer, type PortcullisServer } from '../server.js';
-import { createLogger, type Logger } from '../telemetry/logger.js';
+import { loadConfig } from '../config/index.js';
+import { startServer } from '../server.js';
+import { createLogger } from '../telemetry/logger.js';
 import { exitWith } from './fail.js';
 import { installLifecycle, type Lifecycle } from './lifecycle.js';
 
@@ -11,22 +11,26 @@ export function registerServe(program: Command): void {
     .description('run the sidecar (gRPC ext_authz, token module, health)')
     .option('-c, --config <file>', 'YAML config file (env PORTCULLIS_CONFIG)')
     .action(async (opts: { config?: string }) => {
-      let config: Readonly<Config>;
-      let logger: Logger;
-      let server: PortcullisServer;
       let lifecycle: Lifecycle | undefined;
       try {
-        config = loadConfig({ file: opts.config });
-        logger = createLogger(config.observability.logging.level, undefined, config.observability.logging.format);
-        // The store watchdog gives up through the lifecycle (drain, exit 1), which exists once serving.
-        server = await startServer(config, { logger, onFatal: (reason) => (lifecycle ? lifecycle.shutdown(reason, 1) : exitWith(new Error(reason))) });
+        const config = loadConfig({ file: opts.config });
+        const logger = createLogger(config.observability.logging.level, undefined, config.observability.logging.format);
+        await startServer(config, {
+          logger,
+          // The store watchdog gives up through the lifecycle (drain, exit 1), which exists once serving.
+          onFatal: (reason) => (lifecycle ? lifecycle.shutdown(reason, 1) : exitWith(new Error(reason))),
+          // Signal handlers go in before "portcullis serving" is logged: whoever waits for that line
+          // may signal at once, and without a handler Node would terminate on the spot.
+          onServing: (server) => {
+            lifecycle = installLifecycle(server, config, logger, server.metrics);
+            process.on('SIGHUP', () => {
+              void server.reloadPolicies();
+              server.reloadKeys().catch((err: unknown) => process.stderr.write(`portcullis: key reload failed: ${(err as Error).message}\n`));
+            });
+          },
+        });
       } catch (err) {
         exitWith(err);
       }
-      lifecycle = installLifecycle(server, config, logger, server.metrics);
-      process.on('SIGHUP', () => {
-        void server.reloadPolicies();
-        server.reloadKeys().catch((err: unknown) => process.stderr.write(`portcullis: key reload failed: ${(err as Error).message}\n`));
-      });
     });
 }

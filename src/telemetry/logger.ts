@@ -1,6 +1,7 @@
 import { context, trace } from '@opentelemetry/api';
 import { pino, type Logger } from 'pino';
 import { createRequire } from 'node:module';
+import { Writable } from 'node:stream';
 import type PinoPretty from 'pino-pretty';
 import { currentRequestContext } from './request_context.js';
 
@@ -32,6 +33,26 @@ function correlation(): Record<string, string> {
 }
 
 /**
+ * stdout, written synchronously (nothing is lost when the process exits), where a line that cannot
+ * be written is dropped: once nobody reads stdout (EPIPE) a throwing write would otherwise fail
+ * whatever logged it — a request, or a shutdown that then never reached its exit.
+ */
+function stdout(): Writable {
+  const out = pino.destination({ dest: 1, sync: true });
+  return new Writable({
+    decodeStrings: false,
+    write(line: string, _encoding, done) {
+      try {
+        out.write(line);
+      } catch {
+        /* no reader: the line is dropped */
+      }
+      done();
+    },
+  });
+}
+
+/**
  * Logs as JSON lines, or as text through pino-pretty (`format: text`, for development): the same
  * fields and the same redaction either way, since redaction happens before formatting. Redaction
  * is a second line of defence: code never logs tokens, passwords or session ids, and these paths
@@ -51,8 +72,8 @@ export function createLogger(level: string, destination?: pino.DestinationStream
   if (format === 'text') {
     // Loaded only for the text format (development), like the OTLP exporters only when configured.
     const pretty = createRequire(import.meta.url)('pino-pretty') as typeof PinoPretty;
-    const out = destination ?? pino.destination({ dest: 1, sync: true });
+    const out = destination ?? stdout();
     return pino(options, pretty({ destination: out, colorize: false, sync: true, translateTime: 'SYS:standard', ignore: 'pid,hostname,service' }));
   }
-  return pino(options, destination);
+  return pino(options, destination ?? stdout());
 }
