@@ -115,6 +115,9 @@ async function runVariant(scenario: (typeof SCENARIOS)[number], variant: (typeof
     if (!measure) await (run.verify ? run.verify() : verifySample(run.target.address, run.requests[0]!));
     await phaseLoad('closed', profile!.warmupMs, undefined, 8);
     for (const phase of phasesFor(scenario.phases)) {
+      // GC totals are scraped outside the CPU window (a scrape costs the server CPU).
+      const gc0 = await run.target.gcTotals?.();
+      const started = performance.now();
       // Read in this order, the event loop's share can never exceed the whole.
       const cpu0 = run.target.cpuSeconds();
       const loop0 = run.target.loopCpuSeconds?.();
@@ -125,6 +128,9 @@ async function runVariant(scenario: (typeof SCENARIOS)[number], variant: (typeof
       if (r.requests === 0 && r.errors === 0) Object.assign(r, { errors: 1, errorSamples: ['no request completed in the phase'] });
       const loop = loop0 === undefined ? undefined : run.target.loopCpuSeconds!() - loop0;
       const cpu = run.target.cpuSeconds() - cpu0;
+      const seconds = (performance.now() - started) / 1000;
+      const gc1 = gc0 && (await run.target.gcTotals?.());
+      const gc = gc0 && gc1 ? { gcMsPerS: Math.round(((gc1.pauseSeconds - gc0.pauseSeconds) * 10_000) / seconds) / 10, majorGcs: gc1.majorCount - gc0.majorCount } : {};
       const per1000 = (seconds: number) => (r.requests ? Math.round((seconds / r.requests) * 1000 * 1000) / 1000 : 0);
       const result: PhaseResult = {
         scenario: scenario.name,
@@ -136,6 +142,7 @@ async function runVariant(scenario: (typeof SCENARIOS)[number], variant: (typeof
         ...r,
         cpuPer1000: per1000(cpu),
         ...(loop === undefined ? {} : { loopCpuPer1000: per1000(loop) }),
+        ...gc,
         peakRssMb: run.target.peakRssMb(),
       };
       results.push(result);

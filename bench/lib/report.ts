@@ -12,6 +12,10 @@ export interface PhaseResult extends LoadResult {
   cpuPer1000: number;
   /** The part of cpuPer1000 spent on the servers' main threads (Node's event loops); absent for a peer not on Node. */
   loopCpuPer1000?: number;
+  /** Portcullis targets: milliseconds per second of the phase the main thread stood still for GC (all kinds). */
+  gcMsPerS?: number;
+  /** Portcullis targets: mark-compacts during the phase. */
+  majorGcs?: number;
   peakRssMb: number;
 }
 
@@ -35,9 +39,9 @@ export function markdown(r: BenchReport): string {
     '',
     `Profile \`${r.profile}\`${(r.rounds ?? 1) > 1 ? `, ${r.rounds} rounds (latencies pooled, other fields medians)` : ''}, generator \`${r.generator}\`, ${r.machine.cpus} × ${r.machine.model}, Node ${r.machine.node}.`,
     '',
-    '| scenario | variant | phase | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | errors | CPU s/1000 | event loop CPU s/1000 | peak RSS MB |',
-    '| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
-    ...r.results.map((p) => `| ${p.scenario} | ${p.variant} | ${p.phase} | ${p.rate} | ${p.p50} | ${p.p90} | ${p.p99} | ${p.p999} | ${p.max} | ${p.errors} | ${p.cpuPer1000} | ${p.loopCpuPer1000 ?? '–'} | ${p.peakRssMb} |`),
+    '| scenario | variant | phase | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | errors | CPU s/1000 | event loop CPU s/1000 | GC pause ms/s | mark-compacts | peak RSS MB |',
+    '| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ...r.results.map((p) => `| ${p.scenario} | ${p.variant} | ${p.phase} | ${p.rate} | ${p.p50} | ${p.p90} | ${p.p99} | ${p.p999} | ${p.max} | ${p.errors} | ${p.cpuPer1000} | ${p.loopCpuPer1000 ?? '–'} | ${p.gcMsPerS ?? '–'} | ${p.majorGcs ?? '–'} | ${p.peakRssMb} |`),
     '',
     '| budget | kind | value | limit | result |',
     '| --- | --- | ---: | --- | --- |',

@@ -3,6 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { scrapeGcTotals, type GcTotals } from './gc_stats.js';
 import { cpuSeconds, mainThreadCpuSeconds, overTree, peakRssMb } from './process_stats.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
@@ -22,6 +23,8 @@ export interface Target {
   /** Node targets: CPU seconds of the main threads (the event loops) alone, a part of cpuSeconds. */
   loopCpuSeconds?(): number;
   peakRssMb(): number;
+  /** Portcullis targets: GC pauses and mark-compacts so far, from the admin listener's metrics. */
+  gcTotals?(): Promise<GcTotals | undefined>;
   /** Launched targets: why the process ended (exit code or signal, with the tail of its output) if it has, else undefined. */
   exited?(): string | undefined;
   stop(): Promise<void>;
@@ -31,7 +34,7 @@ export interface Target {
  * The runtime settings the container image sets (Dockerfile `ENV`; a test keeps the two equal), so
  * Portcullis is measured as it is shipped. The floor and the peers run with Node's defaults.
  */
-export const IMAGE_RUNTIME_ENV: Readonly<Record<string, string>> = { NODE_OPTIONS: '--max-semi-space-size=4', MALLOC_ARENA_MAX: '2' };
+export const IMAGE_RUNTIME_ENV: Readonly<Record<string, string>> = { NODE_OPTIONS: '--max-semi-space-size=8', MALLOC_ARENA_MAX: '2' };
 
 /** The image's settings under what the bench's own environment sets (a later V8 flag wins). */
 function runtimeEnv(): Record<string, string> {
@@ -135,6 +138,7 @@ async function launch(name: string, dir: string, args: string[], ready: string, 
     cpuSeconds: () => overTree(pid, cpuSeconds),
     loopCpuSeconds: () => overTree(pid, mainThreadCpuSeconds),
     peakRssMb: () => overTree(pid, peakRssMb),
+    ...(admin ? { gcTotals: () => scrapeGcTotals(admin!) } : {}),
     exited: () => (ended === undefined ? undefined : `${ended}; stderr: ${stderr.slice(-2000).trim() || '(empty)'}; last log lines: ${lastLines.join(' | ').slice(-2000) || '(none)'}`),
     stop: () =>
       new Promise<void>((resolve) => {

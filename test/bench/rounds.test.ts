@@ -45,14 +45,14 @@ describe('bench rounds', () => {
     expect(merged[1]).toMatchObject({ rate: 8000, p99: 6, peakRssMb: 230, errors: 0 });
   });
 
-  it('takes the median of the event loop CPU over the rounds that report it, and leaves it out where none does', () => {
+  it('takes the median of the event loop CPU and the GC figures over the rounds that report them, and leaves them out where none does', () => {
     const merged = medianResults([
-      [row('max', { loopCpuPer1000: 0.05 }), row('open-1000', {})],
-      [row('max', {}), row('open-1000', {})],
-      [row('max', { loopCpuPer1000: 0.07 }), row('open-1000', {})],
+      [row('max', { loopCpuPer1000: 0.05, gcMsPerS: 12.5, majorGcs: 0 }), row('open-1000', {})],
+      [row('max', { gcMsPerS: 40.1, majorGcs: 3 }), row('open-1000', {})],
+      [row('max', { loopCpuPer1000: 0.07, gcMsPerS: 20, majorGcs: 1 }), row('open-1000', {})],
     ]);
-    expect(merged[0]!.loopCpuPer1000).toBe(0.06);
-    expect(merged[1]).not.toHaveProperty('loopCpuPer1000');
+    expect(merged[0]).toMatchObject({ loopCpuPer1000: 0.06, gcMsPerS: 20, majorGcs: 1 });
+    for (const field of ['loopCpuPer1000', 'gcMsPerS', 'majorGcs']) expect(merged[1]).not.toHaveProperty(field);
   });
 
   it('sums errors over the rounds and keeps their samples, so an error in one round still fails the run', () => {

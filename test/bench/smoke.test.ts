@@ -38,8 +38,19 @@ describe('npm run bench', () => {
       expect(x.loopCpuPer1000!).toBeLessThanOrEqual(x.cpuPer1000 + 10_000 / x.requests);
     }
     for (const x of report.results.filter((r) => r.phase === 'max')) expect(x.loopCpuPer1000).toBeGreaterThan(0);
+    // GC from Portcullis' own metrics (the floor has no admin listener): a loaded phase collects garbage.
+    for (const x of report.results) {
+      if (x.scenario === 'floor') expect(x.gcMsPerS, 'floor').toBeUndefined();
+      else {
+        expect(x.gcMsPerS).toBeGreaterThanOrEqual(0);
+        expect(x.gcMsPerS!).toBeLessThan(1000);
+        expect(Number.isInteger(x.majorGcs) && x.majorGcs! >= 0).toBe(true);
+      }
+    }
+    for (const x of report.results.filter((r) => r.scenario === 'check' && r.phase === 'max')) expect(x.gcMsPerS).toBeGreaterThan(0);
     expect(report.budgets.find((b) => b.name === 'check max throughput >= 0.5 x floor')?.status).toMatch(/pass|fail/);
     expect(readFileSync(join(out, files[1]!), 'utf8')).toContain('| check | example | max |');
+    expect(readFileSync(join(out, files[1]!), 'utf8')).toContain('| GC pause ms/s | mark-compacts |');
     expect(readFileSync(join(out, files[2]!), 'utf8')).toMatch(/^<svg[\s\S]*check\/example max[\s\S]*<\/svg>\n$/);
   }, 120_000);
 
