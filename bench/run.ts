@@ -128,9 +128,9 @@ async function runVariant(scenario: (typeof SCENARIOS)[number], variant: (typeof
       if (r.requests === 0 && r.errors === 0) Object.assign(r, { errors: 1, errorSamples: ['no request completed in the phase'] });
       const loop = loop0 === undefined ? undefined : run.target.loopCpuSeconds!() - loop0;
       const cpu = run.target.cpuSeconds() - cpu0;
-      const seconds = (performance.now() - started) / 1000;
+      const phaseSeconds = (performance.now() - started) / 1000;
       const gc1 = gc0 && (await run.target.gcTotals?.());
-      const gc = gc0 && gc1 ? { gcMsPerS: Math.round(((gc1.pauseSeconds - gc0.pauseSeconds) * 10_000) / seconds) / 10, majorGcs: gc1.majorCount - gc0.majorCount } : {};
+      const gc = gc0 && gc1 ? { gcMsPerS: Math.round(((gc1.pauseSeconds - gc0.pauseSeconds) * 10_000) / phaseSeconds) / 10, majorGcs: gc1.majorCount - gc0.majorCount } : {};
       const per1000 = (seconds: number) => (r.requests ? Math.round((seconds / r.requests) * 1000 * 1000) / 1000 : 0);
       const result: PhaseResult = {
         scenario: scenario.name,
