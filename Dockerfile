@@ -24,7 +24,7 @@ FROM node:24-bookworm-slim
 # Memory for a sidecar (docs/performance.md, "Memory"): an 8 MB young-generation semi-space instead
 # of Node's 16 MB and two malloc arenas instead of one per thread keep peak RSS under load ~20 MB
 # lower; 4 MB saved a few MB more but let dead HTTP/2 stream state reach the old generation (GC
-# pauses 1.5-3 x longer per second of load, mark-compacts under steady load). Override either in
+# pauses 1.2-3 x longer per second of load, mark-compacts under steady load). Override either in
 # the pod spec.
 ENV NODE_ENV=production \
     NODE_OPTIONS=--max-semi-space-size=8 \
