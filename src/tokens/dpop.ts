@@ -65,7 +65,6 @@ export interface VerifiedProof {
 
 export type DpopVerifier = (request: DpopRequest) => Promise<VerifiedProof>;
 
-
 /**
  * RFC 9449 §4.3 proof checks, in order: one well-formed `dpop+jwt` with a public `jwk` and an
  * allowed algorithm, a valid signature by that key, `htm`, `htu`, `iat` window, `ath`, the token's
