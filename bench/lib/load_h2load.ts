@@ -11,11 +11,10 @@ export function h2loadAvailable(): boolean {
 }
 
 /**
- * Load with h2load over h2c, one connection (or `connections`): closed loop with `-m concurrency`, open loop with
- * `--rps` and room for 1000 streams so the schedule does not wait for answers. Latency per request
- * comes from `--log-file`. h2load sees HTTP status only (gRPC status travels in trailers), so the
- * caller checks a sample request through a gRPC client first; the first request's bytes are sent
- * every time.
+ * Load with h2load over h2c: closed loop with `-m concurrency` over `connections` (default 1); open
+ * loop on a 1 ms grid (see h2loadArgs). Latency per request comes from `--log-file`. h2load sees
+ * HTTP status only (gRPC status travels in trailers), so the caller checks a sample request through a
+ * gRPC client first; the first request's bytes are sent every time.
  */
 export async function runH2load(spec: LoadSpec): Promise<LoadResult> {
   const dir = mkdtempSync(join(tmpdir(), 'pc-h2load-'));
@@ -27,13 +26,10 @@ export async function runH2load(spec: LoadSpec): Promise<LoadResult> {
     writeFileSync(join(dir, 'body.bin'), body);
     const log = join(dir, 'requests.log');
     const seconds = Math.max(1, Math.round(spec.durationMs / 1000));
-    // Rates and streams are per connection in h2load: the totals are split evenly.
-    const connections = Math.max(1, spec.connections ?? 1);
-    const load = spec.mode === 'open' ? ['-m', '1000', '--rps', String(Math.max(1, Math.round((spec.rate ?? 0) / connections)))] : ['-m', String(Math.max(1, Math.ceil((spec.concurrency ?? 1) / connections)))];
-    const args = ['-c', String(connections), ...load, '-D', String(seconds), '-d', join(dir, 'body.bin'), '-H', 'content-type: application/grpc', '-H', 'te: trailers', '--log-file', log, `http://${spec.address}${spec.path}`];
+    const args = h2loadArgs(spec, seconds, join(dir, 'body.bin'), log);
     const output = await run(args, (seconds + 30) * 1000);
     const summary = /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(output);
-    const finished = /finished in ([\d.]+)s, ([\d.]+) req\/s/.exec(output);
+    const finished = /finished in ([\d.]+)m?s, ([\d.]+) req\/s/.exec(output);
     if (!summary || !finished) throw new Error(`cannot read h2load output:\n${output.slice(-2000)}`);
     const histogram = latencyHistogram();
     let non2xx = 0;
@@ -54,6 +50,38 @@ export async function runH2load(spec: LoadSpec): Promise<LoadResult> {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** Connections an open-loop phase is spread over: h2load's rate timer ticks at most every 10 ms per connection. */
+export const OPEN_LOOP_CONNECTIONS = 10;
+
+/**
+ * h2load's arguments for one phase.
+ *
+ * Open loop: h2load's `--rps` timer fires at most every 10 ms per connection (nghttp2 1.52 uses
+ * max(10 ms, 1/rps) as its period) and sends what is due as one burst, so one connection at 1000
+ * req/s sends bursts of 10 every 10 ms and each request's latency includes waiting behind up to nine
+ * others. That is not a fixed rate. Instead the rate is split over OPEN_LOOP_CONNECTIONS connections
+ * whose starts are staggered across one timer period (`-r 1 --rate-period`), so the bursts interleave:
+ * rate/1000 requests every millisecond, the same grid as the Node generator. The request count is
+ * fixed (`-n`, rate x seconds: h2load refuses `-D` with `-r`), and up to 1000 streams per connection
+ * keep the schedule from waiting for answers.
+ */
+export function h2loadArgs(spec: LoadSpec, seconds: number, bodyFile: string, logFile: string): string[] {
+  const common = ['-d', bodyFile, '-H', 'content-type: application/grpc', '-H', 'te: trailers', '--log-file', logFile, `http://${spec.address}${spec.path}`];
+  if (spec.mode === 'closed') {
+    const connections = Math.max(1, spec.connections ?? 1);
+    return ['-c', String(connections), '-m', String(Math.max(1, Math.ceil((spec.concurrency ?? 1) / connections))), '-D', String(seconds), ...common];
+  }
+  const rate = spec.rate ?? 0;
+  if (!(rate > 0)) throw new Error('an open-loop phase needs a rate');
+  const connections = Math.max(OPEN_LOOP_CONNECTIONS, spec.connections ?? 1);
+  const perConnection = rate / connections;
+  // One timer period of a connection, split evenly between the connections' starts (h2load takes whole milliseconds).
+  const periodMs = Math.max(10, 1000 / perConnection);
+  const staggerMs = Math.max(1, Math.round(periodMs / connections));
+  const requests = Math.max(connections, Math.round(rate * seconds));
+  return ['-c', String(connections), '-r', '1', '--rate-period', `${staggerMs}ms`, '--rps', String(perConnection), '-m', '1000', '-n', String(requests), ...common];
 }
 
 function run(args: string[], timeoutMs: number): Promise<string> {

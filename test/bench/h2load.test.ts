@@ -1,0 +1,89 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { OPEN_LOOP_CONNECTIONS, h2loadArgs, h2loadAvailable, runH2load } from '../../bench/lib/load_h2load.js';
+import type { LoadSpec } from '../../bench/lib/load_grpc.js';
+import { checkBytes } from '../../bench/lib/requests.js';
+import { startFloor, type Target } from '../../bench/lib/target.js';
+import { AUTHORIZATION_CHECK_PATH } from '../../src/extauthz/service.js';
+
+const spec = (over: Partial<LoadSpec>): LoadSpec => ({ address: '127.0.0.1:1', path: AUTHORIZATION_CHECK_PATH, requests: [], expect: 'allow', mode: 'open', durationMs: 4000, ...over });
+const option = (args: string[], name: string) => args[args.indexOf(name) + 1];
+
+describe('h2load arguments', () => {
+  it('spread an open-loop rate over staggered connections: one timer period split between their starts, a fixed request count', () => {
+    const args = h2loadArgs(spec({ rate: 1000 }), 4, '/b', '/l');
+    expect(option(args, '-c')).toBe(String(OPEN_LOOP_CONNECTIONS));
+    // 100 req/s per connection: h2load's 10 ms tick sends one request, the ten starts are 1 ms apart.
+    expect(option(args, '--rps')).toBe('100');
+    expect(option(args, '-r')).toBe('1');
+    expect(option(args, '--rate-period')).toBe('1ms');
+    expect(option(args, '-n')).toBe('4000');
+    expect(args).not.toContain('-D');
+    // Low rates: a connection's tick is 1/rps, and the starts spread over that.
+    const slow = h2loadArgs(spec({ rate: 200 }), 2, '/b', '/l');
+    expect([option(slow, '--rps'), option(slow, '--rate-period'), option(slow, '-n')]).toEqual(['20', '5ms', '400']);
+    // More connections asked for than the default: as many as asked.
+    expect(option(h2loadArgs(spec({ rate: 2400, connections: 12 }), 1, '/b', '/l'), '-c')).toBe('12');
+  });
+
+  it('keep closed loops on the scenario connections for the whole duration', () => {
+    const args = h2loadArgs(spec({ mode: 'closed', concurrency: 32, connections: 4 }), 4, '/b', '/l');
+    expect([option(args, '-c'), option(args, '-m'), option(args, '-D')]).toEqual(['4', '8', '4']);
+    expect(args).not.toContain('--rps');
+  });
+
+  it('refuse an open loop without a rate', () => {
+    expect(() => h2loadArgs(spec({}), 4, '/b', '/l')).toThrow(/rate/);
+  });
+});
+
+describe.skipIf(!h2loadAvailable())('h2load open loop against the floor (skipped without h2load, Debian package nghttp2-client)', () => {
+  let floor: Target;
+  let dir: string;
+  beforeAll(async () => {
+    floor = await startFloor();
+    dir = mkdtempSync(join(tmpdir(), 'pc-h2load-test-'));
+  }, 60_000);
+  afterAll(async () => {
+    await floor?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('sends 1000 req/s as about one request per millisecond, not bursts of ten every 10 ms', { timeout: 30_000 }, async () => {
+    const message = checkBytes('GET', '/documents/d1', 'x.y.z');
+    const body = Buffer.alloc(5 + message.byteLength);
+    body.writeUInt32BE(message.byteLength, 1);
+    Buffer.from(message).copy(body, 5);
+    writeFileSync(join(dir, 'body.bin'), body);
+    const log = join(dir, 'requests.log');
+    const args = h2loadArgs(spec({ address: floor.address, rate: 1000 }), 2, join(dir, 'body.bin'), log);
+    await new Promise<void>((resolve, reject) => {
+      const child = spawn('h2load', args, { stdio: 'ignore' });
+      const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+      child.once('exit', (code) => (clearTimeout(timer), code === 0 ? resolve() : reject(new Error(`h2load exited with ${code}`))));
+    });
+    // Each line: start time (µs since the epoch), status, latency (µs).
+    const starts = readFileSync(log, 'utf8').split('\n').filter(Boolean).map((line) => Number(line.split('\t')[0]));
+    expect(starts).toHaveLength(2000);
+    const perMs = new Map<number, number>();
+    for (const t of starts) perMs.set(Math.floor(t / 1000), (perMs.get(Math.floor(t / 1000)) ?? 0) + 1);
+    const counts = [...perMs.values()];
+    // One connection's --rps sends 9-11 at once every 10 ms; spread, a millisecond holds one or two.
+    expect(Math.max(...counts)).toBeLessThanOrEqual(5);
+    expect(counts.filter((n) => n <= 2).length / counts.length).toBeGreaterThan(0.9);
+    const seconds = (Math.max(...starts) - Math.min(...starts)) / 1e6;
+    expect(seconds).toBeGreaterThan(1.8);
+    expect(seconds).toBeLessThan(2.2);
+  });
+
+  it('reports the phase through runH2load: every request answered, the achieved rate near the asked one', { timeout: 30_000 }, async () => {
+    const r = await runH2load(spec({ address: floor.address, rate: 1000, durationMs: 1000, requests: [checkBytes('GET', '/documents/d1', 'x.y.z')] }));
+    expect(r.errors).toBe(0);
+    expect(r.requests).toBe(1000);
+    expect(r.rate).toBeGreaterThan(900);
+    expect(r.rate).toBeLessThan(1100);
+  });
+});
