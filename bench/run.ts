@@ -170,7 +170,7 @@ const pooledLookup = lookupIn(merged.filter((r) => r.histogram !== undefined));
 const report: BenchReport = {
   timestamp: new Date().toISOString(),
   profile: profileName,
-  generator: useH2load ? 'h2load (h2c, 1 connection)' : 'node (worker thread, grpc-js, hdr-histogram-js)',
+  generator: useH2load ? 'h2load (h2c; open loop over 10 connections on a 1 ms grid, closed loop over 1)' : 'node (worker thread, grpc-js, hdr-histogram-js)',
   machine: { cpus: cpus().length, model: cpus()[0]?.model ?? 'unknown', node: process.version, platform: `${process.platform}-${process.arch}` },
   rounds,
   results: merged,
