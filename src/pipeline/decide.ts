@@ -41,8 +41,6 @@ export interface DeciderOptions {
 
 export type Decider = (input: AuthzInput) => Promise<Decision>;
 
-type Pending<T> = T extends unknown ? Omit<T, 'decisionId'> : never;
-
 /**
  * The decision pipeline: parse path -> authenticate -> route -> build entities -> evaluate.
  * Denials are values; internal failures (no policy set, engine error) throw a PortcullisError
@@ -55,27 +53,28 @@ export function createDecider(o: DeciderOptions): Decider {
   const compareShadow = shadow ? createShadowEvaluator(shadow, metrics, logger) : undefined;
   const authenticate = createAuthenticator({ verifier, metrics, realm, dpop });
 
-  function decide(input: AuthzInput, path: string, segments: string[], principal: Principal | undefined, body: CedarValueJson | undefined, decisionId: string): Pending<Decision> {
+  function decide(input: AuthzInput, path: string, segments: string[], principal: Principal | undefined, body: CedarValueJson | undefined, decisionId: string): Decision {
     const active = policies();
     if (!active) throw new PortcullisError('ERR_POLICY_NOT_LOADED', 'no policy set is loaded');
     const match = matchRoute(active.bundle.routes, input.method, segments);
-    if (!match) return deny(403, 'forbidden', 'ERR_NO_ROUTE', 'no route matches the request', undefined, { policyRevision: active.bundle.revision });
+    if (!match) return deny(decisionId, 403, 'forbidden', 'ERR_NO_ROUTE', 'no route matches the request', undefined, { policyRevision: active.bundle.revision });
     const { route } = match;
     if (!principal && !route.anonymous) {
-      return deny(401, 'unauthenticated', 'ERR_NO_CREDENTIAL', 'authentication required', challenge, { action: route.action, resourceType: route.resourceType, policyRevision: active.bundle.revision });
+      return deny(decisionId, 401, 'unauthenticated', 'ERR_NO_CREDENTIAL', 'authentication required', challenge, { action: route.action, resourceType: route.resourceType, policyRevision: active.bundle.revision });
     }
     const who = principalEntitiesFor(principal, active);
     const principalUid = { type: PRINCIPAL_TYPE, id: principal ? principal.subject : ANONYMOUS_ID };
     const resource = { type: route.resourceType, id: match.resourceId };
     const entities = resourceEntities(who, resource.type, resource.id, active);
     const tooMany = entityLimitExceeded(who.count + entities.length - who.entities.length, limits);
-    if (tooMany) return overLimit(tooMany, { principal, action: route.action, resourceType: route.resourceType, policyRevision: active.bundle.revision });
+    if (tooMany) return overLimit(decisionId, tooMany, { principal, action: route.action, resourceType: route.resourceType, policyRevision: active.bundle.revision });
     const context = buildContext(input, path, principal, clock.now(), body);
     const result = active.evaluate({ principal: principalUid, action: route.action, resource, context, entities, cacheKey: who.cacheKey });
     compareShadow?.({ principal, principalUid, action: route.action, resource, context, requestId: input.requestId, decisionId }, result);
     const outcome: DenyDetails = { policyRevision: active.bundle.revision, cached: result.cached, reasons: result.reasons, policiesChecked: result.policiesChecked, errors: result.errors, principal, action: route.action, resourceType: route.resourceType, resourceId: resource.id };
-    if (!result.allow) return deny(403, 'forbidden', 'ERR_POLICY_DENIED', 'forbidden', undefined, outcome);
+    if (!result.allow) return deny(decisionId, 403, 'forbidden', 'ERR_POLICY_DENIED', 'forbidden', undefined, outcome);
     return {
+      decisionId,
       allow: true,
       status: 200,
       reasons: result.reasons,
@@ -96,15 +95,17 @@ export function createDecider(o: DeciderOptions): Decider {
     const parsed = parseRequestPath(input.path);
     const body = parseRequestBody(input.body, input.headers.get('content-type')?.[0], maxBodyBytes);
     let decision: Decision;
+    // Built whole where they are decided (decision id first): a decision spread into a new literal
+    // copied its fields one by one on every Check.
     if (headersOver) {
-      decision = { decisionId, ...overLimit(headersOver) };
+      decision = overLimit(decisionId, headersOver);
     } else if (!parsed.ok) {
-      decision = { decisionId, ...deny(400, 'bad_request', 'ERR_BAD_REQUEST', parsed.detail) };
+      decision = deny(decisionId, 400, 'bad_request', 'ERR_BAD_REQUEST', parsed.detail);
     } else if (!body.ok) {
-      decision = { decisionId, ...deny(400, 'bad_request', 'ERR_BAD_REQUEST', body.detail, undefined, body.tooLarge ? { limit: 'request_body' } : {}) };
+      decision = deny(decisionId, 400, 'bad_request', 'ERR_BAD_REQUEST', body.detail, undefined, body.tooLarge ? { limit: 'request_body' } : {});
     } else {
       const authn = await authenticate(input);
-      decision = { decisionId, ...('deny' in authn ? deny(authn.deny.status, authn.deny.reason, authn.deny.code, authn.deny.description, authn.deny.challenge) : decide(input, parsed.path, parsed.segments, authn.principal, body.value, decisionId)) };
+      decision = 'deny' in authn ? deny(decisionId, authn.deny.status, authn.deny.reason, authn.deny.code, authn.deny.description, authn.deny.challenge) : decide(input, parsed.path, parsed.segments, authn.principal, body.value, decisionId);
     }
     const principal = decision.principal;
     // Every field written out: a spread of the decision plus overrides built a fresh hidden class
@@ -144,8 +145,8 @@ export function createDecider(o: DeciderOptions): Decider {
 }
 
 /** A request over an input limit: 400, the limit named in the body and counted. */
-function overLimit(err: LimitExceeded, details: DenyDetails = {}): Pending<Deny> {
-  return deny(400, 'bad_request', err.code, err.message, undefined, { ...details, limit: err.limit });
+function overLimit(decisionId: string, err: LimitExceeded, details: DenyDetails = {}): Deny {
+  return deny(decisionId, 400, 'bad_request', err.code, err.message, undefined, { ...details, limit: err.limit });
 }
 
 /** What a denial may say beyond its status: whatever was known when it was decided. */
@@ -155,8 +156,9 @@ type DenyDetails = Partial<Pick<Deny, 'reasons' | 'policiesChecked' | 'errors' |
  * A denial as one object literal of a fixed shape: a spread of a denial plus added fields costs a
  * new hidden class per call (microseconds each), and denials are what an attack sends.
  */
-function deny(status: Deny['status'], reason: DenyReason, code: string, description: string, challenge: string | undefined = undefined, d: DenyDetails = {}): Pending<Deny> {
+function deny(decisionId: string, status: Deny['status'], reason: DenyReason, code: string, description: string, challenge: string | undefined = undefined, d: DenyDetails = {}): Deny {
   return {
+    decisionId,
     allow: false,
     status,
     reason,

@@ -17,8 +17,12 @@ export function upstreamHeaders(decision: Decision, inbound: Iterable<string>): 
     set.push([`${PREFIX}subject`, headerSafe(decision.principal.subject)]);
     if (decision.principal.roles.length) set.push([`${PREFIX}roles`, headerSafe(decision.principal.roles.join(','))]);
   }
-  const names = new Set(set.map(([k]) => k));
-  return { set, remove: [...inbound].filter((k) => k.startsWith(PREFIX) && !names.has(k)) };
+  // A loop, no Set or spread: this runs for every allowed Check, and inbound x-portcullis-* headers are rare.
+  const remove: string[] = [];
+  for (const name of inbound) {
+    if (name.startsWith(PREFIX) && !set.some(([k]) => k === name)) remove.push(name);
+  }
+  return { set, remove };
 }
 
 /**

@@ -35,18 +35,31 @@ export function createEntityStore(list: readonly EntityJson[]): EntityStore {
     parents.set(key, e.parents.map((p) => { const u = plainUid(p); return uidKey(u.type, u.id); }));
   }
   const ancestors = closure(parents);
-  const expanded = new Map<string, readonly EntityJson[]>();
-  for (const key of byKey.keys()) {
+  // Looked up by type, then id: a lookup per Check builds no key string (uidKey's JSON.stringify and
+  // concatenation cost more than the lookups themselves).
+  const entities = new Map<string, Map<string, EntityJson>>();
+  const expanded = new Map<string, Map<string, readonly EntityJson[]>>();
+  for (const [key, e] of byKey) {
+    const { type, id } = plainUid(e.uid);
     // Entities with no attributes, parents or tags are left out: Cedar treats a missing entity
     // exactly like an empty one, and every entity passed costs time in the engine.
-    const chain = [key, ...(ancestors.get(key) ?? [])].flatMap((k) => byKey.get(k) ?? []).filter((e) => !isEmptyEntity(e));
-    expanded.set(key, Object.freeze(chain));
+    const chain = [key, ...(ancestors.get(key) ?? [])].flatMap((k) => byKey.get(k) ?? []).filter((x) => !isEmptyEntity(x));
+    byType(entities, type).set(id, e);
+    byType(expanded, type).set(id, Object.freeze(chain));
   }
   return {
-    get: (type, id) => byKey.get(uidKey(type, id)),
-    withAncestors: (type, id) => expanded.get(uidKey(type, id)) ?? [],
+    get: (type, id) => entities.get(type)?.get(id),
+    withAncestors: (type, id) => expanded.get(type)?.get(id) ?? NONE,
     size: byKey.size,
   };
+}
+
+const NONE: readonly EntityJson[] = Object.freeze([]);
+
+function byType<T>(map: Map<string, Map<string, T>>, type: string): Map<string, T> {
+  let ids = map.get(type);
+  if (!ids) map.set(type, (ids = new Map()));
+  return ids;
 }
 
 function plainUid(uid: EntityJson['uid']): { type: string; id: string } {

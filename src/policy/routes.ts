@@ -42,6 +42,8 @@ export interface Route extends RouteTarget {
   methods: ReadonlySet<string> | '*';
   template: string;
   segments: readonly Segment[];
+  /** `resourceId` filled from the path parameters; compiled at load (a regex replace per request cost ~3 µs). */
+  resourceIdOf: (params: Readonly<Record<string, string>>) => string;
 }
 
 export interface RouteTable {
@@ -105,7 +107,23 @@ function compileRoute(r: z.infer<typeof routeSchema>, index: number, position: s
     if (!params.has(name!)) throw new Error(`resource.id uses {${name}} which the path template does not define`);
   }
   const methods = r.match.method === '*' ? '*' : new Set((Array.isArray(r.match.method) ? r.match.method : [r.match.method]).map((m) => m.toUpperCase()));
-  return { index, position, methods, template: r.match.path, segments, action: r.action, resourceType: r.resource.type, resourceId: r.resource.id, anonymous: r.anonymous };
+  return { index, position, methods, template: r.match.path, segments, action: r.action, resourceType: r.resource.type, resourceId: r.resource.id, anonymous: r.anonymous, resourceIdOf: compileTemplate(r.resource.id) };
+}
+
+/** A resource id template (`{name}` replaced by the path parameter, '' when absent) as a function. */
+function compileTemplate(template: string): Route['resourceIdOf'] {
+  // Odd indexes hold parameter names: 'doc-{a}/{b}' -> ['doc-', 'a', '/', 'b', ''].
+  const parts = template.split(/\{([^}]*)\}/);
+  if (parts.length === 1) return () => template;
+  if (parts.length === 3 && parts[0] === '' && parts[2] === '') {
+    const name = parts[1]!;
+    return (params) => params[name] ?? '';
+  }
+  return (params) => {
+    let id = parts[0]!;
+    for (let i = 1; i < parts.length; i += 2) id += (params[parts[i]!] ?? '') + parts[i + 1]!;
+    return id;
+  };
 }
 
 function compileSegment(seg: string): Segment {
@@ -122,7 +140,7 @@ export function matchRoute(table: RouteTable, method: string, segments: readonly
   for (const route of table.routes) {
     if (route.methods !== '*' && !route.methods.has(method)) continue;
     const params = matchSegments(route.segments, segments);
-    if (params) return { route, index: route.index, resourceId: fillTemplate(route.resourceId, params) };
+    if (params) return { route, index: route.index, resourceId: route.resourceIdOf(params) };
   }
   if (table.fallback) return { route: table.fallback, index: -1, resourceId: table.fallback.resourceId };
   return undefined;
@@ -142,8 +160,4 @@ function matchSegments(pattern: readonly Segment[], path: readonly string[]): Re
     }
   }
   return pattern.length === path.length ? params : undefined;
-}
-
-function fillTemplate(template: string, params: Record<string, string>): string {
-  return template.includes('{') ? template.replace(/\{([^}]*)\}/g, (_, name: string) => params[name] ?? '') : template;
 }

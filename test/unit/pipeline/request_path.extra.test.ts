@@ -59,3 +59,13 @@ describe('parseRequestPath edge cases', () => {
     expect(parseRequestPath(raw)).toEqual({ ok: false, detail });
   });
 });
+
+describe('parseRequestPath splits like String.prototype.split', () => {
+  it('gives the segments split("/") gives for paths of every shape', () => {
+    for (const path of ['/', '/a', '/a/', '/a/b', '/a/b/', '/documents/d1', '/x/y/z/w', '/a/b/c/']) {
+      const parsed = parseRequestPath(path);
+      expect(parsed).toEqual({ ok: true, path, segments: path.slice(1).split('/'), query: '' });
+    }
+    expect(parseRequestPath('/a//b')).toEqual({ ok: false, detail: 'empty path segment' });
+  });
+});
