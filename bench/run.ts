@@ -114,7 +114,7 @@ async function runVariant(scenario: (typeof SCENARIOS)[number], variant: (typeof
           : load({ ...base, mode, rate, concurrency, durationMs, ...(run.singleUse ? { requests: poolFor(durationMs, rate), singleUse: true } : {}) });
     if (!measure) await (run.verify ? run.verify() : verifySample(run.target.address, run.requests[0]!));
     await phaseLoad('closed', profile!.warmupMs, undefined, 8);
-    for (const phase of phasesFor(scenario.phases)) {
+    for (const phase of phasesFor(variant.phases ?? scenario.phases)) {
       // GC totals are scraped outside the CPU window (a scrape costs the server CPU).
       const gc0 = await run.target.gcTotals?.();
       const started = performance.now();

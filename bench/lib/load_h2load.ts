@@ -27,6 +27,8 @@ export async function runH2load(spec: LoadSpec): Promise<LoadResult> {
     const log = join(dir, 'requests.log');
     const seconds = Math.max(1, Math.round(spec.durationMs / 1000));
     const args = h2loadArgs(spec, seconds, join(dir, 'body.bin'), log);
+    // An open loop sends a fixed count: far above the server's capacity the queue takes longer to
+    // drain than the phase lasted. Bounded: 30 s past the phase the run is cut and the phase fails.
     const output = await run(args, (seconds + 30) * 1000);
     const summary = /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(output);
     const finished = /finished in ([\d.]+)m?s, ([\d.]+) req\/s/.exec(output);
@@ -90,10 +92,15 @@ function run(args: string[], timeoutMs: number): Promise<string> {
     let out = '';
     child.stdout.on('data', (b: Buffer) => (out += String(b)));
     child.stderr.on('data', (b: Buffer) => (out += String(b)));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, timeoutMs);
     child.once('exit', (code) => {
       clearTimeout(timer);
       if (code === 0) resolve(out);
+      else if (timedOut) reject(new Error(`h2load was stopped after ${timeoutMs / 1000} s with requests still unanswered (an open loop far above what the server answers per second)`));
       else reject(new Error(`h2load exited with ${code}:\n${out.slice(-2000)}`));
     });
   });
