@@ -19,11 +19,7 @@ export function h2loadAvailable(): boolean {
 export async function runH2load(spec: LoadSpec): Promise<LoadResult> {
   const dir = mkdtempSync(join(tmpdir(), 'pc-h2load-'));
   try {
-    const message = spec.requests[0]!;
-    const body = Buffer.alloc(5 + message.byteLength);
-    body.writeUInt32BE(message.byteLength, 1);
-    Buffer.from(message.buffer, message.byteOffset, message.byteLength).copy(body, 5);
-    writeFileSync(join(dir, 'body.bin'), body);
+    writeFileSync(join(dir, 'body.bin'), grpcFrame(spec.requests[0]!));
     const log = join(dir, 'requests.log');
     const seconds = Math.max(1, Math.round(spec.durationMs / 1000));
     const open = spec.mode === 'open';
@@ -54,7 +50,7 @@ export async function runH2load(spec: LoadSpec): Promise<LoadResult> {
     }
     const errors = Number(summary[5]) + Number(summary[6]) + Number(summary[7]) + non2xx;
     return {
-      requests: open ? measured : Number(summary[4]),
+      requests: measured,
       errors,
       errorSamples: errors ? [`h2load: ${summary[0]}`] : [],
       rate: Math.round(Number(finished[2])),
@@ -63,6 +59,14 @@ export async function runH2load(spec: LoadSpec): Promise<LoadResult> {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** One gRPC message as it travels: uncompressed flag, 4-byte big-endian length, the bytes. */
+export function grpcFrame(message: Uint8Array): Buffer {
+  const frame = Buffer.alloc(5 + message.byteLength);
+  frame.writeUInt32BE(message.byteLength, 1);
+  Buffer.from(message.buffer, message.byteOffset, message.byteLength).copy(frame, 5);
+  return frame;
 }
 
 /** Connections an open-loop phase is spread over: h2load's rate timer ticks at most every 10 ms per connection. */

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { OPEN_LOOP_CONNECTIONS, h2loadArgs, h2loadAvailable, runH2load } from '../../bench/lib/load_h2load.js';
+import { OPEN_LOOP_CONNECTIONS, grpcFrame, h2loadArgs, h2loadAvailable, runH2load } from '../../bench/lib/load_h2load.js';
 import type { LoadSpec } from '../../bench/lib/load_grpc.js';
 import { checkBytes } from '../../bench/lib/requests.js';
 import { startFloor, type Target } from '../../bench/lib/target.js';
@@ -55,11 +55,7 @@ describe.skipIf(!h2loadAvailable())('h2load open loop against the floor (skipped
   });
 
   it('sends 1000 req/s as about one request per millisecond, not bursts of ten every 10 ms', { timeout: 30_000 }, async () => {
-    const message = checkBytes('GET', '/documents/d1', 'x.y.z');
-    const body = Buffer.alloc(5 + message.byteLength);
-    body.writeUInt32BE(message.byteLength, 1);
-    Buffer.from(message).copy(body, 5);
-    writeFileSync(join(dir, 'body.bin'), body);
+    writeFileSync(join(dir, 'body.bin'), grpcFrame(checkBytes('GET', '/documents/d1', 'x.y.z')));
     const log = join(dir, 'requests.log');
     const args = h2loadArgs(spec({ address: floor.address, rate: 1000 }), 2, join(dir, 'body.bin'), log);
     await new Promise<void>((resolve, reject) => {
