@@ -54,26 +54,42 @@ describe.skipIf(!h2loadAvailable())('h2load open loop against the floor (skipped
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('sends 1000 req/s as about one request per millisecond, not bursts of ten every 10 ms', { timeout: 30_000 }, async () => {
-    writeFileSync(join(dir, 'body.bin'), grpcFrame(checkBytes('GET', '/documents/d1', 'x.y.z')));
-    const log = join(dir, 'requests.log');
-    const args = h2loadArgs(spec({ address: floor.address, rate: 1000 }), 2, join(dir, 'body.bin'), log);
+  /** Runs h2load with `args` and returns each request's start time (µs since the epoch) from its log. */
+  async function sendTimes(args: string[], log: string): Promise<number[]> {
     await new Promise<void>((resolve, reject) => {
       const child = spawn('h2load', args, { stdio: 'ignore' });
       const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
       child.once('exit', (code) => (clearTimeout(timer), code === 0 ? resolve() : reject(new Error(`h2load exited with ${code}`))));
     });
     // Each line: start time (µs since the epoch), status, latency (µs).
-    const starts = readFileSync(log, 'utf8').split('\n').filter(Boolean).map((line) => Number(line.split('\t')[0]));
-    expect(starts).toHaveLength(2000);
+    return readFileSync(log, 'utf8').split('\n').filter(Boolean).map((line) => Number(line.split('\t')[0]));
+  }
+
+  /** The share of requests sent in a millisecond that holds at most 3 of them. */
+  function quietShare(starts: number[]): number {
     const perMs = new Map<number, number>();
     for (const t of starts) perMs.set(Math.floor(t / 1000), (perMs.get(Math.floor(t / 1000)) ?? 0) + 1);
-    // One connection's --rps sends 9-11 at once every 10 ms, so almost no request leaves in a quiet
-    // millisecond (0.2 % measured). Spread, a millisecond holds one or two; a generator that lost the CPU
-    // for a while (a loaded machine) catches up with one larger burst, so the test counts requests, not maxima.
-    const inQuietMs = starts.filter((t) => perMs.get(Math.floor(t / 1000))! <= 3).length;
-    expect(inQuietMs / starts.length).toBeGreaterThan(0.8);
-    const seconds = (Math.max(...starts) - Math.min(...starts)) / 1e6;
+    return starts.filter((t) => perMs.get(Math.floor(t / 1000))! <= 3).length / starts.length;
+  }
+
+  it('sends 1000 req/s as about one request per millisecond, where one connection sends bursts of ten every 10 ms', { timeout: 45_000 }, async () => {
+    const body = join(dir, 'body.bin');
+    writeFileSync(body, grpcFrame(checkBytes('GET', '/documents/d1', 'x.y.z')));
+    const gridLog = join(dir, 'grid.log');
+    const grid = await sendTimes(h2loadArgs(spec({ address: floor.address, rate: 1000 }), 2, body, gridLog), gridLog);
+    // The schedule h2loadArgs replaced: one connection at --rps 1000, whose timer fires every 10 ms.
+    const burstLog = join(dir, 'bursts.log');
+    const oneConnection = ['-c', '1', '-m', '1000', '--rps', '1000', '-n', '2000', '-d', body, '-H', 'content-type: application/grpc', '-H', 'te: trailers', '--log-file', burstLog, `http://${floor.address}${AUTHORIZATION_CHECK_PATH}`];
+    const bursts = await sendTimes(oneConnection, burstLog);
+    expect(grid).toHaveLength(2000);
+    expect(bursts).toHaveLength(2000);
+    // Bursts: almost no request leaves in a quiet millisecond (0.2 % measured). The grid: 98.7 % on an idle
+    // machine; under the parallel test suite h2load loses the CPU at times and catches up with a burst
+    // (0.58 in one suite run, 0.62-0.80 with four busy processes on two cores, while bursts stayed at 0.05-0.35 %),
+    // so the bar is set between the two.
+    expect(quietShare(bursts)).toBeLessThan(0.1);
+    expect(quietShare(grid)).toBeGreaterThan(0.4);
+    const seconds = (Math.max(...grid) - Math.min(...grid)) / 1e6;
     expect(seconds).toBeGreaterThan(1.8);
     expect(seconds).toBeLessThan(2.2);
   });
