@@ -19,20 +19,8 @@ import { h2loadAvailable, runH2load } from './lib/load_h2load.js';
 import { runHttpLoad } from './lib/load_http.js';
 import { markdown, svgChart, type BenchReport, type PhaseResult } from './lib/report.js';
 import { medianResults } from './lib/rounds.js';
-import { SCENARIOS, type PhaseKind } from './scenarios.js';
-
-interface Profile {
-  warmupMs: number;
-  phaseMs: number;
-  rates: number[];
-  maxConcurrency: number;
-}
-
-const PROFILES: Record<string, Profile> = {
-  smoke: { warmupMs: 300, phaseMs: 700, rates: [200], maxConcurrency: 4 },
-  quick: { warmupMs: 2000, phaseMs: 4000, rates: [1000, 2500, 5000], maxConcurrency: 32 },
-  full: { warmupMs: 5000, phaseMs: 15000, rates: [1000, 2500, 5000], maxConcurrency: 32 },
-};
+import { PROFILES, phasesFor } from './lib/profiles.js';
+import { SCENARIOS } from './scenarios.js';
 
 const args = process.argv.slice(2);
 const option = (name: string) => {
@@ -62,14 +50,6 @@ const useH2load = generatorChoice === 'h2load' || (generatorChoice === 'auto' &&
 if (generatorChoice === 'h2load' && !h2loadAvailable()) fatal('h2load is not installed (Debian package nghttp2-client)');
 /** h2load when available (its C client leaves the cores to the server); the Node generator otherwise and for multi-request pools. */
 const load = (spec: LoadSpec): Promise<LoadResult> => (useH2load && !spec.singleUse && spec.requests.length === 1 ? runH2load(spec) : runNodeLoad(spec));
-
-function phasesFor(kind: PhaseKind): Array<{ label: string; mode: 'open' | 'closed'; rate?: number; concurrency?: number }> {
-  const max = { label: 'max', mode: 'closed' as const, concurrency: profile!.maxConcurrency };
-  const open = (rate: number) => ({ label: `open-${rate}`, mode: 'open' as const, rate });
-  if (kind === 'max') return [max];
-  if (kind === 'open-1000+max') return [open(profile!.rates[0]!), max];
-  return [...profile!.rates.map(open), max];
-}
 
 /** Pool size per second for closed-loop phases of single-use scenarios: above any rate one process reaches here. */
 const SINGLE_USE_CEILING_RPS = 8000;
@@ -114,7 +94,7 @@ async function runVariant(scenario: (typeof SCENARIOS)[number], variant: (typeof
           : load({ ...base, mode, rate, concurrency, durationMs, ...(run.singleUse ? { requests: poolFor(durationMs, rate), singleUse: true } : {}) });
     if (!measure) await (run.verify ? run.verify() : verifySample(run.target.address, run.requests[0]!));
     await phaseLoad('closed', profile!.warmupMs, undefined, 8);
-    for (const phase of phasesFor(variant.phases ?? scenario.phases)) {
+    for (const phase of phasesFor(variant.phases ?? scenario.phases, profile!)) {
       // GC totals are scraped outside the CPU window (a scrape costs the server CPU).
       const gc0 = await run.target.gcTotals?.();
       const started = performance.now();

@@ -1,0 +1,37 @@
+import type { PhaseKind } from '../scenarios.js';
+
+/** How long and at which rates a run measures. */
+export interface Profile {
+  name: string;
+  /** Closed-loop warm-up before a variant's first phase. */
+  warmupMs: number;
+  phaseMs: number;
+  /** Open-loop rates, req/s; the first is the one every latency budget reads. */
+  rates: number[];
+  /** Calls in flight in the closed-loop (max) phase. */
+  maxConcurrency: number;
+  /** Whether 'rates-in-full' variants run the whole rate sweep. */
+  sweepAll: boolean;
+}
+
+export const PROFILES: Record<string, Profile> = {
+  smoke: { name: 'smoke', warmupMs: 300, phaseMs: 700, rates: [200], maxConcurrency: 4, sweepAll: false },
+  quick: { name: 'quick', warmupMs: 1000, phaseMs: 4000, rates: [1000, 2500, 5000], maxConcurrency: 32, sweepAll: false },
+  full: { name: 'full', warmupMs: 5000, phaseMs: 15000, rates: [1000, 2500, 5000], maxConcurrency: 32, sweepAll: true },
+};
+
+export interface Phase {
+  label: string;
+  mode: 'open' | 'closed';
+  rate?: number;
+  concurrency?: number;
+}
+
+/** The phases a variant of this kind runs under a profile, in order (open-loop rates first, then max). */
+export function phasesFor(kind: PhaseKind, profile: Profile): Phase[] {
+  const max: Phase = { label: 'max', mode: 'closed', concurrency: profile.maxConcurrency };
+  const open = (rate: number): Phase => ({ label: `open-${rate}`, mode: 'open', rate });
+  if (kind === 'max') return [max];
+  if (kind === 'open-1000+max' || (kind === 'rates-in-full' && !profile.sweepAll)) return [open(profile.rates[0]!), max];
+  return [...profile.rates.map(open), max];
+}

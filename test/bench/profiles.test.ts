@@ -1,0 +1,29 @@
+import { describe, expect, it } from 'vitest';
+import { PROFILES, phasesFor } from '../../bench/lib/profiles.js';
+import { SCENARIOS } from '../../bench/scenarios.js';
+
+const labels = (kind: Parameters<typeof phasesFor>[0], profile: string) => phasesFor(kind, PROFILES[profile]!).map((p) => p.label);
+
+describe('bench profiles and phases', () => {
+  it('run the rate sweep, the first rate, or max only, by the kind of variant', () => {
+    expect(labels('rates', 'quick')).toEqual(['open-1000', 'open-2500', 'open-5000', 'max']);
+    expect(labels('open-1000+max', 'quick')).toEqual(['open-1000', 'max']);
+    expect(labels('max', 'full')).toEqual(['max']);
+    const max = phasesFor('max', PROFILES.quick!)[0]!;
+    expect(max).toMatchObject({ mode: 'closed', concurrency: 32 });
+    expect(phasesFor('rates', PROFILES.quick!)[1]).toEqual({ label: 'open-2500', mode: 'open', rate: 2500 });
+  });
+
+  it('sweep the rates of a rates-in-full variant in the full profile only', () => {
+    expect(labels('rates-in-full', 'full')).toEqual(['open-1000', 'open-2500', 'open-5000', 'max']);
+    expect(labels('rates-in-full', 'quick')).toEqual(['open-1000', 'max']);
+    expect(labels('rates-in-full', 'smoke')).toEqual(['open-200', 'max']);
+  });
+
+  it('sweep the rates of the floor and check/example in every profile; the variants past capacity on a small machine in full only', () => {
+    const kinds = Object.fromEntries(SCENARIOS.flatMap((s) => s.variants.map((v) => [`${s.name}/${v.name}`, v.phases ?? s.phases])));
+    expect(kinds['floor/noop']).toBe('rates');
+    expect(kinds['check/example']).toBe('rates');
+    for (const name of ['check/uncached', 'check-traced/sample-10pct', 'check-dpop/es256']) expect(kinds[name], name).toBe('rates-in-full');
+  });
+});
