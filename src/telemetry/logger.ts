@@ -33,20 +33,56 @@ function correlation(): Record<string, string> {
 }
 
 /**
- * stdout, written synchronously (nothing is lost when the process exits), where a line that cannot
- * be written is dropped: once nobody reads stdout (EPIPE) a throwing write would otherwise fail
- * whatever logged it — a request, or a shutdown that then never reached its exit.
+ * stdout, written synchronously once per turn of the event loop: the lines logged while one turn
+ * handles its requests leave in one write (a write(2) to a pipe costs ~10-20 µs, more than
+ * formatting the line), and the process's 'exit' writes whatever is still pending, so nothing is
+ * lost when the process exits. A line that cannot be written is dropped: once nobody reads stdout
+ * (EPIPE) a throwing write would otherwise fail whatever logged it — a request, or a shutdown that
+ * then never reached its exit. One batch per process, shared by every logger writing to stdout, so
+ * their lines keep their order.
  */
-function stdout(): Writable {
-  const out = pino.destination({ dest: 1, sync: true });
+class StdoutLines {
+  private readonly out = pino.destination({ dest: 1, sync: true });
+  private pending = '';
+  private scheduled = false;
+  private readonly flushNow = (): void => this.flush();
+
+  constructor() {
+    process.on('exit', this.flushNow);
+  }
+
+  write(line: string): boolean {
+    this.pending += line;
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.flushNow);
+    }
+    return true;
+  }
+
+  flush(): void {
+    this.scheduled = false;
+    if (this.pending === '') return;
+    const text = this.pending;
+    this.pending = '';
+    try {
+      this.out.write(text);
+    } catch {
+      /* no reader: the lines are dropped */
+    }
+  }
+}
+
+let stdoutLines: StdoutLines | undefined;
+const stdout = (): StdoutLines => (stdoutLines ??= new StdoutLines());
+
+/** The stdout batch as a stream, for pino-pretty (the text format). */
+function stdoutStream(): Writable {
+  const lines = stdout();
   return new Writable({
     decodeStrings: false,
     write(line: string, _encoding, done) {
-      try {
-        out.write(line);
-      } catch {
-        /* no reader: the line is dropped */
-      }
+      lines.write(line);
       done();
     },
   });
@@ -72,7 +108,7 @@ export function createLogger(level: string, destination?: pino.DestinationStream
   if (format === 'text') {
     // Loaded only for the text format (development), like the OTLP exporters only when configured.
     const pretty = createRequire(import.meta.url)('pino-pretty') as typeof PinoPretty;
-    const out = destination ?? stdout();
+    const out = destination ?? stdoutStream();
     return pino(options, pretty({ destination: out, colorize: false, sync: true, translateTime: 'SYS:standard', ignore: 'pid,hostname,service' }));
   }
   return pino(options, destination ?? stdout());

@@ -1,3 +1,5 @@
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../../src/telemetry/logger.js';
@@ -49,4 +51,26 @@ describe('logger', () => {
     expect(text).not.toContain('tok-secret');
     expect(text).toContain('[redacted]');
   });
+
+  describe('on stdout', () => {
+    const ROOT = new URL('../../..', import.meta.url).pathname;
+    const run = (mode: string) =>
+      spawnSync(join(ROOT, 'node_modules/.bin/tsx'), [join(ROOT, 'test/fixtures/stdout_logger.ts'), mode], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
+    const messages = (stdout: string) => stdout.split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { msg: string }).msg);
+
+    it('writes the lines of one event-loop turn, from every logger, in one write and in order', () => {
+      const r = run('turns');
+      expect(r.status).toBe(0);
+      expect(messages(r.stdout)).toEqual(['one', 'two', 'three', 'four']);
+      // One write for the first turn's three lines (one per line before), one for the next turn's.
+      expect(JSON.parse(r.stderr)).toEqual({ afterFirstTurn: 1, total: 2 });
+    });
+
+    it('writes what is pending when the process exits before the turn ends', () => {
+      const r = run('exit');
+      expect(r.status).toBe(3);
+      expect(messages(r.stdout)).toEqual(['before exit']);
+    });
+  });
 });
+
