@@ -2,7 +2,7 @@ import { randomInt } from 'node:crypto';
 import { pino } from 'pino';
 import type { Clock } from '../lib/clock.js';
 import { createTokenBucket } from '../lib/token_bucket.js';
-import type { Logger } from '../telemetry/logger.js';
+import { stdout, type Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import type { DecisionRecord } from './record.js';
 
@@ -34,11 +34,11 @@ const uniform = () => randomInt(0, 2 ** 32) / 2 ** 32;
  * cannot flood the log; what it refuses is counted in `auth_decision_log_dropped_total`.
  */
 export function createDecisionLog(o: DecisionLogOptions): DecisionLog {
-  const toStdout = o.destination === 'stdout';
-  // stdout is shared with the process log: whole lines, written synchronously like pino's own.
-  const out = toStdout ? pino.destination({ dest: 1, sync: true }) : pino.destination({ dest: o.destination, mkdir: true, append: true, sync: false, minLength: 4096 });
+  // stdout is shared with the process log: whole lines in its batch, written once per event-loop turn.
+  const out = o.destination === 'stdout' ? undefined : pino.destination({ dest: o.destination, mkdir: true, append: true, sync: false, minLength: 4096 });
+  const lines = out ?? stdout();
   let reported = false;
-  out.on('error', (err: Error) => {
+  out?.on('error', (err: Error) => {
     if (!reported) o.logger.error({ err, destination: o.destination }, 'decision log write failed');
     reported = true;
   });
@@ -75,18 +75,18 @@ export function createDecisionLog(o: DecisionLogOptions): DecisionLog {
         cached: d.cached,
         latency_ms: Math.round(ms * 1000) / 1000,
       };
-      out.write(`${JSON.stringify(record)}\n`);
+      lines.write(`${JSON.stringify(record)}\n`);
     },
     setSubjectHash(h) {
       hash = h;
     },
     close() {
-      closing ??= toStdout
-        ? Promise.resolve()
-        : new Promise<void>((resolve) => {
+      closing ??= out
+        ? new Promise<void>((resolve) => {
             out.once('close', () => resolve());
             out.end();
-          });
+          })
+        : Promise.resolve(stdout().flush());
       return closing;
     },
   };

@@ -41,7 +41,7 @@ function correlation(): Record<string, string> {
  * then never reached its exit. One batch per process, shared by every logger writing to stdout, so
  * their lines keep their order.
  */
-class StdoutLines {
+export class StdoutLines {
   private readonly out = pino.destination({ dest: 1, sync: true });
   private pending = '';
   private scheduled = false;
@@ -74,7 +74,8 @@ class StdoutLines {
 }
 
 let stdoutLines: StdoutLines | undefined;
-const stdout = (): StdoutLines => (stdoutLines ??= new StdoutLines());
+/** The process's stdout batch (the process log, and the decision log when it goes to stdout). */
+export const stdout = (): StdoutLines => (stdoutLines ??= new StdoutLines());
 
 /** The stdout batch as a stream, for pino-pretty (the text format). */
 function stdoutStream(): Writable {

@@ -66,6 +66,14 @@ describe('logger', () => {
       expect(JSON.parse(r.stderr)).toEqual({ afterFirstTurn: 1, total: 2 });
     });
 
+    it('writes decision records sent to stdout in the same batch, between the log lines around them', () => {
+      const r = run('decisions');
+      expect(r.status).toBe(0);
+      const lines = r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { msg?: string; decision_id?: string });
+      expect(lines.map((l) => l.msg ?? l.decision_id)).toEqual(['before the decision', 'd-1', 'after the decision']);
+      expect(JSON.parse(r.stderr)).toEqual({ total: 1 });
+    });
+
     it('writes what is pending when the process exits before the turn ends', () => {
       const r = run('exit');
       expect(r.status).toBe(3);
