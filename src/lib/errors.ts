@@ -47,6 +47,21 @@ export class PortcullisError extends Error {
   }
 }
 
+/**
+ * Builds an error without capturing a stack trace, for expected outcomes on a request path (a
+ * rejected token): the trace is never read there, and capturing it costs more than the rest of the
+ * rejection (~7-10 µs per error object; a garbage token made three).
+ */
+export function withoutStack<T>(make: () => T): T {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return make();
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+}
+
 export function isPortcullisError(err: unknown, code?: ErrorCode): err is PortcullisError {
   return err instanceof PortcullisError && (code === undefined || err.code === code);
 }

@@ -1,3 +1,5 @@
+import { isUtf8 } from 'node:buffer';
+import { withoutStack } from '../lib/errors.js';
 /** A compact JWS split and decoded once: the protected header and payload as JSON objects. */
 export interface CompactJws {
   header: Record<string, unknown>;
@@ -13,6 +15,9 @@ export const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 /** Why a compact JWS could not be decoded (the caller maps it to its own error). */
 export class UndecodableJws extends Error {}
 
+/** Undecodable input is an expected outcome (garbage tokens and proofs): no stack trace is captured. */
+const undecodable = (message: string, cause?: unknown): UndecodableJws => withoutStack(() => new UndecodableJws(message, cause === undefined ? undefined : { cause }));
+
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
@@ -23,7 +28,7 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 export function decodeCompactJws(token: string): CompactJws {
   const first = token.indexOf('.');
   const last = token.lastIndexOf('.');
-  if (first <= 0 || last === first || last === token.length - 1) throw new UndecodableJws('not three non-empty segments');
+  if (first <= 0 || last === first || last === token.length - 1) throw undecodable('not three non-empty segments');
   return {
     header: jsonObject(token.slice(0, first), 'header'),
     payload: jsonObject(token.slice(first + 1, last), 'payload'),
@@ -33,17 +38,20 @@ export function decodeCompactJws(token: string): CompactJws {
 }
 
 function base64url(segment: string, what: string): Buffer {
-  if (segment.length % 4 === 1) throw new UndecodableJws(`${what} is not base64url`);
+  if (segment.length % 4 === 1) throw undecodable(`${what} is not base64url`);
   return Buffer.from(segment, 'base64url');
 }
 
 function jsonObject(segment: string, what: string): Record<string, unknown> {
+  const bytes = base64url(segment, what);
+  // Checked first, so that the fatal decoder never throws (an exception with a stack per garbage token).
+  if (!isUtf8(bytes)) throw undecodable(`${what} is not UTF-8`);
   let value: unknown;
   try {
-    value = JSON.parse(utf8.decode(base64url(segment, what)));
+    value = withoutStack(() => JSON.parse(utf8.decode(bytes)) as unknown);
   } catch (cause) {
-    throw cause instanceof UndecodableJws ? cause : new UndecodableJws(`${what} is not UTF-8 JSON`, { cause });
+    throw undecodable(`${what} is not JSON`, cause);
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new UndecodableJws(`${what} is not a JSON object`);
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw undecodable(`${what} is not a JSON object`);
   return value as Record<string, unknown>;
 }

@@ -2,7 +2,7 @@ import { hash, KeyObject } from 'node:crypto';
 import type { JWSHeaderParameters } from 'jose';
 import { LRUCache } from 'lru-cache';
 import type { Clock } from '../lib/clock.js';
-import { PortcullisError, type ErrorCode } from '../lib/errors.js';
+import { PortcullisError, withoutStack, type ErrorCode } from '../lib/errors.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { COMPACT_JWS, decodeCompactJws, type CompactJws } from './compact_jws.js';
 import { keyFitsAlgorithm, signatureVerifies } from './jws_signature.js';
@@ -188,6 +188,7 @@ function checkClaims(header: Record<string, unknown>, payload: Record<string, un
   if (iat !== undefined && iat > now + skew) throw fail('ERR_TOKEN_CLAIM', 'iat is in the future');
 }
 
+/** A token refused: an expected outcome, built without a stack trace. */
 function fail(code: ErrorCode, message: string, cause?: unknown): PortcullisError {
-  return new PortcullisError(code, message, { cause });
+  return withoutStack(() => new PortcullisError(code, message, { cause }));
 }

@@ -71,6 +71,15 @@ describe('createTokenVerifier with node:crypto signatures', () => {
     expect(await codeOf(v.verify(`${token.slice(0, token.lastIndexOf('.'))}.${sig.toString('base64url')}`))).toBe('ERR_TOKEN_SIGNATURE');
   });
 
+  it('refuses garbage with a coded error that carries no stack trace (an expected outcome, not a bug)', async () => {
+    const k = await key('ES256', 'k');
+    const err = (await verifier([k.jwk]).verify('not.a.token').catch((e: unknown) => e)) as PortcullisError;
+    expect(err).toBeInstanceOf(PortcullisError);
+    expect(err.code).toBe('ERR_TOKEN_MALFORMED');
+    expect(err.cause).toBeInstanceOf(UndecodableJws);
+    expect(err.stack?.split('\n').filter((l) => l.trim().startsWith('at '))).toEqual([]);
+  });
+
   it('tries every key when the header names no kid, and refuses a token no key verifies', async () => {
     const [a, b, other] = await Promise.all([key('ES256', 'a'), key('ES256', 'b'), key('ES256', 'x')]);
     const v = verifier([a.jwk, b.jwk]);
@@ -144,8 +153,33 @@ describe('decodeCompactJws', () => {
     ['a segment of length 4n+1', `${seg({})}A.${seg({})}.${seg('s')}`],
     ['two segments', `${seg({})}.${seg({})}`],
     ['an empty signature', `${seg({})}.${seg({})}.`],
+    ['text that is not JSON', `${seg('{not json')}.${seg({})}.${seg('s')}`],
   ])('refuses %s', (_name, token) => {
     expect(() => decodeCompactJws(token)).toThrow(UndecodableJws);
+  });
+
+  it('says why, keeps the JSON error as the cause, and captures no stack trace (an expected outcome)', () => {
+    const refusal = (token: string) => {
+      try {
+        decodeCompactJws(token);
+      } catch (err) {
+        return err as UndecodableJws;
+      }
+      throw new Error('decoded');
+    };
+    const notUtf8 = refusal(`${Buffer.from([0xff, 0xfe]).toString('base64url')}.${seg({})}.${seg('s')}`);
+    expect(notUtf8.message).toBe('header is not UTF-8');
+    const notJson = refusal(`${seg({})}.${seg('{not json')}.${seg('s')}`);
+    expect(notJson.message).toBe('payload is not JSON');
+    expect(notJson.cause).toBeInstanceOf(SyntaxError);
+    for (const err of [notUtf8, notJson, notJson.cause as Error]) expect(err.stack?.split('\n').filter((l) => l.trim().startsWith('at '))).toEqual([]);
+    // Other errors keep their traces.
+    expect(new Error('unexpected').stack).toMatch(/\n\s+at /);
+  });
+
+  it('decodes a header with a byte order mark as before (the decoder drops it)', () => {
+    const bom = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(JSON.stringify({ alg: 'ES256' }))]).toString('base64url');
+    expect(decodeCompactJws(`${bom}.${seg({})}.${seg('s')}`).header).toEqual({ alg: 'ES256' });
   });
 });
 
