@@ -36,13 +36,18 @@ function denyResponse(d: Deny): CheckResponse {
   const headers = [header('content-type', 'application/json')];
   if (d.challenge) headers.push(header('www-authenticate', d.challenge));
   return create(CheckResponseSchema, {
-    status: { code: d.status === 400 ? GRPC_INVALID_ARGUMENT : d.status === 401 ? GRPC_UNAUTHENTICATED : GRPC_PERMISSION_DENIED, message: d.reason },
+    status: { code: grpcStatusOfDenial(d), message: d.reason },
     httpResponse: {
       case: 'deniedResponse',
       value: { status: { code: d.status as HttpStatusCode }, headers, body: denialBody(d) },
     },
     dynamicMetadata: { decision_id: d.decisionId, reason: d.reason, policy_revision: d.policyRevision ?? '' },
   });
+}
+
+/** The gRPC status a denial carries in CheckResponse.status. */
+export function grpcStatusOfDenial(d: Deny): number {
+  return d.status === 400 ? GRPC_INVALID_ARGUMENT : d.status === 401 ? GRPC_UNAUTHENTICATED : GRPC_PERMISSION_DENIED;
 }
 
 /** A header that replaces any header of the same name (Envoy's OVERWRITE_IF_EXISTS_OR_ADD). */

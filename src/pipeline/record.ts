@@ -42,6 +42,10 @@ export function createDecisionRecorder(metrics: Metrics, logger: Logger, decisio
   const latency = childCache((source) => metrics.authzLatency.labels(source));
   const decisions = childCache((permitted, resourceType, source) => metrics.authzDecisions.labels(permitted, resourceType, source));
   const denials = childCache((reason) => metrics.authzDenied.labels(reason));
+  // Decision lines are built below from fixed fields, none named like a secret and none an object
+  // whose keys could be: the logger's redaction (24 paths, half of them wildcards) could never censor
+  // anything in them, and cost ~10 µs a line, the most expensive step of a denial.
+  const lines = logger.child({}, { redact: { paths: [] } });
   return (d, ms) => {
     latency(d.source).observe(ms / 1000);
     decisions(String(d.allow), d.resourceType ?? 'none', d.source).inc();
@@ -49,11 +53,11 @@ export function createDecisionRecorder(metrics: Metrics, logger: Logger, decisio
     if (d.cached) metrics.decisionCacheHits.inc();
     // Allows are logged at debug: the line is only built when that level is on.
     if (d.allow) {
-      if (logger.isLevelEnabled('debug')) logger.debug(logLine(d), 'allowed');
+      if (lines.isLevelEnabled('debug')) lines.debug(logLine(d), 'allowed');
     } else {
       if (d.reason) denials(d.reason).inc();
       if (d.limit) metrics.limitExceeded.inc({ limit: d.limit });
-      logger.info(logLine(d), 'denied');
+      lines.info(logLine(d), 'denied');
     }
     decisionLog?.write(d, ms);
   };

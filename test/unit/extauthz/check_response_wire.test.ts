@@ -3,11 +3,11 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { toCheckResponse } from '../../../src/extauthz/check_response.js';
 import { encodeCheckResponse } from '../../../src/extauthz/check_response_wire.js';
-import { CheckResponseSchema } from '../../../src/gen/envoy/service/auth/v3/external_auth_pb.js';
+import { CheckResponseSchema, type DeniedHttpResponse } from '../../../src/gen/envoy/service/auth/v3/external_auth_pb.js';
 import type { AuthzInput, Decision } from '../../../src/pipeline/index.js';
 import type { Principal } from '../../../src/tokens/index.js';
 
-/** The hand-written allow encoding must decode to exactly the message toCheckResponse builds. */
+/** The hand-written encoding must decode to exactly the message toCheckResponse builds, for allows and denials. */
 
 const input = (headerNames: string[]): AuthzInput => ({
   source: 'envoy',
@@ -67,8 +67,35 @@ describe('encodeCheckResponse', () => {
     );
   });
 
-  it('encodes denials through the message builder (same bytes as before)', () => {
+  it('writes a denial with its gRPC and HTTP status, content type, challenge, JSON body and metadata', () => {
     const deny: Decision = { decisionId: 'd-3', allow: false, status: 403, reason: 'forbidden', code: 'ERR_POLICY_DENIED', description: 'forbidden', challenge: undefined, reasons: [], policiesChecked: 3, errors: [], principal: undefined, action: 'read', resourceType: 'Document', policyRevision: 'rev-1' };
     same(deny, input([]));
+    const bytes = encodeCheckResponse({ ...deny, status: 401, reason: 'invalid_token', code: 'ERR_TOKEN_MALFORMED', description: 'malformed token', challenge: 'Bearer error="invalid_token"' }, input([]));
+    const decoded = fromBinary(CheckResponseSchema, bytes);
+    expect(decoded.status).toMatchObject({ code: 16, message: 'invalid_token' });
+    expect(decoded.httpResponse.case).toBe('deniedResponse');
+    const denied = decoded.httpResponse.value as DeniedHttpResponse;
+    expect(denied.status?.code).toBe(401);
+    expect(denied.headers.map((h) => [h.header?.key, h.header?.value])).toEqual([['content-type', 'application/json'], ['www-authenticate', 'Bearer error="invalid_token"']]);
+    expect(JSON.parse(denied.body)).toEqual({ error: 'invalid_token', decision_id: 'd-3', error_description: 'malformed token' });
+  });
+
+  it('matches toCheckResponse for arbitrary denials: every status, reason, challenge, limit, id and revision (unicode included)', () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom(400 as const, 401 as const, 403 as const),
+        fc.constantFrom('bad_request' as const, 'unauthenticated' as const, 'invalid_token' as const, 'forbidden' as const),
+        fc.string({ unit: 'grapheme', maxLength: 40 }),
+        fc.option(fc.string({ maxLength: 200 }), { nil: undefined }),
+        fc.option(fc.constantFrom('header_count' as const, 'request_body' as const, 'token' as const), { nil: undefined }),
+        fc.string({ unit: 'grapheme', maxLength: 20 }),
+        fc.option(fc.string({ unit: 'grapheme', maxLength: 12 }), { nil: undefined }),
+        (status, reason, description, challenge, limit, id, revision) => {
+          const deny: Decision = { decisionId: id, allow: false, status, reason, code: 'ERR_X', description, challenge, ...(limit ? { limit } : {}), reasons: [], policiesChecked: 0, errors: [], principal: undefined, action: undefined, resourceType: undefined, policyRevision: revision };
+          same(deny, input([]));
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });
