@@ -80,7 +80,7 @@ async function runVariant(scenario: (typeof SCENARIOS)[number], variant: (typeof
   if (run.note) notes.add(`${scenario.name}/${variant.name}: ${run.note}`);
   try {
     const envoy = run.path === undefined;
-    const base = { address: run.target.address, path: run.path ?? AUTHORIZATION_CHECK_PATH, requests: run.requests, expect: envoy ? ('allow' as const) : ('any' as const), ...(run.connections ? { connections: run.connections } : {}) };
+    const base = { address: run.target.address, path: run.path ?? AUTHORIZATION_CHECK_PATH, requests: run.requests, expect: envoy && !run.denied ? ('allow' as const) : ('any' as const), ...(run.connections ? { connections: run.connections } : {}) };
     // Single-use requests: a fresh pool per phase, sized for the phase (open: its schedule; closed: a generous ceiling).
     const poolFor = (durationMs: number, rate?: number) => run.singleUse!(Math.ceil(((rate ?? SINGLE_USE_CEILING_RPS) * durationMs) / 1000) + 100);
     const http = run.http;
@@ -92,7 +92,7 @@ async function runVariant(scenario: (typeof SCENARIOS)[number], variant: (typeof
         : http
           ? runHttpLoad({ url: http.url, requests: http.requests, connections: concurrency === profile!.maxConcurrency ? (http.connections ?? concurrency) : (concurrency ?? 8), durationMs, ...(mode === 'open' && rate ? { rate } : {}) })
           : load({ ...base, mode, rate, concurrency, durationMs, ...(run.singleUse ? { requests: poolFor(durationMs, rate), singleUse: true } : {}) });
-    if (!measure) await (run.verify ? run.verify() : verifySample(run.target.address, run.requests[0]!));
+    if (!measure) await (run.verify ? run.verify() : verifySample(run.target.address, run.requests[0]!, run.denied));
     await phaseLoad('closed', profile!.warmupMs, undefined, 8);
     for (const phase of phasesFor(variant.phases ?? scenario.phases, profile!)) {
       // GC totals are scraped outside the CPU window (a scrape costs the server CPU).
@@ -174,13 +174,15 @@ for (const r of withErrors) process.stderr.write(`bench: ${r.errors} errors in $
 process.exit((failed.length && !reportOnly) || withErrors.length || failures.length ? 1 : 0);
 
 /** Every load is checked through a real gRPC client first: the expected answer is an allow. */
-async function verifySample(address: string, bytes: Uint8Array): Promise<void> {
+/** The scenario's first request through a gRPC client: allowed, or denied with `denied` when given. */
+async function verifySample(address: string, bytes: Uint8Array, denied?: number): Promise<void> {
   const client = createCheckClient(address);
   try {
     const res = await client.checkRaw(bytes);
-    if (res.httpResponse.case !== 'okResponse') {
-      const body = res.httpResponse.case === 'deniedResponse' ? res.httpResponse.value.body : res.httpResponse.case;
-      throw new Error(`the scenario request is not allowed: ${body}`);
+    const body = res.httpResponse.case === 'deniedResponse' ? res.httpResponse.value.body : res.httpResponse.case;
+    if (denied === undefined && res.httpResponse.case !== 'okResponse') throw new Error(`the scenario request is not allowed: ${body}`);
+    if (denied !== undefined && (res.httpResponse.case !== 'deniedResponse' || res.httpResponse.value.status?.code !== denied)) {
+      throw new Error(`the scenario request is not denied with ${denied}: ${body}`);
     }
   } finally {
     client.close();

@@ -43,6 +43,8 @@ export interface VariantRun {
   singleUse?: (count: number) => Uint8Array[];
   /** Checks the first request once through a real gRPC client; default: an Envoy Check that must be allowed. */
   verify?: () => Promise<void>;
+  /** An Envoy scenario whose requests are denied with this HTTP status (verified once; the load then accepts any answer). */
+  denied?: 401 | 403;
   note?: string;
   cleanup?: () => Promise<void>;
 }
@@ -141,6 +143,27 @@ export const SCENARIOS: Scenario[] = [
         return { target, requests: [checkBytes('GET', '/documents/d1', token!)], cleanup: () => issuer.close() };
       },
     })),
+  },
+  {
+    name: 'check-deny',
+    description: 'denied Checks, each logged at info: "garbage-token" carries a token that is not a JWS at all (a flood of junk credentials), "forbidden" a valid cached token the policies refuse (a viewer deleting a document)',
+    phases: 'max',
+    variants: [
+      {
+        name: 'garbage-token',
+        async start() {
+          const target = await startPortcullis((dir) => devConfig(dir));
+          return { target, requests: [checkBytes('GET', '/documents/d1', 'not.a.token')], denied: 401 as const };
+        },
+      },
+      {
+        name: 'forbidden',
+        async start() {
+          const target = await startPortcullis((dir) => devConfig(dir));
+          return { target, requests: [checkBytes('DELETE', '/documents/d1', await devToken(target, 'alice', ['viewer']))], denied: 403 as const };
+        },
+      },
+    ],
   },
   {
     name: 'check-dpop',

@@ -76,6 +76,21 @@ describe('npm run bench', () => {
     }
   }, 150_000);
 
+  it('runs the denial scenarios: each request checked once to be denied with its status, then loaded with 0 errors', () => {
+    const out = tempDir('pc-bench-out');
+    const r = spawnSync(tsx, ['bench/run.ts', '--profile', 'smoke', '--scenario', 'check-deny', '--generator', 'node', '--report-only', '--out', out], { cwd: ROOT, encoding: 'utf8', timeout: 90_000 });
+    expect(r.status, r.stderr).toBe(0);
+    const json = readdirSync(out).find((f) => f.endsWith('.json'))!;
+    const report = JSON.parse(readFileSync(join(out, json), 'utf8')) as BenchReport;
+    expect(report.results.map((x) => `${x.scenario}/${x.variant}/${x.phase}`)).toEqual(['check-deny/garbage-token/max', 'check-deny/forbidden/max']);
+    for (const x of report.results) {
+      expect(x.errors, `${x.scenario}/${x.variant}`).toBe(0);
+      expect(x.requests).toBeGreaterThan(0);
+    }
+    // The budget needs check/example, which this run did not measure.
+    expect(report.budgets.find((b) => b.name === 'denying an undecodable token keeps >= 0.5 x check throughput')?.status).toBe('skipped');
+  }, 120_000);
+
   it('runs several rounds and reports each phase over them (latencies pooled, other fields the median), keeping every round', () => {
     const out = tempDir('pc-bench-out');
     const r = spawnSync(tsx, ['bench/run.ts', '--profile', 'smoke', '--scenario', 'floor', '--rounds', '2', '--generator', 'node', '--report-only', '--out', out], { cwd: ROOT, encoding: 'utf8', timeout: 90_000 });
