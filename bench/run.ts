@@ -173,8 +173,7 @@ for (const b of failed) process.stderr.write(`bench: budget exceeded: ${b.name} 
 for (const r of withErrors) process.stderr.write(`bench: ${r.errors} errors in ${r.scenario}/${r.variant}/${r.phase}: ${r.errorSamples.join('; ')}\n`);
 process.exit((failed.length && !reportOnly) || withErrors.length || failures.length ? 1 : 0);
 
-/** Every load is checked through a real gRPC client first: the expected answer is an allow. */
-/** The scenario's first request through a gRPC client: allowed, or denied with `denied` when given. */
+/** Every load is checked through a real gRPC client first: its first request must be allowed, or denied with `denied` when given. */
 async function verifySample(address: string, bytes: Uint8Array, denied?: number): Promise<void> {
   const client = createCheckClient(address);
   try {
