@@ -32,18 +32,27 @@ function correlation(): Record<string, string> {
   return ids;
 }
 
+/** Pipe writes up to this size are atomic (POSIX PIPE_BUF on Linux): processes sharing the pipe never tear them. */
+const ATOMIC_WRITE_BYTES = 4096;
+
 /**
  * stdout, written synchronously once per turn of the event loop: the lines logged while one turn
- * handles its requests leave in one write (a write(2) to a pipe costs ~10-20 µs, more than
- * formatting the line), and the process's 'exit' writes whatever is still pending, so nothing is
- * lost when the process exits. A line that cannot be written is dropped: once nobody reads stdout
- * (EPIPE) a throwing write would otherwise fail whatever logged it — a request, or a shutdown that
- * then never reached its exit. One batch per process, shared by every logger writing to stdout, so
- * their lines keep their order.
+ * handles its requests leave together (a write(2) to a pipe costs ~10-20 µs, more than formatting
+ * the line), in writes of whole lines of at most 4096 bytes, so that lines from cluster workers
+ * sharing the pipe never tear each other (a longer write may be split and interleaved). Error and
+ * fatal lines are written at once, with what is pending before them; the process's 'exit' writes
+ * whatever is still pending, so nothing is lost when the process exits (a kill that gives no 'exit',
+ * SIGKILL or an abort, loses at most the turn's info and debug lines). A line that cannot be written
+ * is dropped: once nobody reads stdout (EPIPE) a throwing write would otherwise fail whatever logged
+ * it — a request, or a shutdown that then never reached its exit. One batch per process, shared by
+ * every logger writing to stdout, so their lines keep their order.
  */
 export class StdoutLines {
   private readonly out = pino.destination({ dest: 1, sync: true });
+  /** Complete writes waiting, each whole lines of at most ATOMIC_WRITE_BYTES (or one longer line). */
+  private readonly full: string[] = [];
   private pending = '';
+  private pendingBytes = 0;
   private scheduled = false;
   private readonly flushNow = (): void => this.flush();
 
@@ -52,24 +61,37 @@ export class StdoutLines {
   }
 
   write(line: string): boolean {
+    const bytes = Buffer.byteLength(line);
+    if (this.pendingBytes > 0 && this.pendingBytes + bytes > ATOMIC_WRITE_BYTES) {
+      this.full.push(this.pending);
+      this.pending = '';
+      this.pendingBytes = 0;
+    }
     this.pending += line;
-    if (!this.scheduled) {
+    this.pendingBytes += bytes;
+    // JSON lines start with their level: error (50) and fatal (60) go out now, not at the end of the turn.
+    if (line.startsWith('{"level":5') || line.startsWith('{"level":6')) this.flush();
+    else if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(this.flushNow);
     }
     return true;
   }
 
-  flush(): void {
+  /** Writes what is pending; `done` (pino's logger.flush) is called once it is written. */
+  flush(done?: (err?: Error) => void): void {
     this.scheduled = false;
-    if (this.pending === '') return;
-    const text = this.pending;
+    if (this.pending !== '') this.full.push(this.pending);
     this.pending = '';
-    try {
-      this.out.write(text);
-    } catch {
-      /* no reader: the lines are dropped */
+    this.pendingBytes = 0;
+    for (const text of this.full.splice(0)) {
+      try {
+        this.out.write(text);
+      } catch {
+        /* no reader: the lines are dropped */
+      }
     }
+    done?.();
   }
 }
 

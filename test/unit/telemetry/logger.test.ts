@@ -74,6 +74,26 @@ describe('logger', () => {
       expect(JSON.parse(r.stderr)).toEqual({ total: 1 });
     });
 
+    it('writes a long turn in writes of whole lines up to 4096 bytes (atomic on a pipe shared with cluster workers)', () => {
+      const r = run('large');
+      expect(r.status).toBe(0);
+      expect(messages(r.stdout)).toHaveLength(100);
+      const { sizes } = JSON.parse(r.stderr) as { sizes: Array<{ bytes: number; wholeLines: boolean }> };
+      // ~150 bytes a line: ~15 KB in four or five writes, none over 4096 bytes, each ending a line.
+      expect(sizes.length).toBeGreaterThanOrEqual(4);
+      expect(sizes.length).toBeLessThanOrEqual(6);
+      for (const s of sizes) expect(s).toMatchObject({ wholeLines: true });
+      expect(Math.max(...sizes.map((s) => s.bytes))).toBeLessThanOrEqual(4096);
+      expect(sizes.reduce((n, s) => n + s.bytes, 0)).toBe(Buffer.byteLength(r.stdout));
+    });
+
+    it('writes an error line at once, with the lines pending before it; flush calls back', () => {
+      const r = run('error');
+      expect(r.status).toBe(0);
+      expect(messages(r.stdout)).toEqual(['before', 'failed', 'after']);
+      expect(JSON.parse(r.stderr)).toEqual({ afterError: 1, total: 2, flushed: true });
+    });
+
     it('writes what is pending when the process exits before the turn ends', () => {
       const r = run('exit');
       expect(r.status).toBe(3);
