@@ -10,15 +10,27 @@ export interface GcTotals {
   pauseSeconds: number;
   /** Mark-compacts so far. */
   majorCount: number;
+  /**
+   * Checks answered with a gRPC error status so far (`auth_authz_errors_total`, `auth_authz_shed_total`):
+   * h2load sees only the HTTP status, which is 200 for those, so the bench counts them from here.
+   */
+  failedChecks: number;
 }
 
 const SERIES = /^nodejs_gc_duration_seconds_(sum|count)\{([^}]*)\}\s+(\S+)$/;
+const FAILED_CHECKS = /^auth_authz_(?:errors|shed)_total(?:\{[^}]*\})?\s+(\S+)$/;
 
 /** The totals in a Prometheus text exposition; undefined when it has no GC series. */
 export function readGcTotals(text: string): GcTotals | undefined {
   let found = false;
-  const totals: GcTotals = { pauseSeconds: 0, majorCount: 0 };
+  const totals: GcTotals = { pauseSeconds: 0, majorCount: 0, failedChecks: 0 };
   for (const line of text.split('\n')) {
+    const failed = FAILED_CHECKS.exec(line);
+    if (failed) {
+      const value = Number(failed[1]);
+      if (Number.isFinite(value)) totals.failedChecks += value;
+      continue;
+    }
     const m = SERIES.exec(line);
     if (!m) continue;
     const value = Number(m[3]);

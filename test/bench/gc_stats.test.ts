@@ -1,6 +1,7 @@
 import { Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { readGcTotals } from '../../bench/lib/gc_stats.js';
+import { createMetrics } from '../../src/telemetry/metrics.js';
 
 describe('bench GC totals', () => {
   it("sums the pauses of every kind and counts the mark-compacts in prom-client's exposition", async () => {
@@ -27,5 +28,15 @@ describe('bench GC totals', () => {
     expect(totals!.pauseSeconds).toBeGreaterThanOrEqual(0.75);
     expect(readGcTotals('# HELP x y\nx 1\n')).toBeUndefined();
     expect(readGcTotals('nodejs_gc_duration_seconds_sum{kind="minor"} NaN\n')).toBeUndefined();
+  });
+
+  it("counts the Checks Portcullis answered with a gRPC error status (h2load sees HTTP 200 for them)", async () => {
+    const metrics = createMetrics(new Registry(), { defaultMetrics: true });
+    (metrics.registry.getSingleMetric('nodejs_gc_duration_seconds') as Histogram).observe({ kind: 'minor' }, 0.001);
+    expect(readGcTotals(await metrics.registry.metrics())!.failedChecks).toBe(0);
+    metrics.authzErrors.inc({ code: 'ERR_MALFORMED_REQUEST' });
+    metrics.authzErrors.inc({ code: 'ERR_INTERNAL' }, 2);
+    metrics.authzShed.inc({ source: 'envoy' });
+    expect(readGcTotals(await metrics.registry.metrics())!.failedChecks).toBe(4);
   });
 });
