@@ -112,7 +112,8 @@ function wireTypesOf(schema: DescMessage): WireTypes {
   return out;
 }
 
-function fieldWireType(f: DescField): WireType | undefined {
+/** The wire type a field is encoded with; undefined where two are allowed (a numeric list, packed or not). */
+export function fieldWireType(f: DescField): WireType | undefined {
   switch (f.fieldKind) {
     case 'map':
       return WireType.LengthDelimited;
@@ -123,8 +124,9 @@ function fieldWireType(f: DescField): WireType | undefined {
     case 'scalar':
       return scalarWireType(f.scalar);
     case 'list':
-      // Scalar lists may come packed (length-delimited) or one element per record.
-      return f.listKind === 'message' ? (f.delimitedEncoding ? WireType.StartGroup : WireType.LengthDelimited) : undefined;
+      if (f.listKind === 'message') return f.delimitedEncoding ? WireType.StartGroup : WireType.LengthDelimited;
+      // Strings and bytes are never packed; numeric lists may come packed (length-delimited) or one element per record.
+      return f.listKind === 'scalar' && (f.scalar === ScalarType.STRING || f.scalar === ScalarType.BYTES) ? WireType.LengthDelimited : undefined;
   }
 }
 

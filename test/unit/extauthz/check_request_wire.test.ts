@@ -1,9 +1,9 @@
-import { create, fromBinary, ScalarType, toBinary, type DescField, type DescMessage } from '@bufbuild/protobuf';
+import { create, fromBinary, toBinary, type DescField, type DescMessage } from '@bufbuild/protobuf';
 import { BinaryReader, WireType } from '@bufbuild/protobuf/wire';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { toAuthzInput } from '../../../src/extauthz/check_request.js';
-import { readCheckRequest } from '../../../src/extauthz/check_request_wire.js';
+import { fieldWireType, readCheckRequest } from '../../../src/extauthz/check_request_wire.js';
 import { CheckRequestSchema } from '../../../src/gen/envoy/service/auth/v3/external_auth_pb.js';
 import type { AuthzInput } from '../../../src/pipeline/index.js';
 
@@ -73,28 +73,6 @@ function encode(m: Shape): Uint8Array {
   );
 }
 
-/** The wire type a field is encoded with; undefined where two are allowed (packable scalar lists). */
-function declaredWireType(f: DescField): WireType | undefined {
-  if (f.fieldKind === 'list') return f.listKind === 'message' ? WireType.LengthDelimited : f.listKind === 'scalar' && (f.scalar === ScalarType.STRING || f.scalar === ScalarType.BYTES) ? WireType.LengthDelimited : undefined;
-  if (f.fieldKind === 'map' || f.fieldKind === 'message') return WireType.LengthDelimited;
-  if (f.fieldKind === 'enum') return WireType.Varint;
-  switch (f.scalar) {
-    case ScalarType.STRING:
-    case ScalarType.BYTES:
-      return WireType.LengthDelimited;
-    case ScalarType.DOUBLE:
-    case ScalarType.FIXED64:
-    case ScalarType.SFIXED64:
-      return WireType.Bit64;
-    case ScalarType.FLOAT:
-    case ScalarType.FIXED32:
-    case ScalarType.SFIXED32:
-      return WireType.Bit32;
-    default:
-      return WireType.Varint;
-  }
-}
-
 /**
  * Whether bytes are well-formed for a message type, nested messages included: every known field has its
  * declared wire type and every field, known or not, ends within its enclosing message. protobuf-es does not
@@ -105,7 +83,7 @@ function wellFormed(schema: DescMessage, r: BinaryReader, end: number): boolean 
   while (r.pos < end) {
     const [no, wt] = r.tag();
     const f = schema.fields.find((x) => x.number === no);
-    const expected = f && declaredWireType(f);
+    const expected = f && fieldWireType(f);
     if (expected !== undefined && wt !== expected) return false;
     const nested = f?.fieldKind === 'message' || (f?.fieldKind === 'list' && f.listKind === 'message') ? f.message : undefined;
     if (f?.fieldKind === 'map' || nested) {
