@@ -6,6 +6,8 @@ export interface TracingOptions extends OtlpTarget {
   serviceName: string;
   sampleRate: number;
   exportIntervalMs: number;
+  /** Most spans per OTLP export request (a full batch is sent at once). */
+  exportBatchSize: number;
 }
 
 /**
@@ -19,7 +21,7 @@ export async function startTracing(o: TracingOptions): Promise<{ shutdown(): Pro
   const provider = new NodeTracerProvider({
     resource: resourceFromAttributes({ 'service.name': o.serviceName }),
     sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(o.sampleRate) }),
-    spanProcessors: [new BatchSpanProcessor(await createSpanExporter(o), { scheduledDelayMillis: o.exportIntervalMs })],
+    spanProcessors: [new BatchSpanProcessor(await createSpanExporter(o), { scheduledDelayMillis: o.exportIntervalMs, maxExportBatchSize: o.exportBatchSize })],
   });
   // The process's one AsyncLocalStorage (request_context.ts) carries the active span too.
   provider.register({ contextManager: requestContextManager });

@@ -14,7 +14,7 @@ export async function startTelemetry(o: Readonly<Config['observability']>, regis
   const t = o.tracing;
   const m = o.metrics;
   const tracing = t.enabled
-    ? await startTracing({ serviceName: o.service_name, protocol: t.protocol, endpoint: otlpEndpoint(t, 'traces'), insecure: t.insecure, sampleRate: t.sample_rate, exportIntervalMs: t.export_interval_ms })
+    ? await startTracing({ serviceName: o.service_name, protocol: t.protocol, endpoint: otlpEndpoint(t, 'traces'), insecure: t.insecure, sampleRate: t.sample_rate, exportIntervalMs: t.export_interval_ms, exportBatchSize: t.export_batch_size })
     : undefined;
   const pushing = m.provider === 'otel' || m.provider === 'both';
   const metrics = pushing ? await startMetricsExport({ serviceName: o.service_name, registry, protocol: m.protocol, endpoint: otlpEndpoint(m, 'metrics'), insecure: m.insecure, exportIntervalMs: m.export_interval_ms }) : undefined;

@@ -16,6 +16,8 @@ import { makeKey, signToken, startJwksServer, type JwksServer, type SigningKey }
 
 /** A real OTLP/HTTP receiver: decodes each protobuf export body and keeps the spans. */
 const spans: Span[] = [];
+/** Spans per export request, in arrival order. */
+const exportSizes: number[] = [];
 let receiver: Server;
 let sidecar: Sidecar;
 let accessToken = '';
@@ -37,7 +39,9 @@ beforeAll(async () => {
       expect(req.url).toBe('/v1/traces');
       expect(req.headers['content-type']).toBe('application/x-protobuf');
       const body = fromBinary(ExportTraceServiceRequestSchema, Buffer.concat(chunks));
-      for (const rs of body.resourceSpans) for (const ss of rs.scopeSpans) spans.push(...ss.spans);
+      let count = 0;
+      for (const rs of body.resourceSpans) for (const ss of rs.scopeSpans) (spans.push(...ss.spans), (count += ss.spans.length));
+      exportSizes.push(count);
       res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
     });
   });
@@ -46,7 +50,7 @@ beforeAll(async () => {
   idp = await startJwksServer();
   idpKey = await makeKey('idp-k1');
   idp.keys = [idpKey.publicJwk];
-  sidecar = await startSidecar({ issuers: [{ issuer: idp.issuer, jwks_uri: idp.jwksUri, audiences: ['api'] }], observability: { tracing: { enabled: true, endpoint, sample_rate: 1, export_interval_ms: 50 } } });
+  sidecar = await startSidecar({ issuers: [{ issuer: idp.issuer, jwks_uri: idp.jwksUri, audiences: ['api'] }], observability: { tracing: { enabled: true, endpoint, sample_rate: 1, export_interval_ms: 50, export_batch_size: 2 } } });
   await addUser(sidecar.server.tokens!.ctx, { username: 'otlp-user', password: PASSWORD, roles: ['viewer'] });
   const res = await fetch(`http://127.0.0.1:${sidecar.server.httpPort}/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'otlp-user', password: PASSWORD }) });
   accessToken = ((await res.json()) as { access_token: string }).access_token;
@@ -85,6 +89,16 @@ describe('OTLP trace export', () => {
     expect(hex(resource.parentSpanId)).toBe(hex(check.spanId));
     expect(attr(resource, 'auth.authz.resource_type')).toBe('Document');
     expect(attr(resource, 'auth.authz.resource_found')).toBe(true);
+  });
+
+  it('sends a full batch of export_batch_size spans at once, without waiting for the interval', async () => {
+    const before = exportSizes.length;
+    const { trace } = await tracedCheck('GET', '/documents/d1', 'ba7c0000000000000000000000000001', '5555555555555555', accessToken, 4);
+    expect(trace.length).toBeGreaterThanOrEqual(4);
+    const sizes = exportSizes.slice(before);
+    // Four spans ending within a millisecond: two full batches of 2, never one of 4 (the 50 ms interval did not gather them).
+    expect(Math.max(...sizes)).toBe(2);
+    expect(sizes.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(trace.length);
   });
 
   it('decides a request whose caller did not sample its trace without exporting any span of it', async () => {

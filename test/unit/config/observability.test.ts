@@ -16,8 +16,13 @@ describe('observability config', () => {
     const o = parseConfig({}).observability;
     expect(o.logging).toEqual({ level: 'info', format: 'json' });
     expect(o.metrics).toMatchObject({ provider: 'prometheus', protocol: 'http/protobuf', export_interval_ms: 15000 });
-    expect(o.tracing).toMatchObject({ enabled: false, protocol: 'http/protobuf', sample_rate: 0.1 });
+    expect(o.tracing).toMatchObject({ enabled: false, protocol: 'http/protobuf', sample_rate: 0.1, export_interval_ms: 5000, export_batch_size: 64 });
     expect(o.decision_log).toEqual({ enabled: false, destination: 'stdout', sample_rate: 1, max_per_second: 1000 });
+  });
+
+  it('refuses a span export batch outside 1..2048 (the SDK queue holds 2048)', () => {
+    for (const export_batch_size of [0, 2049, 1.5]) expect(() => parseConfig({ observability: { tracing: { export_batch_size } } })).toThrow(/export_batch_size/);
+    expect(parseConfig({ observability: { tracing: { export_batch_size: 2048 } } }).observability.tracing.export_batch_size).toBe(2048);
   });
 
   it('picks the OTLP endpoint default of each protocol and signal', () => {
