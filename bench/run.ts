@@ -19,7 +19,7 @@ import { h2loadAvailable, runH2load } from './lib/load_h2load.js';
 import { runHttpLoad } from './lib/load_http.js';
 import { markdown, svgChart, type BenchReport, type PhaseResult } from './lib/report.js';
 import { medianResults } from './lib/rounds.js';
-import { PROFILES, phasesFor } from './lib/profiles.js';
+import { PROFILES, phasesFor, variantRuns } from './lib/profiles.js';
 import { SCENARIOS } from './scenarios.js';
 
 const args = process.argv.slice(2);
@@ -36,6 +36,7 @@ const wanted = options('scenario');
 for (const w of wanted) if (!SCENARIOS.some((s) => s.name === w)) fatal(`unknown scenario "${w}" (${SCENARIOS.map((s) => s.name).join(', ')})`);
 const scenarios = SCENARIOS.filter((s) => wanted.length === 0 || wanted.includes(s.name));
 for (const s of scenarios) if (s.variants.length === 0) process.stderr.write(`bench: ${s.name}: not available on this machine, skipped\n`);
+const fullOnly = scenarios.flatMap((s) => s.variants.filter((v) => !variantRuns(v, profile!)).map((v) => `${s.name}/${v.name}`));
 const outDir = option('out') ?? new URL('./results', import.meta.url).pathname;
 const budgets = loadBudgets(new URL('./budgets.yaml', import.meta.url).pathname);
 const hardware = option('hardware');
@@ -62,7 +63,7 @@ for (let round = 1; round <= rounds; round++) {
   const results: PhaseResult[] = [];
   roundResults.push(results);
   for (const scenario of scenarios) {
-    for (const variant of scenario.variants) {
+    for (const variant of scenario.variants.filter((v) => variantRuns(v, profile!))) {
       process.stderr.write(`bench: ${rounds > 1 ? `round ${round}/${rounds}: ` : ''}${scenario.name}/${variant.name}\n`);
       try {
         await runVariant(scenario, variant, results);
@@ -76,13 +77,13 @@ for (let round = 1; round <= rounds; round++) {
 
 /** Runs one variant's phases, appending a result per phase to `results` (its round's). */
 async function runVariant(scenario: (typeof SCENARIOS)[number], variant: (typeof SCENARIOS)[number]['variants'][number], results: PhaseResult[]): Promise<void> {
-  const run = await variant.start();
+  const run = await variant.start({ warmupMs: profile!.warmupMs, phaseMs: profile!.phaseMs });
   if (run.note) notes.add(`${scenario.name}/${variant.name}: ${run.note}`);
   try {
     const envoy = run.path === undefined;
     const base = { address: run.target.address, path: run.path ?? AUTHORIZATION_CHECK_PATH, requests: run.requests, expect: envoy && !run.denied ? ('allow' as const) : ('any' as const), ...(run.connections ? { connections: run.connections } : {}) };
     // Single-use requests: a fresh pool per phase, sized for the phase (open: its schedule; closed: a generous ceiling).
-    const poolFor = (durationMs: number, rate?: number) => run.singleUse!(Math.ceil(((rate ?? SINGLE_USE_CEILING_RPS) * durationMs) / 1000) + 100);
+    const poolFor = (durationMs: number, rate?: number) => run.singleUse!(Math.ceil(((rate ?? run.singleUseCeilingRps ?? SINGLE_USE_CEILING_RPS) * durationMs) / 1000) + 100);
     const http = run.http;
     const measure = run.measure;
     // One phase of load, by the variant's kind: in-process, HTTP (autocannon) or gRPC.
@@ -161,7 +162,9 @@ const report: BenchReport = {
   results: merged,
   ...(rounds > 1 ? { roundResults } : {}),
   budgets: evaluateBudgetsOverRounds(budgets, hardware, roundResults.map(lookupIn), pooledLookup),
-  notes: [...(rounds > 1 ? [`${rounds} rounds: latency percentiles are over all the rounds' requests (their histograms pooled; autocannon phases: the median of the rounds), the other fields the median of the rounds field by field; a latency budget is judged on the pooled values, every other budget by the median of its per-round values (listed beside it)`] : []), ...notes, ...failures.map((f) => `FAILED ${f}`)],
+  notes: [
+    ...(fullOnly.length ? [`${profileName} profile: ${fullOnly.join(', ')} run in the full profile only (no budget reads them)`] : []),
+    ...(rounds > 1 ? [`${rounds} rounds: latency percentiles are over all the rounds' requests (their histograms pooled; autocannon phases: the median of the rounds), the other fields the median of the rounds field by field; a latency budget is judged on the pooled values, every other budget by the median of its per-round values (listed beside it)`] : []), ...notes, ...failures.map((f) => `FAILED ${f}`)],
 };
 
 mkdirSync(outDir, { recursive: true });

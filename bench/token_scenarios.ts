@@ -50,7 +50,8 @@ async function post(url: string, body: string, headers: Record<string, string>):
 
 const login = (target: Target) => post(`http://${target.http}/login`, JSON.stringify({ username: 'bench-user-0', password: PASSWORD }), { 'content-type': 'application/json' });
 const LOGIN_CONNECTIONS = 8;
-const REFRESH_POOL = 40_000;
+/** Refresh tokens minted per second of warm-up and phase: ~1.5 x the most one process rotated here (~2k/s). */
+const REFRESH_POOL_RPS = 3000;
 
 /** Whether an optional peer package is installed (a missing peer is reported, not an error). */
 function installed(name: string): boolean {
@@ -105,15 +106,16 @@ export const TOKEN_SCENARIOS: Scenario[] = [
     variants: [
       {
         name: 'rotate',
-        async start() {
+        async start({ warmupMs, phaseMs }) {
           const target = await startPortcullis(tokenConfig);
           // Each request presents a fresh refresh token of its own family: tokens are minted straight into
-          // the store beforehand (a login per token would take minutes), enough for the full profile.
+          // the store beforehand (a login per token would take minutes), enough for the profile's warm-up and phase.
+          const poolSize = Math.ceil((REFRESH_POOL_RPS * (warmupMs + phaseMs)) / 1000) + 100;
           const pool = await withStore(target, async (ctx) => {
             const user = await addUser(ctx, { username: 'bench-user', password: PASSWORD, roles: ['viewer'] });
             const client = (await ctx.store.clients.byId(BUILTIN_LOGIN_CLIENT))!;
             const tokens: string[] = [];
-            for (let i = 0; i < REFRESH_POOL; i++) tokens.push((await startFamily(ctx, { client, userId: user.id, scope: 'openid profile', resource: null, amr: ['pwd'], authTime: Math.floor(Date.now() / 1000) })).token);
+            for (let i = 0; i < poolSize; i++) tokens.push((await startFamily(ctx, { client, userId: user.id, scope: 'openid profile', resource: null, amr: ['pwd'], authTime: Math.floor(Date.now() / 1000) })).token);
             return tokens;
           });
           const request: Request = {

@@ -21,7 +21,7 @@ export async function runH2load(spec: LoadSpec): Promise<LoadResult> {
   try {
     writeFileSync(join(dir, 'body.bin'), grpcFrame(spec.requests[0]!));
     const log = join(dir, 'requests.log');
-    const seconds = Math.max(1, Math.round(spec.durationMs / 1000));
+    const seconds = Math.max(0.1, spec.durationMs / 1000);
     const open = spec.mode === 'open';
     const args = h2loadArgs(spec, seconds, join(dir, 'body.bin'), log, open ? OPEN_LOOP_WARMUP_SECONDS : 0);
     // An open loop sends a fixed count: far above the server's capacity the queue takes longer to
@@ -96,7 +96,7 @@ export function h2loadArgs(spec: LoadSpec, seconds: number, bodyFile: string, lo
   const common = ['-d', bodyFile, '-H', 'content-type: application/grpc', '-H', 'te: trailers', '--log-file', logFile, `http://${spec.address}${spec.path}`];
   if (spec.mode === 'closed') {
     const connections = Math.max(1, spec.connections ?? 1);
-    return ['-c', String(connections), '-m', String(Math.max(1, Math.ceil((spec.concurrency ?? 1) / connections))), '-D', String(seconds), ...common];
+    return ['-c', String(connections), '-m', String(Math.max(1, Math.ceil((spec.concurrency ?? 1) / connections))), '-D', `${Math.round(seconds * 1000)}ms`, ...common];
   }
   const rate = spec.rate ?? 0;
   if (!(rate > 0)) throw new Error('an open-loop phase needs a rate');

@@ -26,7 +26,7 @@ export async function runHttpLoad(spec: HttpLoadSpec): Promise<LoadResult> {
     url: spec.url,
     connections: spec.connections,
     pipelining: 1,
-    duration: Math.max(1, Math.round(spec.durationMs / 1000)),
+    duration: Math.max(0.1, spec.durationMs / 1000),
     requests,
     ...(spec.rate ? { overallRate: spec.rate } : {}),
   });

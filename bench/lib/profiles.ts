@@ -12,12 +12,15 @@ export interface Profile {
   maxConcurrency: number;
   /** Whether 'rates-in-full' variants run the whole rate sweep. */
   sweepAll: boolean;
+  /** Whether variants marked `fullOnly` run (points on a curve no budget reads). */
+  everyVariant: boolean;
 }
 
 export const PROFILES: Record<string, Profile> = {
-  smoke: { name: 'smoke', warmupMs: 300, phaseMs: 700, rates: [200], maxConcurrency: 4, sweepAll: false },
-  quick: { name: 'quick', warmupMs: 1000, phaseMs: 4000, rates: [1000, 2500, 5000], maxConcurrency: 32, sweepAll: false },
-  full: { name: 'full', warmupMs: 5000, phaseMs: 15000, rates: [1000, 2500, 5000], maxConcurrency: 32, sweepAll: true },
+  smoke: { name: 'smoke', warmupMs: 300, phaseMs: 700, rates: [200], maxConcurrency: 4, sweepAll: false, everyVariant: true },
+  // ~2.5 minutes a round on a 2-core machine: 2.5 s phases (an open-loop phase adds h2load's warm-up second).
+  quick: { name: 'quick', warmupMs: 500, phaseMs: 2500, rates: [1000, 2500, 5000], maxConcurrency: 32, sweepAll: false, everyVariant: false },
+  full: { name: 'full', warmupMs: 5000, phaseMs: 15000, rates: [1000, 2500, 5000], maxConcurrency: 32, sweepAll: true, everyVariant: true },
 };
 
 export interface Phase {
@@ -34,4 +37,9 @@ export function phasesFor(kind: PhaseKind, profile: Profile): Phase[] {
   if (kind === 'max') return [max];
   if (kind === 'open-1000+max' || (kind === 'rates-in-full' && !profile.sweepAll)) return [open(profile.rates[0]!), max];
   return [...profile.rates.map(open), max];
+}
+
+/** Whether a variant runs under a profile: every variant does, except `fullOnly` ones outside profiles that run them all. */
+export function variantRuns(variant: { fullOnly?: boolean }, profile: Profile): boolean {
+  return profile.everyVariant || !variant.fullOnly;
 }

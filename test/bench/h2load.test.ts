@@ -33,7 +33,10 @@ describe('h2load arguments', () => {
 
   it('keep closed loops on the scenario connections for the whole duration', () => {
     const args = h2loadArgs(spec({ mode: 'closed', concurrency: 32, connections: 4 }), 4, '/b', '/l');
-    expect([option(args, '-c'), option(args, '-m'), option(args, '-D')]).toEqual(['4', '8', '4']);
+    expect([option(args, '-c'), option(args, '-m'), option(args, '-D')]).toEqual(['4', '8', '4000ms']);
+    // Durations in milliseconds: a 2.5 s phase lasts 2.5 s, and an open loop sends 2.5 s of its rate.
+    expect(option(h2loadArgs(spec({ mode: 'closed', concurrency: 32 }), 2.5, '/b', '/l'), '-D')).toBe('2500ms');
+    expect(option(h2loadArgs(spec({ rate: 1000 }), 2.5, '/b', '/l', 1), '-n')).toBe('3500');
     expect(args).not.toContain('--rps');
   });
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { PROFILES, phasesFor } from '../../bench/lib/profiles.js';
+import { loadBudgets } from '../../bench/lib/budgets.js';
+import { PROFILES, phasesFor, variantRuns } from '../../bench/lib/profiles.js';
 import { SCENARIOS } from '../../bench/scenarios.js';
 
 const labels = (kind: Parameters<typeof phasesFor>[0], profile: string) => phasesFor(kind, PROFILES[profile]!).map((p) => p.label);
@@ -25,5 +26,18 @@ describe('bench profiles and phases', () => {
     expect(kinds['floor/noop']).toBe('rates');
     expect(kinds['check/example']).toBe('rates');
     for (const name of ['check/uncached', 'check-traced/sample-10pct', 'check-dpop/es256']) expect(kinds[name], name).toBe('rates-in-full');
+  });
+
+  it('leave the fullOnly variants out of the quick profile only, and no budget reads one', () => {
+    expect(variantRuns({ fullOnly: true }, PROFILES.quick!)).toBe(false);
+    expect(variantRuns({ fullOnly: true }, PROFILES.full!)).toBe(true);
+    expect(variantRuns({ fullOnly: true }, PROFILES.smoke!)).toBe(true);
+    expect(variantRuns({}, PROFILES.quick!)).toBe(true);
+    const fullOnly = SCENARIOS.flatMap((s) => s.variants.filter((v) => v.fullOnly).map((v) => `${s.name}/${v.name}/`));
+    expect(fullOnly).toContain('check-policies/100/');
+    const budgets = loadBudgets(new URL('../../bench/budgets.yaml', import.meta.url).pathname);
+    const refs = [...budgets.relative, ...Object.values(budgets.absolute ?? {}).flat()].flatMap((b) => (b.value ? [b.value] : [...(b.ratio ?? b.difference ?? [])]));
+    expect(refs.length).toBeGreaterThan(10);
+    for (const ref of refs) expect(fullOnly.some((v) => ref.startsWith(v)), ref).toBe(false);
   });
 });
