@@ -19,7 +19,7 @@ import { h2loadAvailable, runH2load } from './lib/load_h2load.js';
 import { runHttpLoad } from './lib/load_http.js';
 import { markdown, svgChart, type BenchReport, type PhaseResult } from './lib/report.js';
 import { medianResults } from './lib/rounds.js';
-import { PROFILES, phasesFor, variantRuns } from './lib/profiles.js';
+import { PROFILES, phasesFor, variantRuns, warmupFor } from './lib/profiles.js';
 import { SCENARIOS } from './scenarios.js';
 
 const args = process.argv.slice(2);
@@ -77,7 +77,7 @@ for (let round = 1; round <= rounds; round++) {
 
 /** Runs one variant's phases, appending a result per phase to `results` (its round's). */
 async function runVariant(scenario: (typeof SCENARIOS)[number], variant: (typeof SCENARIOS)[number]['variants'][number], results: PhaseResult[]): Promise<void> {
-  const run = await variant.start({ warmupMs: profile!.warmupMs, phaseMs: profile!.phaseMs });
+  const run = await variant.start({ warmupMs: Math.max(profile!.warmupMs, profile!.maxWarmupMs), phaseMs: profile!.phaseMs });
   if (run.note) notes.add(`${scenario.name}/${variant.name}: ${run.note}`);
   try {
     const envoy = run.path === undefined;
@@ -94,8 +94,9 @@ async function runVariant(scenario: (typeof SCENARIOS)[number], variant: (typeof
           ? runHttpLoad({ url: http.url, requests: http.requests, connections: concurrency === profile!.maxConcurrency ? (http.connections ?? concurrency) : (concurrency ?? 8), durationMs, ...(mode === 'open' && rate ? { rate } : {}) })
           : load({ ...base, mode, rate, concurrency, durationMs, ...(run.singleUse ? { requests: poolFor(durationMs, rate), singleUse: true } : {}) });
     if (!measure) await (run.verify ? run.verify() : verifySample(run.target.address, run.requests[0]!, run.denied));
-    await phaseLoad('closed', profile!.warmupMs, undefined, 8);
-    for (const phase of phasesFor(variant.phases ?? scenario.phases, profile!)) {
+    const phases = phasesFor(variant.phases ?? scenario.phases, profile!);
+    await phaseLoad('closed', warmupFor(phases, profile!), undefined, 8);
+    for (const phase of phases) {
       // GC totals are scraped outside the CPU window (a scrape costs the server CPU).
       const gc0 = await run.target.gcTotals?.();
       const started = performance.now();

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { loadBudgets } from '../../bench/lib/budgets.js';
-import { PROFILES, phasesFor, variantRuns } from '../../bench/lib/profiles.js';
+import { PROFILES, phasesFor, variantRuns, warmupFor } from '../../bench/lib/profiles.js';
 import { SCENARIOS } from '../../bench/scenarios.js';
 
 const labels = (kind: Parameters<typeof phasesFor>[0], profile: string) => phasesFor(kind, PROFILES[profile]!).map((p) => p.label);
@@ -39,5 +39,15 @@ describe('bench profiles and phases', () => {
     const refs = [...budgets.relative, ...Object.values(budgets.absolute ?? {}).flat()].flatMap((b) => (b.value ? [b.value] : [...(b.ratio ?? b.difference ?? [])]));
     expect(refs.length).toBeGreaterThan(10);
     for (const ref of refs) expect(fullOnly.some((v) => ref.startsWith(v)), ref).toBe(false);
+  });
+
+  it('warm a variant whose first phase is max up for longer: its open-loop phases warm the others', () => {
+    const quick = PROFILES.quick!;
+    expect(warmupFor(phasesFor('max', quick), quick)).toBe(quick.maxWarmupMs);
+    expect(warmupFor(phasesFor('open-1000+max', quick), quick)).toBe(quick.warmupMs);
+    expect(warmupFor(phasesFor('rates', quick), quick)).toBe(quick.warmupMs);
+    // Before its max phase, a variant with open-loop phases has run at least as long as a max-only variant's warm-up.
+    const openLoopMs = phasesFor('open-1000+max', quick).filter((p) => p.mode === 'open').length * quick.phaseMs + quick.warmupMs;
+    expect(openLoopMs).toBeGreaterThanOrEqual(quick.maxWarmupMs);
   });
 });
