@@ -164,7 +164,7 @@ const report: BenchReport = {
   ...(rounds > 1 ? { roundResults } : {}),
   budgets: evaluateBudgetsOverRounds(budgets, hardware, roundResults.map(lookupIn), pooledLookup),
   notes: [
-    ...(fullOnly.length ? [`${profileName} profile: ${fullOnly.join(', ')} run in the full profile only (no budget reads them)`] : []),
+    ...(fullOnly.length ? [`${profileName} profile: ${fullOnly.join(', ')} run in the full and smoke profiles only (no budget reads them)`] : []),
     ...(rounds > 1 ? [`${rounds} rounds: latency percentiles are over all the rounds' requests (their histograms pooled; autocannon phases: the median of the rounds), the other fields the median of the rounds field by field; a latency budget is judged on the pooled values, every other budget by the median of its per-round values (listed beside it)`] : []), ...notes, ...failures.map((f) => `FAILED ${f}`)],
 };
 

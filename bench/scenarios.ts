@@ -120,7 +120,7 @@ export const SCENARIOS: Scenario[] = [
           const sink = await startOtlpSink();
           const extra = `observability:\n  tracing:\n    enabled: true\n    endpoint: ${sink.url}\n    sample_rate: 0.1\n    export_interval_ms: 1000\n`;
           const target = await startPortcullis((dir) => devConfig(dir, EXAMPLE_POLICIES, extra));
-          return { target, requests: [checkBytes('GET', '/documents/d1', await devToken(target, 'alice', ['viewer']))], cleanup: sink.close, note: 'OTLP export batches every second' };
+          return { target, requests: [checkBytes('GET', '/documents/d1', await devToken(target, 'alice', ['viewer']))], cleanup: sink.close, note: 'OTLP export in batches of 64 spans, or every second' };
         },
       },
     ],

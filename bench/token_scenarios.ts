@@ -108,8 +108,9 @@ export const TOKEN_SCENARIOS: Scenario[] = [
         async start({ warmupMs, phaseMs }) {
           const target = await startPortcullis(tokenConfig);
           // Each request presents a fresh refresh token of its own family: tokens are minted straight into
-          // the store beforehand (a login per token would take minutes), enough for the profile's warm-up and phase.
-          const poolSize = Math.ceil((REFRESH_POOL_RPS * (warmupMs + phaseMs)) / 1000) + 100;
+          // the store beforehand (a login per token would take minutes), enough for the profile's warm-up and
+          // its one (max) phase, and never fewer than 10k, for a machine that rotates faster than this one.
+          const poolSize = Math.max(10_000, Math.ceil((REFRESH_POOL_RPS * (warmupMs + phaseMs)) / 1000) + 100);
           const pool = await withStore(target, async (ctx) => {
             const user = await addUser(ctx, { username: 'bench-user', password: PASSWORD, roles: ['viewer'] });
             const client = (await ctx.store.clients.byId(BUILTIN_LOGIN_CLIENT))!;

@@ -8,7 +8,7 @@ export interface Profile {
   /**
    * Closed-loop warm-up before a variant whose first phase is max: long enough for V8 to have
    * optimized its hot path, as the open-loop phases before another variant's max phase have (with
-   * 0.5 s, max-only variants measured 10-15 % below what they reached after 3 s).
+   * 0.5 s, max-only variants measured 11-13 % below what they reached after 3 s, medians of three).
    */
   maxWarmupMs: number;
   phaseMs: number;

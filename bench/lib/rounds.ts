@@ -22,8 +22,8 @@ const key = (r: PhaseResult) => `${r.scenario}/${r.variant}/${r.phase}`;
 /**
  * One row per phase from several rounds of the same scenarios. Latency percentiles come from all
  * the rounds' requests pooled (their histograms added), so a tail percentile is one of many more
- * samples instead of the middle of a few noisy ones: at 1000 req/s a 4 s phase decides its p99 by
- * its 40 slowest requests, which one GC pause can fill. Where a generator keeps no histogram
+ * samples instead of the middle of a few noisy ones: at 1000 req/s a 2 s phase (quick profile) decides its
+ * p99 by its 20 slowest requests, which one GC pause can fill. Where a generator keeps no histogram
  * (autocannon), and for every other field, the median over the rounds that ran the phase (field by
  * field, so rate and CPU may come from different rounds). Errors are summed and their samples
  * kept, so an error in any round still fails the run.

@@ -33,7 +33,7 @@ const tracing = z
     insecure: z.boolean().optional().describe('gRPC only: `true` sends without TLS, `false` with TLS. Unset: follows the endpoint scheme (`http://` plaintext, `https://` TLS); a setting that contradicts the scheme is refused.'),
     sample_rate: z.number().min(0).max(1).default(0.1).describe('Share of new traces recorded (parent-based: a sampled caller trace, from `traceparent`, is always continued).'),
     export_interval_ms: z.number().int().min(10).max(60000).default(5000).describe('How often batched spans are sent.'),
-    export_batch_size: z.number().int().min(1).max(2048).default(64).describe('Most spans per export request; a full batch is sent at once, without waiting for the interval. Encoding runs on the event loop (~6-10 µs per span), so a small batch is a short pause: 512 spans held every Check behind ~4 ms.'),
+    export_batch_size: z.number().int().min(1).max(2048).default(64).describe('Most spans per export request; a full batch is sent at once, without waiting for the interval. Encoding runs on the event loop (~6-10 µs per span), so a small batch is a short pause (512 spans: ~4 ms). One export is in flight at a time, so at most this many spans leave per collector round trip: raise it for a distant collector (64 spans per 30 ms is ~2100 spans/s; past that the 2048-span queue fills and spans are dropped).'),
   })
   .strict()
   .prefault({});

@@ -1,8 +1,13 @@
 import { fromBinary } from '@bufbuild/protobuf';
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { httpCheckRequest } from '../../src/extauthz/client.js';
+import { createCheckClient, httpCheckRequest } from '../../src/extauthz/client.js';
+import { spawnServer } from '../helpers/cli_server.js';
+import { tempDir } from '../helpers/temp_dir.js';
 import { ExportTraceServiceRequestSchema } from '../../src/gen/opentelemetry/proto/collector/trace/v1/trace_service_pb.js';
 import type { Span } from '../../src/gen/opentelemetry/proto/trace/v1/trace_pb.js';
 import { spawnSync } from 'node:child_process';
@@ -16,15 +21,17 @@ import { makeKey, signToken, startJwksServer, type JwksServer, type SigningKey }
 
 /** A real OTLP/HTTP receiver: decodes each protobuf export body and keeps the spans. */
 const spans: Span[] = [];
-/** Spans per export request, in arrival order. */
-const exportSizes: number[] = [];
+/** Each export request as it arrived: the exporting service, its span count, the trace id of each span. */
+const exportsSeen: { service: string; count: number; traceIds: string[] }[] = [];
 let receiver: Server;
+let receiverUrl = '';
 let sidecar: Sidecar;
 let accessToken = '';
 let idp: JwksServer;
 let idpKey: SigningKey;
 const PASSWORD = 'otlp-test-password-1';
 
+const EXAMPLE_POLICIES = new URL('../../policies', import.meta.url).pathname;
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 const attr = (s: Span, key: string) => {
   const v = s.attributes.find((a) => a.key === key)?.value?.value;
@@ -39,14 +46,18 @@ beforeAll(async () => {
       expect(req.url).toBe('/v1/traces');
       expect(req.headers['content-type']).toBe('application/x-protobuf');
       const body = fromBinary(ExportTraceServiceRequestSchema, Buffer.concat(chunks));
-      let count = 0;
-      for (const rs of body.resourceSpans) for (const ss of rs.scopeSpans) (spans.push(...ss.spans), (count += ss.spans.length));
-      exportSizes.push(count);
+      const traceIds: string[] = [];
+      let service = '';
+      for (const rs of body.resourceSpans) {
+        service = String(rs.resource?.attributes.find((a) => a.key === 'service.name')?.value?.value.value ?? '');
+        for (const ss of rs.scopeSpans) for (const s of ss.spans) (spans.push(s), traceIds.push(hex(s.traceId)));
+      }
+      exportsSeen.push({ service, count: traceIds.length, traceIds });
       res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
     });
   });
   await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-  const endpoint = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/v1/traces`;
+  const endpoint = (receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/v1/traces`);
   idp = await startJwksServer();
   idpKey = await makeKey('idp-k1');
   idp.keys = [idpKey.publicJwk];
@@ -91,14 +102,45 @@ describe('OTLP trace export', () => {
     expect(attr(resource, 'auth.authz.resource_found')).toBe(true);
   });
 
-  it('sends a full batch of export_batch_size spans at once, without waiting for the interval', async () => {
-    const before = exportSizes.length;
-    const { trace } = await tracedCheck('GET', '/documents/d1', 'ba7c0000000000000000000000000001', '5555555555555555', accessToken, 4);
+  it('exports in batches of at most export_batch_size spans', async () => {
+    const traceId = 'ba7c0000000000000000000000000001';
+    const { trace } = await tracedCheck('GET', '/documents/d1', traceId, '5555555555555555', accessToken, 4);
     expect(trace.length).toBeGreaterThanOrEqual(4);
-    const sizes = exportSizes.slice(before);
-    // Four spans ending within a millisecond: two full batches of 2, never one of 4 (the 50 ms interval did not gather them).
-    expect(Math.max(...sizes)).toBe(2);
-    expect(sizes.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(trace.length);
+    // Four spans or more, two to an export (the default would have sent them together).
+    const carrying = exportsSeen.filter((e) => e.traceIds.includes(traceId));
+    expect(carrying.length).toBeGreaterThanOrEqual(2);
+    for (const e of carrying) expect(e.count).toBeLessThanOrEqual(2);
+    expect(carrying.flatMap((e) => e.traceIds).filter((id) => id === traceId)).toHaveLength(trace.length);
+  });
+
+  it('sends a full batch at once, without waiting for the export interval', { timeout: 60_000 }, async () => {
+    // Its own process (the SDK registers one tracer provider per process), with an interval that
+    // outlasts the test: only full batches can reach the receiver.
+    const dir = tempDir('pc-otlp-batch');
+    const file = join(dir, 'config.yaml');
+    writeFileSync(file, [
+      'grpc: { address: "127.0.0.1:0" }', 'admin: { address: "127.0.0.1:0" }', 'http: { address: "127.0.0.1:0" }',
+      `policies: { dir: ${EXAMPLE_POLICIES}, watch: false }`, `store: { sqlite_file: ${join(dir, 'portcullis.db')} }`, 'lifecycle: { drain_seconds: 0 }',
+      `issuers: [{ issuer: "${idp.issuer}", jwks_uri: "${idp.jwksUri}", audiences: [api] }]`,
+      `observability: { service_name: otlp-batch-test, tracing: { enabled: true, endpoint: "${receiverUrl}", sample_rate: 1, export_interval_ms: 60000, export_batch_size: 2 } }`, '',
+    ].join('\n'));
+    const server = await spawnServer(file, { PORTCULLIS_KEK: randomBytes(32).toString('base64url') });
+    const client = createCheckClient(server.grpc);
+    try {
+      const traceId = 'ba7c0000000000000000000000000002';
+      const token = await signToken({ sub: 'idp-user', roles: ['viewer'] }, { key: idpKey, issuer: idp.issuer, audience: 'api' });
+      const res = await client.check(httpCheckRequest('GET', '/documents/d1', { authorization: `Bearer ${token}`, traceparent: `00-${traceId}-6666666666666666-01` }));
+      expect(res.status?.code).toBe(0);
+      // Five spans (check, token verify, JWKS keys, resource, evaluation): two full batches leave at once, the fifth waits for a third.
+      await expect.poll(() => spans.filter((s) => hex(s.traceId) === traceId).length, { timeout: 10_000 }).toBeGreaterThanOrEqual(4);
+      const sent = exportsSeen.filter((e) => e.service === 'otlp-batch-test');
+      expect(sent.length).toBeGreaterThanOrEqual(2);
+      expect(sent.map((e) => e.count)).toEqual(sent.map(() => 2));
+    } finally {
+      client.close();
+      server.child.kill('SIGTERM');
+      await server.exited;
+    }
   });
 
   it('decides a request whose caller did not sample its trace without exporting any span of it', async () => {
