@@ -77,7 +77,9 @@ for (let round = 1; round <= rounds; round++) {
 
 /** Runs one variant's phases, appending a result per phase to `results` (its round's). */
 async function runVariant(scenario: (typeof SCENARIOS)[number], variant: (typeof SCENARIOS)[number]['variants'][number], results: PhaseResult[]): Promise<void> {
-  const run = await variant.start({ warmupMs: Math.max(profile!.warmupMs, profile!.maxWarmupMs), phaseMs: profile!.phaseMs });
+  const phases = phasesFor(variant.phases ?? scenario.phases, profile!);
+  const warmupMs = warmupFor(phases, profile!);
+  const run = await variant.start({ warmupMs, phaseMs: profile!.phaseMs });
   if (run.note) notes.add(`${scenario.name}/${variant.name}: ${run.note}`);
   try {
     const envoy = run.path === undefined;
@@ -94,8 +96,7 @@ async function runVariant(scenario: (typeof SCENARIOS)[number], variant: (typeof
           ? runHttpLoad({ url: http.url, requests: http.requests, connections: concurrency === profile!.maxConcurrency ? (http.connections ?? concurrency) : (concurrency ?? 8), durationMs, ...(mode === 'open' && rate ? { rate } : {}) })
           : load({ ...base, mode, rate, concurrency, durationMs, ...(run.singleUse ? { requests: poolFor(durationMs, rate), singleUse: true } : {}) });
     if (!measure) await (run.verify ? run.verify() : verifySample(run.target.address, run.requests[0]!, run.denied));
-    const phases = phasesFor(variant.phases ?? scenario.phases, profile!);
-    await phaseLoad('closed', warmupFor(phases, profile!), undefined, 8);
+    await phaseLoad('closed', warmupMs, undefined, 8);
     for (const phase of phases) {
       // GC totals are scraped outside the CPU window (a scrape costs the server CPU).
       const gc0 = await run.target.gcTotals?.();

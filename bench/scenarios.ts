@@ -57,7 +57,7 @@ export interface Variant {
   phases?: PhaseKind;
   /** A point on a curve that no budget reads: run by the full (and smoke) profile, left out of quick. */
   fullOnly?: boolean;
-  /** The profile's timing, for variants that prepare requests ahead (single-use pools). */
+  /** This variant's warm-up and the profile's phase length, for variants that prepare requests ahead (single-use pools). */
   start(timing: { warmupMs: number; phaseMs: number }): Promise<VariantRun>;
 }
 
