@@ -1,23 +1,29 @@
 /**
- * The floor: a no-op ext_authz server on grpc-js using the project's own generated protos and
- * codecs. It decodes each CheckRequest (every real server must) and answers a prebuilt OK at once.
- * Nothing a Node ext_authz server does can be faster than this on the same machine.
+ * The floor: a no-op ext_authz server on grpc-js with the project's own protos and the serializers
+ * Portcullis itself serves with: the raw-bytes method definition, the CheckRequest wire reader (every
+ * real server must read the request) and an OK CheckResponse encoded once, answered at once. Nothing
+ * a Node ext_authz server does can be faster than this on the same machine, Portcullis included: it
+ * runs the same reader and writes a larger answer after deciding.
  */
 import { create, toBinary } from '@bufbuild/protobuf';
 import type { ServiceDefinition, UntypedServiceImplementation, sendUnaryData } from '@grpc/grpc-js';
-import { CheckRequestSchema, CheckResponseSchema, type CheckResponse } from '../../src/gen/envoy/service/auth/v3/external_auth_pb.js';
+import { CheckResponseSchema } from '../../src/gen/envoy/service/auth/v3/external_auth_pb.js';
+import { readCheckRequest } from '../../src/extauthz/check_request_wire.js';
 import { AUTHORIZATION_CHECK_PATH } from '../../src/extauthz/service.js';
-import { decode, rawRequestMethod } from '../../src/grpc/codec.js';
+import { rawBytesMethod } from '../../src/grpc/codec.js';
 import { startGrpcServer } from '../../src/grpc/server.js';
 
-const ok = create(CheckResponseSchema, { status: { code: 0 }, httpResponse: { case: 'okResponse', value: {} } });
-toBinary(CheckResponseSchema, ok);
+const OK = toBinary(CheckResponseSchema, create(CheckResponseSchema, { status: { code: 0 }, httpResponse: { case: 'okResponse', value: {} } }));
 
-const definition: ServiceDefinition = { Check: rawRequestMethod(AUTHORIZATION_CHECK_PATH, CheckResponseSchema) };
+const definition: ServiceDefinition = { Check: rawBytesMethod(AUTHORIZATION_CHECK_PATH) };
 const implementation: UntypedServiceImplementation = {
-  Check(call: { request: Buffer }, callback: sendUnaryData<CheckResponse>) {
-    if (!decode(CheckRequestSchema, call.request)) return callback({ code: 3, details: 'malformed CheckRequest' });
-    callback(null, ok);
+  Check(call: { request: Buffer }, callback: sendUnaryData<Uint8Array>) {
+    try {
+      readCheckRequest(call.request);
+    } catch {
+      return callback({ code: 3, details: 'malformed CheckRequest' });
+    }
+    callback(null, OK);
   },
 };
 
