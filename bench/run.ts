@@ -1,6 +1,6 @@
 /**
  * `npm run bench [-- --profile quick|full|smoke] [--scenario NAME ...] [--rounds N] [--generator auto|node|h2load]
- *                 [--hardware NAME] [--out DIR] [--report-only]`
+ *                 [--hardware NAME] [--budgets FILE] [--out DIR] [--report-only]`
  *
  * Starts each scenario's server from the built code on loopback, warms it up, measures open-loop
  * rates and closed-loop max throughput with a bounded load, stops it; writes
@@ -35,11 +35,21 @@ if (!profile) fatal(`unknown profile "${profileName}" (${Object.keys(PROFILES).j
 const wanted = options('scenario');
 for (const w of wanted) if (!SCENARIOS.some((s) => s.name === w)) fatal(`unknown scenario "${w}" (${SCENARIOS.map((s) => s.name).join(', ')})`);
 const scenarios = SCENARIOS.filter((s) => wanted.length === 0 || wanted.includes(s.name));
-for (const s of scenarios) if (s.variants.length === 0) process.stderr.write(`bench: ${s.name}: not available on this machine, skipped\n`);
+/** Peers of the chosen scenarios that are not installed: reported, not an error (their budgets show as skipped). */
+const missingPeers = scenarios.flatMap((s) => (s.missing ?? []).map((m) => `${s.name}: peer not measured: ${m}`));
+for (const m of missingPeers) process.stderr.write(`bench: ${m}\n`);
 const fullOnly = scenarios.flatMap((s) => s.variants.filter((v) => !variantRuns(v, profile!)).map((v) => `${s.name}/${v.name}`));
 const outDir = option('out') ?? new URL('./results', import.meta.url).pathname;
-const budgets = loadBudgets(new URL('./budgets.yaml', import.meta.url).pathname);
+const budgetsFile = option('budgets') ?? new URL('./budgets.yaml', import.meta.url).pathname;
+const budgets = (() => {
+  try {
+    return loadBudgets(budgetsFile);
+  } catch (err) {
+    fatal(`cannot read budgets from ${budgetsFile}: ${(err as Error).message}`);
+  }
+})();
 const hardware = option('hardware');
+if (hardware && !budgets.absolute[hardware]) fatal(`${budgetsFile} has no absolute budgets for hardware profile "${hardware}" (${Object.keys(budgets.absolute).join(', ') || 'none'})`);
 /** Evaluate and report budgets but do not fail on them (phases with errors still fail). */
 const reportOnly = args.includes('--report-only');
 const roundsOption = option('rounds') ?? '1';
@@ -119,7 +129,9 @@ async function runVariant(scenario: (typeof SCENARIOS)[number], variant: (typeof
       const viaH2load = useH2load && !measure && !http && !run.singleUse && run.requests.length === 1;
       const failedChecks = viaH2load && gc0 && gc1 ? gc1.failedChecks - gc0.failedChecks : 0;
       if (failedChecks > 0) Object.assign(r, { errors: r.errors + failedChecks, errorSamples: [...r.errorSamples, `${failedChecks} Checks answered with a gRPC error status (auth_authz_errors_total, auth_authz_shed_total)`] });
-      const per1000 = (seconds: number) => (r.requests ? Math.round((seconds / r.requests) * 1000 * 1000) / 1000 : 0);
+      // CPU over every request the server answered in the window, measured or not (an open loop's warm-up second).
+      const answered = r.answered ?? r.requests;
+      const per1000 = (seconds: number) => (answered ? Math.round((seconds / answered) * 1000 * 1000) / 1000 : 0);
       const result: PhaseResult = {
         scenario: scenario.name,
         variant: variant.name,
@@ -165,6 +177,7 @@ const report: BenchReport = {
   ...(rounds > 1 ? { roundResults } : {}),
   budgets: evaluateBudgetsOverRounds(budgets, hardware, roundResults.map(lookupIn), pooledLookup),
   notes: [
+    ...missingPeers,
     ...(fullOnly.length ? [`${profileName} profile: ${fullOnly.join(', ')} run in the full and smoke profiles only (no budget reads them)`] : []),
     ...(rounds > 1 ? [`${rounds} rounds: latency percentiles are over all the rounds' requests (their histograms pooled; autocannon phases: the median of the rounds), the other fields the median of the rounds field by field; a latency budget is judged on the pooled values, every other budget by the median of its per-round values (listed beside it)`] : []), ...notes, ...failures.map((f) => `FAILED ${f}`)],
 };

@@ -66,6 +66,8 @@ export interface Scenario {
   description: string;
   phases: PhaseKind;
   variants: Variant[];
+  /** Peers this scenario measures that are not installed here, and how to get them: named in the run's notes (their budgets are skipped). */
+  missing?: string[];
 }
 
 /** Bench config; `decisionCache: false` makes every request reach the engine (what slicing and entity size cost). */
@@ -208,6 +210,7 @@ export const SCENARIOS: Scenario[] = [
           },
         }))
       : [],
+    ...(cerbosBinary() ? {} : { missing: [`Cerbos: the PDP binary is not installed (npm optional dependency @cerbos/cerbos-linux-x64, Linux x64 only)`] }),
   },
   {
     name: 'app-batch',

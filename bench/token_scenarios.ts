@@ -97,6 +97,7 @@ export const TOKEN_SCENARIOS: Scenario[] = [
           ]
         : []),
     ],
+    ...(installed('oidc-provider') ? {} : { missing: ['node-oidc-provider: npm package oidc-provider (a dev dependency) is not installed'] }),
   },
   {
     name: 'token-refresh',

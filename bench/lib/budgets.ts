@@ -17,18 +17,26 @@ const budget = z
   .refine((b) => [b.ratio, b.difference, b.value].filter(Boolean).length === 1, 'one of ratio, difference, value')
   .refine((b) => b.min !== undefined || b.max !== undefined, 'min or max');
 
-const fileSchema = z.object({ relative: z.array(budget), absolute: z.record(z.string(), z.array(budget)).default({}) }).strict();
+/** A comparison reported beside the budgets and never enforced: no limit. */
+const reported = z
+  .object({ name: z.string(), ratio: z.tuple([ref, ref]).optional(), difference: z.tuple([ref, ref]).optional(), value: ref.optional() })
+  .strict()
+  .refine((b) => [b.ratio, b.difference, b.value].filter(Boolean).length === 1, 'one of ratio, difference, value');
+
+const fileSchema = z.object({ relative: z.array(budget), absolute: z.record(z.string(), z.array(budget)).default({}), reported: z.array(reported).default([]) }).strict();
 
 export type Budget = z.infer<typeof budget>;
+type Reported = z.infer<typeof reported>;
 export type BudgetFile = z.infer<typeof fileSchema>;
 
 export interface BudgetOutcome {
   name: string;
-  kind: 'relative' | 'absolute';
+  /** 'reported': a comparison shown beside the budgets, with no limit (status 'reported' or 'skipped'). */
+  kind: 'relative' | 'absolute' | 'reported';
   /** The measured value; with several rounds, the median of the rounds' values, or the pooled value (see `pooled`). */
   value: number | undefined;
   limit: string;
-  status: 'pass' | 'fail' | 'skipped';
+  status: 'pass' | 'fail' | 'skipped' | 'reported';
   /** Each round's value (only when the run had more than one round). */
   rounds?: number[];
   /** The value is computed from the rounds' requests pooled (latency budgets), not the median of `rounds`. */
@@ -57,26 +65,27 @@ export function evaluateBudgets(file: BudgetFile, hardware: string | undefined, 
 export function evaluateBudgetsOverRounds(file: BudgetFile, hardware: string | undefined, lookups: readonly Lookup[], pooledLookup?: Lookup): BudgetOutcome[] {
   const absolute = hardware ? file.absolute[hardware] : undefined;
   if (hardware && !absolute) throw new Error(`bench/budgets.yaml has no absolute budgets for hardware profile "${hardware}"`);
-  const judge = (b: Budget, kind: BudgetOutcome['kind']): BudgetOutcome => {
+  const judge = (b: Budget | Reported, kind: BudgetOutcome['kind']): BudgetOutcome => {
     const values = lookups.map((lookup) => measure(b, lookup)).filter((v): v is number => v !== undefined);
     const pooledValue = lookups.length > 1 && pooledLookup && refs(b).every((r) => (LATENCY_FIELDS as readonly string[]).includes(r.slice(r.lastIndexOf('.') + 1))) ? measure(b, pooledLookup) : undefined;
     const outcome = verdict(b, kind, pooledValue ?? median(values));
     if (lookups.length === 1 || values.length === 0) return outcome;
     return { ...outcome, rounds: values.map(round3), ...(pooledValue === undefined ? {} : { pooled: true }) };
   };
-  return [...file.relative.map((b) => judge(b, 'relative')), ...(absolute ?? []).map((b) => judge(b, 'absolute'))];
+  return [...file.relative.map((b) => judge(b, 'relative')), ...(absolute ?? []).map((b) => judge(b, 'absolute')), ...file.reported.map((b) => judge(b, 'reported'))];
 }
 
-const refs = (b: Budget): string[] => (b.value ? [b.value] : [...(b.ratio ?? b.difference)!]);
+const refs = (b: Budget | Reported): string[] => (b.value ? [b.value] : [...(b.ratio ?? b.difference)!]);
 
-function measure(b: Budget, lookup: Lookup): number | undefined {
+function measure(b: Budget | Reported, lookup: Lookup): number | undefined {
   if (b.value) return lookup(b.value);
   const [x, y] = (b.ratio ?? b.difference)!.map(lookup);
   if (x === undefined || y === undefined) return undefined;
   return b.ratio ? (y === 0 ? undefined : x / y) : x - y;
 }
 
-function verdict(b: Budget, kind: BudgetOutcome['kind'], value: number | undefined): BudgetOutcome {
+function verdict(b: Budget | Reported, kind: BudgetOutcome['kind'], value: number | undefined): BudgetOutcome {
+  if (!('min' in b || 'max' in b)) return { name: b.name, kind, value: value === undefined ? undefined : round3(value), limit: '–', status: value === undefined ? 'skipped' : 'reported' };
   const limit = [b.min !== undefined ? `>= ${b.min}` : '', b.max !== undefined ? `<= ${b.max}` : ''].filter(Boolean).join(' and ');
   if (value === undefined) return { name: b.name, kind, value, limit, status: 'skipped' };
   const ok = (b.min === undefined || value >= b.min) && (b.max === undefined || value <= b.max);

@@ -28,6 +28,11 @@ export interface LoadResult extends LatencySummary {
   requests: number;
   errors: number;
   errorSamples: string[];
+  /**
+   * Requests the server answered during the load when more than `requests` (those measured): h2load's
+   * open loop also sends a warm-up second it does not measure, and the server's CPU covers it.
+   */
+  answered?: number;
   /** Completed requests per second. */
   rate: number;
   /** A single-use pool ran out before the phase's time was up (the phase is shorter than asked). */

@@ -51,6 +51,7 @@ export async function runH2load(spec: LoadSpec): Promise<LoadResult> {
     const errors = Number(summary[5]) + Number(summary[6]) + Number(summary[7]) + non2xx;
     return {
       requests: measured,
+      ...(lines.length > measured ? { answered: lines.length } : {}),
       errors,
       errorSamples: errors ? [`h2load: ${summary[0]}`] : [],
       rate: Math.round(Number(finished[2])),

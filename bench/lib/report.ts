@@ -8,7 +8,7 @@ export interface PhaseResult extends LoadResult {
   mode: 'open' | 'closed';
   targetRate: number | undefined;
   concurrency: number | undefined;
-  /** Server CPU seconds (user + system) per 1000 completed requests. */
+  /** Server CPU seconds (user + system) per 1000 requests it answered in the phase (an open loop's unmeasured warm-up second included). */
   cpuPer1000: number;
   /** The part of cpuPer1000 spent on the servers' main threads (Node's event loops); absent for a peer not on Node. */
   loopCpuPer1000?: number;

@@ -9,6 +9,10 @@ const file: BudgetFile = {
     { name: 'not run', value: 'check-cold/es256/max.rate', min: 1 },
   ],
   absolute: { box: [{ name: 'abs', value: 'check/example/open-1000.p99', max: 2 }] },
+  reported: [
+    { name: 'shown', ratio: ['check/example/max.rate', 'floor/noop/max.rate'] },
+    { name: 'shown, not run', value: 'check-cold/es256/max.rate' },
+  ],
 };
 
 const measured: Record<string, number> = {
@@ -27,12 +31,17 @@ describe('benchmark budgets', () => {
       ['difference', 'pass', 0.5],
       ['value', 'pass', 180],
       ['not run', 'skipped', undefined],
+      ['shown', 'reported', 0.4],
+      ['shown, not run', 'skipped', undefined],
     ]);
     expect(out[0]!.limit).toBe('>= 0.5');
+    // A reported comparison has no limit and never fails a run.
+    expect(out.find((o) => o.name === 'shown')).toMatchObject({ kind: 'reported', limit: '–' });
   });
 
   it('adds the absolute budgets of the named hardware profile only', () => {
-    expect(evaluateBudgets(file, 'box', (ref) => measured[ref]).at(-1)).toMatchObject({ name: 'abs', kind: 'absolute', status: 'fail', value: 2.5 });
+    expect(evaluateBudgets(file, 'box', (ref) => measured[ref]).find((o) => o.kind === 'absolute')).toMatchObject({ name: 'abs', status: 'fail', value: 2.5 });
+    expect(evaluateBudgets(file, undefined, (ref) => measured[ref]).filter((o) => o.kind === 'absolute')).toEqual([]);
     expect(() => evaluateBudgets(file, 'unknown', (ref) => measured[ref])).toThrow(/no absolute budgets for hardware profile "unknown"/);
   });
 

@@ -43,6 +43,23 @@ describe('bench profiles and phases', () => {
     for (const ref of refs) expect(fullOnly.some((v) => ref.startsWith(v)), ref).toBe(false);
   });
 
+  it('run every phase a committed budget reads in the quick profile (a budget naming no phase would only ever be skipped)', () => {
+    const budgets = loadBudgets(new URL('../../bench/budgets.yaml', import.meta.url).pathname);
+    const quick = new Set(
+      SCENARIOS.flatMap((s) => s.variants.filter((v) => variantRuns(v, PROFILES.quick!)).flatMap((v) => phasesFor(v.phases ?? s.phases, PROFILES.quick!).map((p) => `${s.name}/${v.name}/${p.label}`))),
+    );
+    // A peer that is not installed has no variants; this machine has both (an optional and a dev dependency).
+    expect(SCENARIOS.filter((s) => s.missing?.length).map((s) => s.name)).toEqual([]);
+    const fields = new Set(['rate', 'p50', 'p90', 'p99', 'p999', 'max', 'cpuPer1000', 'loopCpuPer1000', 'peakRssMb', 'errors', 'gcMsPerS', 'majorGcs']);
+    const refs = [...budgets.relative, ...Object.values(budgets.absolute).flat(), ...budgets.reported].flatMap((b) => (b.value ? [b.value] : [...(b.ratio ?? b.difference ?? [])]));
+    expect(budgets.reported.length).toBeGreaterThanOrEqual(3);
+    for (const ref of refs) {
+      const [phase, field] = ref.split('.');
+      expect(quick.has(phase!), ref).toBe(true);
+      expect(fields.has(field!), ref).toBe(true);
+    }
+  });
+
   it('warm a variant whose first phase is max up for longer: its open-loop phases warm the others', () => {
     const quick = PROFILES.quick!;
     expect(warmupFor(phasesFor('max', quick), quick)).toBe(quick.maxWarmupMs);

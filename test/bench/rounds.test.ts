@@ -68,6 +68,7 @@ describe('bench rounds', () => {
         { name: 'never run', value: 'cerbos/default/max.rate', min: 1 },
       ],
       absolute: {},
+      reported: [],
     };
     const rounds: Array<Record<string, number>> = [
       // Round 2 is disturbed: check alone ran slow. The ratios are 0.6, 0.3 and 0.55: median 0.55 passes.
@@ -117,6 +118,7 @@ describe('bench rounds', () => {
         { name: 'mixed', ratio: ['check/example/open-1000.p99', 'check/example/max.rate'], max: 1 },
       ],
       absolute: {},
+      reported: [],
     };
     const rounds: Array<Record<string, number>> = [
       { 'check/example/open-1000.p99': 9, 'floor/noop/open-1000.p99': 2, 'check/example/max.rate': 6000, 'floor/noop/max.rate': 10000 },
