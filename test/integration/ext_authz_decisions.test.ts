@@ -274,4 +274,29 @@ describe('decision cache', () => {
       await other.close();
     }
   });
+  it('never answers a policy reading context.time from a decision cached in an earlier second', async () => {
+    // Allowed until `until` (epoch seconds), denied from then on.
+    const until = Math.floor(Date.now() / 1000) + 2;
+    const dir = tempDir('pc-dcache-time', {
+      'routes.yaml': catchAllRoutes(true),
+      'p.cedar': `@id("until") permit(principal, action, resource) when { context.time < ${until} };`,
+    });
+    const other = await startSidecar({ policies: { dir }, issuers: [{ issuer: idp.issuer, jwks_uri: idp.jwksUri, audiences: ['api'] }] });
+    try {
+      const ask = async () => (await other.client.check(httpCheckRequest('GET', '/x', {}))).httpResponse.case === 'okResponse';
+      const hits = () => metricValue(other.metrics, 'auth_authz_decision_cache_hits_total');
+      const first = Date.now();
+      expect(await ask()).toBe(true);
+      // Within the same second the identical request is a cache hit (the key holds the time it read).
+      const again = await ask();
+      if (Math.floor(Date.now() / 1000) === Math.floor(first / 1000)) expect(await hits()).toBe(1);
+      expect(again).toBe(true);
+      const before = await hits();
+      await new Promise((resolve) => setTimeout(resolve, until * 1000 - Date.now() + 50));
+      expect(await ask()).toBe(false);
+      expect(await hits()).toBe(before); // a new second is a new key: evaluated, not served stale
+    } finally {
+      await other.close();
+    }
+  });
 });
