@@ -198,7 +198,8 @@ export const SCENARIOS: Scenario[] = [
   {
     name: 'cerbos',
     description: 'peer: Cerbos PDP gRPC CheckResources for the same decision (all cores, and GOMAXPROCS=1 like one Node process); skipped when @cerbos/cerbos-linux-x64 is not installed',
-    phases: 'open-1000+max',
+    // check/example's rates in the full profile (the quick one keeps its first rate and max for time).
+    phases: 'rates-in-full',
     variants: cerbosBinary()
       ? [undefined, 1].map((maxProcs) => ({
           name: maxProcs ? '1proc' : 'default',

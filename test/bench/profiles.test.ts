@@ -26,6 +26,8 @@ describe('bench profiles and phases', () => {
     expect(kinds['floor/noop']).toBe('rates');
     expect(kinds['check/example']).toBe('rates');
     for (const name of ['check/uncached', 'check-traced/sample-10pct']) expect(kinds[name], name).toBe('rates-in-full');
+    // The peer runs check's rates in the full profile (the issue: same load generator, same rates).
+    for (const name of ['cerbos/default', 'cerbos/1proc']) expect(kinds[name], name).toBe('rates-in-full');
     // Single-use proofs run on the Node generator, which counts an overflowing open loop as errors: never past 1000/s.
     expect(kinds['check-dpop/es256']).toBe('open-1000+max');
   });
