@@ -10,7 +10,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { evaluateBudgetsOverRounds, loadBudgets } from './lib/budgets.js';
 import { AUTHORIZATION_CHECK_PATH } from '../src/extauthz/service.js';
 import { createCheckClient } from '../src/extauthz/client.js';
@@ -20,7 +20,7 @@ import { runHttpLoad } from './lib/load_http.js';
 import { markdown, svgChart, type BenchReport, type PhaseResult } from './lib/report.js';
 import { medianResults } from './lib/rounds.js';
 import { PROFILES, phasesFor, variantRuns, warmupFor } from './lib/profiles.js';
-import { SCENARIOS } from './scenarios.js';
+import { missingPeerNotes, SCENARIOS } from './scenarios.js';
 
 const args = process.argv.slice(2);
 const option = (name: string) => {
@@ -29,6 +29,8 @@ const option = (name: string) => {
 };
 const options = (name: string) => args.flatMap((a, i) => (a === `--${name}` && args[i + 1] ? [args[i + 1]!] : []));
 
+/** A path given on the command line, from where `npm run bench` was typed (npm runs scripts in the package root). */
+const fromInvocation = (path: string) => resolve(process.env.INIT_CWD ?? process.cwd(), path);
 const profileName = option('profile') ?? 'quick';
 const profile = PROFILES[profileName];
 if (!profile) fatal(`unknown profile "${profileName}" (${Object.keys(PROFILES).join(', ')})`);
@@ -36,11 +38,11 @@ const wanted = options('scenario');
 for (const w of wanted) if (!SCENARIOS.some((s) => s.name === w)) fatal(`unknown scenario "${w}" (${SCENARIOS.map((s) => s.name).join(', ')})`);
 const scenarios = SCENARIOS.filter((s) => wanted.length === 0 || wanted.includes(s.name));
 /** Peers of the chosen scenarios that are not installed: reported, not an error (their budgets show as skipped). */
-const missingPeers = scenarios.flatMap((s) => (s.missing ?? []).map((m) => `${s.name}: peer not measured: ${m}`));
+const missingPeers = missingPeerNotes(scenarios);
 for (const m of missingPeers) process.stderr.write(`bench: ${m}\n`);
 const fullOnly = scenarios.flatMap((s) => s.variants.filter((v) => !variantRuns(v, profile!)).map((v) => `${s.name}/${v.name}`));
-const outDir = option('out') ?? new URL('./results', import.meta.url).pathname;
-const budgetsFile = option('budgets') ?? new URL('./budgets.yaml', import.meta.url).pathname;
+const outDir = fromInvocation(option('out') ?? new URL('./results', import.meta.url).pathname);
+const budgetsFile = fromInvocation(option('budgets') ?? new URL('./budgets.yaml', import.meta.url).pathname);
 const budgets = (() => {
   try {
     return loadBudgets(budgetsFile);

@@ -85,10 +85,11 @@ function measure(b: Budget | Reported, lookup: Lookup): number | undefined {
 }
 
 function verdict(b: Budget | Reported, kind: BudgetOutcome['kind'], value: number | undefined): BudgetOutcome {
-  if (!('min' in b || 'max' in b)) return { name: b.name, kind, value: value === undefined ? undefined : round3(value), limit: '–', status: value === undefined ? 'skipped' : 'reported' };
-  const limit = [b.min !== undefined ? `>= ${b.min}` : '', b.max !== undefined ? `<= ${b.max}` : ''].filter(Boolean).join(' and ');
+  if (kind === 'reported') return { name: b.name, kind, value: value === undefined ? undefined : round3(value), limit: '–', status: value === undefined ? 'skipped' : 'reported' };
+  const { min, max } = b as Budget;
+  const limit = [min !== undefined ? `>= ${min}` : '', max !== undefined ? `<= ${max}` : ''].filter(Boolean).join(' and ');
   if (value === undefined) return { name: b.name, kind, value, limit, status: 'skipped' };
-  const ok = (b.min === undefined || value >= b.min) && (b.max === undefined || value <= b.max);
+  const ok = (min === undefined || value >= min) && (max === undefined || value <= max);
   return { name: b.name, kind, value: round3(value), limit, status: ok ? 'pass' : 'fail' };
 }
 

@@ -6,7 +6,7 @@ const MEDIAN_FIELDS = ['requests', 'rate', 'cpuPer1000', 'peakRssMb'] as const;
 /** Latency fields: pooled over the rounds where every round kept its histogram, else their median. */
 export const LATENCY_FIELDS = ['p50', 'p90', 'p99', 'p999', 'max'] as const;
 /** Fields only some targets report: the median of the rounds that have them. */
-const OPTIONAL_MEDIAN_FIELDS = ['loopCpuPer1000', 'gcMsPerS', 'majorGcs'] as const;
+const OPTIONAL_MEDIAN_FIELDS = ['answered', 'loopCpuPer1000', 'gcMsPerS', 'majorGcs'] as const;
 
 /** The middle value (the mean of the two middle ones for an even count); undefined for none. */
 export function median(values: readonly number[]): number | undefined {

@@ -75,14 +75,14 @@ export async function startPortcullis(configYaml: (dir: string) => string, optio
 
 /** The node-oidc-provider peer (bench/servers/oidc_provider.ts) with client `bench`: `http` is its issuer's host:port. */
 export async function startOidcProviderPeer(clientSecret: string): Promise<Target> {
-  const dir = mkdtempSync(join(tmpdir(), 'pc-bench-'));
-  return launch('oidc-provider', dir, [await compiledServer('oidc_provider')], 'oidc-provider serving', { OIDC_PEER_CLIENT_SECRET: clientSecret });
+  const file = await compiledServer('oidc_provider');
+  return launch('oidc-provider', mkdtempSync(join(tmpdir(), 'pc-bench-')), [file], 'oidc-provider serving', { OIDC_PEER_CLIENT_SECRET: clientSecret });
 }
 
 /** The no-op floor server. */
 export async function startFloor(): Promise<Target> {
-  const dir = mkdtempSync(join(tmpdir(), 'pc-bench-'));
-  return launch('floor', dir, [await compiledServer('floor')], 'floor serving', {});
+  const file = await compiledServer('floor');
+  return launch('floor', mkdtempSync(join(tmpdir(), 'pc-bench-')), [file], 'floor serving', {});
 }
 
 const compiled = new Map<string, Promise<string>>();
@@ -102,11 +102,18 @@ export function compiledServer(name: 'floor' | 'oidc_provider'): Promise<string>
       // Written aside and renamed: bench runs in parallel (the test suite's) never read a half-written file.
       mkdirSync(dirname(outfile), { recursive: true });
       const partial = `${outfile}.${process.pid}.tmp`;
-      writeFileSync(partial, outputFiles[0]!.contents);
-      renameSync(partial, outfile);
+      try {
+        writeFileSync(partial, outputFiles[0]!.contents);
+        renameSync(partial, outfile);
+      } catch (err) {
+        rmSync(partial, { force: true });
+        throw err;
+      }
       return outfile;
     });
     compiled.set(name, file);
+    // A failed build is not kept: the next start tries again.
+    file.catch(() => compiled.delete(name));
   }
   return file;
 }

@@ -9,7 +9,7 @@ import { create, toBinary } from '@bufbuild/protobuf';
 import type { ServiceDefinition, UntypedServiceImplementation, sendUnaryData } from '@grpc/grpc-js';
 import { CheckResponseSchema } from '../../src/gen/envoy/service/auth/v3/external_auth_pb.js';
 import { readCheckRequest } from '../../src/extauthz/check_request_wire.js';
-import { AUTHORIZATION_CHECK_PATH } from '../../src/extauthz/service.js';
+import { AUTHORIZATION_CHECK_PATH } from '../../src/extauthz/paths.js';
 import { rawBytesMethod } from '../../src/grpc/codec.js';
 import { startGrpcServer } from '../../src/grpc/server.js';
 

@@ -8,8 +8,9 @@ import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { readCheckRequest } from './check_request_wire.js';
 import { encodeCheckResponse } from './check_response_wire.js';
+import { AUTHORIZATION_CHECK_PATH } from './paths.js';
 
-export const AUTHORIZATION_CHECK_PATH = '/envoy.service.auth.v3.Authorization/Check';
+export { AUTHORIZATION_CHECK_PATH } from './paths.js';
 
 export interface ExtAuthzServiceOptions {
   decide: Decider;

@@ -10,6 +10,9 @@ describe('bench targets', () => {
     expect(file).toMatch(/bench\/\.build\/floor\.mjs$/);
     const source = readFileSync(file, 'utf8');
     expect(source).toContain('function readCheckRequest(');
+    // Only what a bare ext_authz server needs: protobuf and grpc-js, none of Portcullis' engine, tokens or telemetry.
+    const packages = [...new Set([...source.matchAll(/^import .* from "([^"]+)";$/gm)].map((m) => m[1]!.split('/').slice(0, m[1]!.startsWith('@') ? 2 : 1).join('/')))].sort();
+    expect(packages).toEqual(['@bufbuild/protobuf', '@grpc/grpc-js']);
     const target = await startFloor();
     const client = createCheckClient(target.address);
     try {

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CheckResponse } from '../../src/gen/envoy/service/auth/v3/external_auth_pb.js';
 import { httpCheckRequest } from '../../src/extauthz/client.js';
+import { createManualClock } from '../../src/lib/clock.js';
 import { makeKey, signToken, startJwksServer, type JwksServer, type SigningKey } from '../helpers/jwks_server.js';
 import { metricValue, startSidecar, type Sidecar } from '../helpers/sidecar.js';
 import { catchAllRoutes, tempDir } from '../helpers/temp_dir.js';
@@ -275,26 +276,26 @@ describe('decision cache', () => {
     }
   });
   it('never answers a policy reading context.time from a decision cached in an earlier second', async () => {
-    // Allowed until `until` (epoch seconds), denied from then on.
-    const until = Math.floor(Date.now() / 1000) + 2;
+    // The sidecar's clock is moved by hand: allowed until `until` (epoch seconds), denied from then on.
+    const clock = createManualClock(Date.now());
+    const until = Math.floor(clock.now() / 1000) + 2;
     const dir = tempDir('pc-dcache-time', {
       'routes.yaml': catchAllRoutes(true),
       'p.cedar': `@id("until") permit(principal, action, resource) when { context.time < ${until} };`,
     });
-    const other = await startSidecar({ policies: { dir }, issuers: [{ issuer: idp.issuer, jwks_uri: idp.jwksUri, audiences: ['api'] }] });
+    const other = await startSidecar({ policies: { dir }, issuers: [{ issuer: idp.issuer, jwks_uri: idp.jwksUri, audiences: ['api'] }] }, clock);
     try {
       const ask = async () => (await other.client.check(httpCheckRequest('GET', '/x', {}))).httpResponse.case === 'okResponse';
       const hits = () => metricValue(other.metrics, 'auth_authz_decision_cache_hits_total');
-      const first = Date.now();
       expect(await ask()).toBe(true);
-      // Within the same second the identical request is a cache hit (the key holds the time it read).
-      const again = await ask();
-      if (Math.floor(Date.now() / 1000) === Math.floor(first / 1000)) expect(await hits()).toBe(1);
-      expect(again).toBe(true);
-      const before = await hits();
-      await new Promise((resolve) => setTimeout(resolve, until * 1000 - Date.now() + 50));
-      expect(await ask()).toBe(false);
-      expect(await hits()).toBe(before); // a new second is a new key: evaluated, not served stale
+      expect(await ask()).toBe(true);
+      expect(await hits()).toBe(1); // the same second: the same key (it holds the time the slice read)
+      clock.set(until * 1000 - 1);
+      expect(await ask()).toBe(true);
+      expect(await hits()).toBe(1); // a later second is a new key, evaluated again
+      clock.set(until * 1000);
+      expect(await ask()).toBe(false); // not the allow cached a second earlier
+      expect(await hits()).toBe(1);
     } finally {
       await other.close();
     }
