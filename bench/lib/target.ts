@@ -90,9 +90,8 @@ const compiled = new Map<string, Promise<string>>();
 /**
  * bench/servers/<name>.ts as one JavaScript file that plain `node` runs (built once per bench run into
  * bench/.build/, beside node_modules so its packages resolve). Run through tsx instead, a server would
- * carry tsx's module-hooks thread and its own V8 isolate: ~40 MB more RSS at idle for the floor
- * (125 against 83 MB), counted in the peak RSS it is compared by, and CPU that Portcullis, run from
- * dist/, does not spend.
+ * carry tsx's module-hooks thread and its own V8 isolate: ~40 MB more RSS at idle, counted in the peak
+ * RSS it is compared by, and CPU that Portcullis, run from dist/, does not spend.
  */
 export function compiledServer(name: 'floor' | 'oidc_provider'): Promise<string> {
   let file = compiled.get(name);
