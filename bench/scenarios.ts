@@ -15,6 +15,8 @@ import { TOKEN_SCENARIOS } from './token_scenarios.js';
 import { CERBOS_CHECK_PATH, cerbosBinary, cerbosCheckResourcesBytes, startCerbos, verifyCerbosAllows } from './peers/cerbos.js';
 
 const EXAMPLE_POLICIES = new URL('../policies', import.meta.url).pathname;
+/** The Cerbos peer's binary when installed (an optional dependency). */
+const CERBOS = cerbosBinary();
 
 /**
  * Which phases a variant runs: the profile's open-loop rates and max; its first rate and max; max only;
@@ -205,7 +207,7 @@ export const SCENARIOS: Scenario[] = [
     description: 'peer: Cerbos PDP gRPC CheckResources for the same decision (all cores, and GOMAXPROCS=1 like one Node process); skipped when @cerbos/cerbos-linux-x64 is not installed',
     // check/example's rates in the full profile (the quick one keeps its first rate and max for time).
     phases: 'rates-in-full',
-    variants: cerbosBinary()
+    variants: CERBOS
       ? [undefined, 1].map((maxProcs) => ({
           name: maxProcs ? '1proc' : 'default',
           // One process against one process: informative, and what no budget reads (the budget is against Cerbos on every core).
@@ -217,7 +219,7 @@ export const SCENARIOS: Scenario[] = [
           },
         }))
       : [],
-    ...(cerbosBinary() ? {} : { missing: [`Cerbos: the PDP binary is not installed (npm optional dependency @cerbos/cerbos-linux-x64, Linux x64 only)`] }),
+    ...(CERBOS ? {} : { missing: [`Cerbos: the PDP binary is not installed (npm optional dependency @cerbos/cerbos-linux-x64, Linux x64 only)`] }),
   },
   {
     name: 'app-batch',

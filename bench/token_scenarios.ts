@@ -62,6 +62,9 @@ function installed(name: string): boolean {
   }
 }
 
+/** The node-oidc-provider peer is installed (a dev dependency). */
+const OIDC_PROVIDER = installed('oidc-provider');
+
 export const TOKEN_SCENARIOS: Scenario[] = [
   {
     name: 'token-client-credentials',
@@ -79,7 +82,7 @@ export const TOKEN_SCENARIOS: Scenario[] = [
         },
       },
       // Peer: node-oidc-provider (dev dependency), the same grant issuing ES256 JWT access tokens.
-      ...(installed('oidc-provider')
+      ...(OIDC_PROVIDER
         ? [
             {
               name: 'oidc-provider',
@@ -97,7 +100,7 @@ export const TOKEN_SCENARIOS: Scenario[] = [
           ]
         : []),
     ],
-    ...(installed('oidc-provider') ? {} : { missing: ['node-oidc-provider: npm package oidc-provider (a dev dependency) is not installed'] }),
+    ...(OIDC_PROVIDER ? {} : { missing: ['node-oidc-provider: npm package oidc-provider (a dev dependency) is not installed'] }),
   },
   {
     name: 'token-refresh',

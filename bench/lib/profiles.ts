@@ -24,7 +24,7 @@ export interface Profile {
 
 export const PROFILES: Record<string, Profile> = {
   smoke: { name: 'smoke', warmupMs: 300, maxWarmupMs: 300, phaseMs: 700, rates: [200], maxConcurrency: 4, sweepAll: false, everyVariant: true },
-  // ~2.5 minutes a round on a 2-core machine: 2 s phases (an open-loop phase adds h2load's warm-up second).
+  // ~2.3 minutes a round on a 2-core machine: 2 s phases (an open-loop phase adds h2load's warm-up second).
   quick: { name: 'quick', warmupMs: 500, maxWarmupMs: 2000, phaseMs: 2000, rates: [1000, 2500, 5000], maxConcurrency: 32, sweepAll: false, everyVariant: false },
   full: { name: 'full', warmupMs: 5000, maxWarmupMs: 5000, phaseMs: 15000, rates: [1000, 2500, 5000], maxConcurrency: 32, sweepAll: true, everyVariant: true },
 };
